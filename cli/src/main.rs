@@ -1,0 +1,82 @@
+//! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
+
+mod topics;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kafka_ingest::{Client, ClientBuilder};
+
+#[derive(Parser)]
+#[command(name = "kafka-ingest", version, about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas")]
+struct Cli {
+    /// Bootstrap servers, comma-separated host:port.
+    #[arg(long, short = 'b', global = true, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Java-style .properties file with client settings.
+    #[arg(long, global = true)]
+    config_file: Option<std::path::PathBuf>,
+    /// Extra client property, KEY=VALUE (repeatable).
+    #[arg(long = "set", short = 'X', global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, delete, list and describe topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCmd),
+}
+
+/// Client settings shared by every subcommand.
+pub(crate) struct Global {
+    bootstrap: String,
+    config_file: Option<std::path::PathBuf>,
+    set: Vec<String>,
+}
+
+impl Global {
+    /// A builder with the file first, then `--bootstrap`, then `-X` overrides.
+    pub(crate) fn builder(&self) -> ClientBuilder {
+        let mut b = Client::builder();
+        if let Some(f) = &self.config_file {
+            b = b.properties_file(f);
+        }
+        b = b.bootstrap(&self.bootstrap);
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            b = b.set(k, v);
+        }
+        b
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAFKA_INGEST_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let global = Global { bootstrap: cli.bootstrap, config_file: cli.config_file, set: cli.set };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Topics(cmd) => topics::run(&global, cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! [`Client`] and its builder.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::admin::Admin;
+use crate::config::{load_properties, ClientConfig};
+use crate::engine::{Cluster, ClusterConfig, ConnConfig};
+use crate::error::{Error, Result};
+
+/// A connection to a Kafka cluster. Cheap to clone; clones share brokers'
+/// connections and the metadata cache.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) cluster: Arc<Cluster>,
+    config: Arc<ClientConfig>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("bootstrap", &self.config.bootstrap_servers).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts a builder with default settings.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connects with a ready config (validated first).
+    pub async fn connect(config: ClientConfig) -> Result<Client> {
+        config.validate()?;
+        let cluster = Cluster::new(cluster_config(&config));
+        let client = Client { cluster, config: Arc::new(config) };
+        // Fail fast on an unreachable or non-Kafka bootstrap.
+        client.admin().describe_cluster().await?;
+        Ok(client)
+    }
+
+    /// The admin API on this client's connections.
+    pub fn admin(&self) -> Admin {
+        Admin { cluster: self.cluster.clone() }
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Closes every broker connection; pending requests fail with a
+    /// connection error.
+    pub fn close(&self) {
+        self.cluster.close();
+    }
+}
+
+pub(crate) fn cluster_config(c: &ClientConfig) -> ClusterConfig {
+    ClusterConfig {
+        bootstrap: c.bootstrap_servers.clone(),
+        conn: Arc::new(ConnConfig {
+            client_id: c.client_id.clone(),
+            request_timeout: c.request_timeout,
+            connect_timeout: c.connection_setup_timeout,
+            max_response_size: c.receive_message_max_bytes,
+        }),
+        metadata_max_age: c.metadata_max_age,
+        reconnect_backoff: c.reconnect_backoff,
+        reconnect_backoff_max: c.reconnect_backoff_max,
+        retry_backoff: c.retry_backoff,
+        retry_backoff_max: c.retry_backoff_max,
+        api_timeout: c.default_api_timeout,
+    }
+}
+
+/// Builds a [`Client`]. Setters never fail; the first error is kept and
+/// returned by [`build`](Self::build).
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    config: ClientConfig,
+    error: Option<Error>,
+}
+
+impl ClientBuilder {
+    fn keep(mut self, r: Result<()>) -> Self {
+        if let (Err(e), None) = (r, &self.error) {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// `bootstrap.servers`, comma-separated `host:port`.
+    pub fn bootstrap(self, servers: &str) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// `client.id`.
+    pub fn client_id(self, id: &str) -> Self {
+        self.set("client.id", id)
+    }
+
+    /// `request.timeout.ms`.
+    pub fn request_timeout(mut self, d: std::time::Duration) -> Self {
+        self.config.request_timeout = d;
+        self
+    }
+
+    /// `default.api.timeout.ms`.
+    pub fn api_timeout(mut self, d: std::time::Duration) -> Self {
+        self.config.default_api_timeout = d;
+        self
+    }
+
+    /// Sets one property by its Java name.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        let r = self.config.set(key, value);
+        self.keep(r)
+    }
+
+    /// Sets many properties.
+    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (k, v) in props {
+            self = self.set(k.as_ref(), v.as_ref());
+        }
+        self
+    }
+
+    /// Loads a Java `.properties` file.
+    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
+        match load_properties(path) {
+            Ok(p) => self.properties(p),
+            Err(e) => self.keep(Err(e)),
+        }
+    }
+
+    /// Validates and connects.
+    pub async fn build(self) -> Result<Client> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Client::connect(self.config).await
+    }
+}

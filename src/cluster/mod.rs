@@ -1,0 +1,252 @@
+//! Cluster view: metadata cache, broker pool and request routing.
+//!
+//! Depends on: conn.
+
+mod error;
+mod metadata;
+mod pool;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub(crate) use crate::conn::{api_name, codes, msg, versions, ConnConfig, ConnError, Connection, ErrorCode};
+pub(crate) use error::ClusterError;
+pub(crate) use metadata::{Metadata, TopicMeta};
+use pool::Pool;
+
+/// Settings of the cluster layer, derived from the client config.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterConfig {
+    pub bootstrap: Vec<String>,
+    pub conn: Arc<ConnConfig>,
+    pub metadata_max_age: Duration,
+    pub reconnect_backoff: Duration,
+    pub reconnect_backoff_max: Duration,
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    /// Overall budget of one API call (`default.api.timeout.ms`).
+    pub api_timeout: Duration,
+}
+
+/// Which topics a metadata request asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Topics<'a> {
+    All,
+    Some(&'a [String]),
+}
+
+pub(crate) struct Cluster {
+    cfg: ClusterConfig,
+    pool: Pool,
+    meta: RwLock<Arc<Metadata>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Cluster {
+    pub(crate) fn new(cfg: ClusterConfig) -> Arc<Cluster> {
+        let pool = Pool::new(cfg.conn.clone(), cfg.reconnect_backoff, cfg.reconnect_backoff_max);
+        Arc::new(Cluster { cfg, pool, meta: RwLock::new(Arc::new(Metadata::default())), refresh: Default::default() })
+    }
+
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.cfg
+    }
+
+    /// The current snapshot, however old.
+    pub(crate) fn cached(&self) -> Arc<Metadata> {
+        self.meta.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn store(&self, m: Metadata) -> Arc<Metadata> {
+        let m = Arc::new(m);
+        *self.meta.write().unwrap_or_else(|p| p.into_inner()) = m.clone();
+        m
+    }
+
+    /// Marks the cache stale so the next lookup refreshes (after NOT_LEADER etc.).
+    pub(crate) fn invalidate(&self) {
+        let mut m = (*self.cached()).clone();
+        m.fetched = Metadata::default().fetched;
+        self.store(m);
+    }
+
+    /// Fetches metadata from any reachable broker and merges it into the cache.
+    pub(crate) async fn refresh(&self, topics: Topics<'_>) -> Result<Arc<Metadata>, ClusterError> {
+        let requested = Instant::now();
+        let _one_at_a_time = self.refresh.lock().await;
+        let cached = self.cached();
+        // Someone refreshed while we waited for the lock.
+        if cached.fetched >= requested && covers(&cached, topics) {
+            return Ok(cached);
+        }
+        let span = tracing::debug_span!("metadata_refresh");
+        let _e = span.enter();
+        let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(match topics {
+            Topics::All => None,
+            Topics::Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| msg::MetadataRequestTopic::default().with_name(Some(msg::TopicName(msg::StrBytes::from_string(n.clone())))))
+                    .collect(),
+            ),
+        });
+        drop(_e);
+        let mut tried = Vec::new();
+        let mut last = None;
+        for addr in self.candidates(&cached) {
+            let conn = match self.pool.get(&addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tried.push(e.to_string());
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match conn.send(&req, versions::METADATA).await {
+                Ok((resp, _)) => {
+                    let merged = cached.merge(resp, matches!(topics, Topics::All));
+                    tracing::debug!(brokers = merged.brokers.len(), topics = merged.topics.len(), "metadata refreshed");
+                    return Ok(self.store(merged));
+                }
+                Err(e) => {
+                    tried.push(e.to_string());
+                    last = Some(e);
+                }
+            }
+        }
+        Err(ClusterError::NoBrokerAvailable { tried, last })
+    }
+
+    /// Known brokers first (those already connected lead), then bootstrap.
+    fn candidates(&self, m: &Metadata) -> Vec<String> {
+        let mut known: Vec<String> = m.brokers.values().map(|b| b.addr()).collect();
+        fastrand::shuffle(&mut known);
+        known.sort_by_key(|a| !self.pool.is_connected(a));
+        for b in &self.cfg.bootstrap {
+            if !known.contains(b) {
+                known.push(b.clone());
+            }
+        }
+        known
+    }
+
+    /// Metadata no older than `metadata.max.age.ms` that knows `topics`.
+    pub(crate) async fn metadata(&self, topics: Topics<'_>) -> Result<Arc<Metadata>, ClusterError> {
+        let m = self.cached();
+        if m.fetched.elapsed() < self.cfg.metadata_max_age && covers(&m, topics) {
+            return Ok(m);
+        }
+        self.refresh(topics).await
+    }
+
+    /// Connection to broker `id`.
+    pub(crate) async fn broker(&self, id: i32) -> Result<Connection, ClusterError> {
+        let mut m = self.cached();
+        if !m.brokers.contains_key(&id) {
+            m = self.refresh(Topics::Some(&[])).await?;
+        }
+        let b = m.brokers.get(&id).ok_or(ClusterError::UnknownBroker(id))?;
+        Ok(self.pool.get(&b.addr()).await?)
+    }
+
+    /// Connection to any live broker (the least effort one: already connected).
+    pub(crate) async fn any_broker(&self) -> Result<Connection, ClusterError> {
+        let m = self.cached();
+        let mut tried = Vec::new();
+        let mut last = None;
+        for addr in self.candidates(&m) {
+            match self.pool.get(&addr).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tried.push(e.to_string());
+                    last = Some(e);
+                }
+            }
+        }
+        Err(ClusterError::NoBrokerAvailable { tried, last })
+    }
+
+    /// The controller (KRaft brokers forward admin requests to it).
+    pub(crate) async fn controller(&self) -> Result<Connection, ClusterError> {
+        let m = self.metadata(Topics::Some(&[])).await?;
+        match m.controller_id {
+            id if id >= 0 => self.broker(id).await,
+            _ => self.any_broker().await,
+        }
+    }
+
+    /// Leader of a partition and a connection to it.
+    pub(crate) async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Connection), ClusterError> {
+        let names = [topic.to_owned()];
+        let m = self.metadata(Topics::Some(&names)).await?;
+        let leader = leader_of(&m, topic, partition)?;
+        Ok((leader, self.broker(leader).await?))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or `default.api.timeout.ms`
+    /// passes; retriable failures back off and refresh metadata.
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClusterError>>,
+    {
+        let deadline = Instant::now() + self.cfg.api_timeout;
+        let mut backoff = crate::backoff::Backoff::new(self.cfg.retry_backoff, self.cfg.retry_backoff_max);
+        let mut last: Option<ClusterError> = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(remaining, op()).await;
+            let err = match attempt {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if e.is_retriable() => e,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(ClusterError::Timeout {
+                        what: what.to_owned(),
+                        after: self.cfg.api_timeout,
+                        last: last.map(Box::new),
+                    })
+                }
+            };
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                tracing::debug!(what, error = %err, "giving up at deadline");
+                return Err(err);
+            }
+            tracing::debug!(what, error = %err, attempt = backoff.attempts(), "retrying");
+            last = Some(err);
+            self.invalidate();
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.pool.close_all();
+    }
+
+    pub(crate) fn conn_config(&self) -> &ConnConfig {
+        self.pool.conn_config()
+    }
+}
+
+fn covers(m: &Metadata, topics: Topics<'_>) -> bool {
+    match topics {
+        Topics::All => !m.brokers.is_empty(),
+        Topics::Some(names) => !m.brokers.is_empty() && names.iter().all(|n| m.topics.contains_key(n)),
+    }
+}
+
+/// Leader id of a partition in a snapshot, or why there is none.
+pub(crate) fn leader_of(m: &Metadata, topic: &str, partition: i32) -> Result<i32, ClusterError> {
+    let t = m.topics.get(topic).ok_or_else(|| ClusterError::UnknownTopic(topic.to_owned()))?;
+    if let Some(code) = t.error {
+        return Err(ClusterError::broker(format!("metadata for topic `{topic}`"), code, None));
+    }
+    let p = m
+        .partition(topic, partition)
+        .ok_or_else(|| ClusterError::UnknownPartition { topic: topic.to_owned(), partition })?;
+    if p.leader < 0 {
+        return Err(ClusterError::LeaderNotAvailable { topic: topic.to_owned(), partition });
+    }
+    Ok(p.leader)
+}

@@ -1,0 +1,1 @@
+//! Record batch encode/decode (filled in by the producer and consumer engines).

@@ -1,0 +1,58 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{CodecError, ErrorCode};
+
+/// Connection-layer failures. Clone, so one failure reaches every waiter.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ConnError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: Arc<std::io::Error> },
+    #[error("connecting to {addr} timed out after {after:?}")]
+    ConnectTimeout { addr: String, after: Duration },
+    #[error("{api} request to {addr} timed out after {after:?}")]
+    RequestTimeout { addr: String, api: &'static str, after: Duration },
+    #[error("connection to {addr} failed: {source}")]
+    Io { addr: String, source: Arc<std::io::Error> },
+    #[error("connection to {addr} was closed")]
+    Closed { addr: String },
+    #[error("{addr} sent a {size}-byte response; the limit (receive.message.max.bytes) is {max}")]
+    FrameTooLarge { addr: String, size: i64, max: usize },
+    #[error("{addr} sent a response with unknown correlation id {id}")]
+    UnknownCorrelation { addr: String, id: i32 },
+    #[error("protocol error talking to {addr}: {source}")]
+    Codec { addr: String, source: CodecError },
+    #[error("{addr} supports {api} versions {broker:?}, the client needs {min}..={max}")]
+    UnsupportedVersion { addr: String, api: &'static str, broker: Option<(i16, i16)>, min: i16, max: i16 },
+    #[error("{addr} refused ApiVersions: {code}")]
+    Handshake { addr: String, code: ErrorCode },
+}
+
+impl ConnError {
+    /// Whether the peer sent bytes that are not Kafka protocol.
+    pub(crate) fn is_protocol(&self) -> bool {
+        matches!(self, ConnError::FrameTooLarge { .. } | ConnError::UnknownCorrelation { .. } | ConnError::Codec { .. })
+    }
+
+    /// The broker address the error concerns.
+    pub(crate) fn addr(&self) -> &str {
+        match self {
+            ConnError::Connect { addr, .. }
+            | ConnError::ConnectTimeout { addr, .. }
+            | ConnError::RequestTimeout { addr, .. }
+            | ConnError::Io { addr, .. }
+            | ConnError::Closed { addr }
+            | ConnError::FrameTooLarge { addr, .. }
+            | ConnError::UnknownCorrelation { addr, .. }
+            | ConnError::Codec { addr, .. }
+            | ConnError::UnsupportedVersion { addr, .. }
+            | ConnError::Handshake { addr, .. } => addr,
+        }
+    }
+
+    /// Whether trying again (on a new connection) may succeed.
+    pub(crate) fn is_retriable(&self) -> bool {
+        !matches!(self, ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. })
+    }
+}

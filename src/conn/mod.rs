@@ -1,0 +1,313 @@
+//! One broker connection: framing, correlation ids, pipelining, timeouts.
+//!
+//! Depends on: codec.
+//!
+//! A [`Connection`] is a cheap handle. Behind it a writer task owns the socket's
+//! write half and a reader task owns the read half; requests are matched to
+//! responses through a correlation map. Any IO or framing failure poisons the
+//! connection: every pending request fails with the same typed error and the
+//! handle refuses new work, so the pool above reconnects.
+
+mod error;
+mod task;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::codec::{self, ApiVersionRange, Request};
+pub(crate) use crate::codec::{api_name, codes, msg, versions, ErrorCode, Versions};
+pub(crate) use error::ConnError;
+
+/// Settings a connection needs; built once by the client config.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnConfig {
+    pub client_id: String,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Largest response frame accepted (`receive.message.max.bytes`).
+    pub max_response_size: usize,
+}
+
+type Reply = oneshot::Sender<Result<Bytes, ConnError>>;
+
+struct State {
+    pending: HashMap<i32, Reply>,
+    poisoned: Option<ConnError>,
+}
+
+struct Outgoing {
+    frame: Bytes,
+    written: Option<oneshot::Sender<Result<(), ConnError>>>,
+}
+
+struct Inner {
+    addr: String,
+    cfg: Arc<ConnConfig>,
+    state: Mutex<State>,
+    next_id: AtomicI32,
+    versions: OnceLock<Versions>,
+    tx: mpsc::Sender<Outgoing>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// Handle to one live broker connection.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("addr", &self.inner.addr).finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self.tasks.get_mut().map(|v| v.drain(..)).into_iter().flatten() {
+            t.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Opens a TCP connection and negotiates API versions.
+    pub(crate) async fn connect(addr: &str, cfg: Arc<ConnConfig>) -> Result<Connection, ConnError> {
+        let span = tracing::debug_span!("connect", broker = addr);
+        async {
+            let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| ConnError::ConnectTimeout { addr: addr.to_owned(), after: cfg.connect_timeout })?
+                .map_err(|e| ConnError::Connect { addr: addr.to_owned(), source: Arc::new(e) })?;
+            // Small requests (heartbeats, commits) must not wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            let conn = Connection::from_stream(addr, stream, cfg);
+            conn.handshake().await?;
+            tracing::debug!("connected");
+            Ok(conn)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn from_stream(addr: &str, stream: TcpStream, cfg: Arc<ConnConfig>) -> Connection {
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::channel(64);
+        let inner = Arc::new(Inner {
+            addr: addr.to_owned(),
+            cfg,
+            state: Mutex::new(State { pending: HashMap::new(), poisoned: None }),
+            next_id: AtomicI32::new(1),
+            versions: OnceLock::new(),
+            tx,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let weak = Arc::downgrade(&inner);
+        let r = tokio::spawn(task::read_loop(read, weak.clone(), inner.cfg.max_response_size));
+        let w = tokio::spawn(task::write_loop(write, rx, weak));
+        if let Ok(mut t) = inner.tasks.lock() {
+            t.push(r.abort_handle());
+            t.push(w.abort_handle());
+        }
+        Connection { inner }
+    }
+
+    async fn handshake(&self) -> Result<(), ConnError> {
+        let req = msg::ApiVersionsRequest::default()
+            .with_client_software_name(codec::s("kafka-ingest"))
+            .with_client_software_version(codec::s(env!("CARGO_PKG_VERSION")));
+        let mut version = codec::versions::API_VERSIONS.max;
+        let codec_err = |e| ConnError::Codec { addr: self.inner.addr.clone(), source: e };
+        for _ in 0..2 {
+            let frame = self.roundtrip(&req, version, None).await?;
+            // A broker that does not know our version answers in v0 with
+            // UNSUPPORTED_VERSION; the error code leads the body in every version.
+            if codec::api_versions_error(&frame) == Some(codec::codes::UNSUPPORTED_VERSION) && version > 0 {
+                let v0 = codec::decode_response::<msg::ApiVersionsRequest>(frame, 0).map_err(codec_err)?;
+                let theirs = v0.api_keys.iter().find(|k| k.api_key == codec::versions::API_VERSIONS.key);
+                version = theirs.map_or(0, |k| k.max_version.min(version - 1));
+                continue;
+            }
+            let resp = codec::decode_response::<msg::ApiVersionsRequest>(frame, version).map_err(codec_err)?;
+            if let Some(code) = codec::ErrorCode::check(resp.error_code) {
+                return Err(ConnError::Handshake { addr: self.inner.addr.clone(), code });
+            }
+            let versions = Versions::from_advertised(
+                resp.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)),
+            );
+            let _ = self.inner.versions.set(versions);
+            return Ok(());
+        }
+        Err(ConnError::Handshake {
+            addr: self.inner.addr.clone(),
+            code: codec::ErrorCode(codec::codes::UNSUPPORTED_VERSION),
+        })
+    }
+
+    /// The broker address this connection was opened to.
+    pub(crate) fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// Whether the connection has failed and must be replaced.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.state.lock().map(|s| s.poisoned.is_some()).unwrap_or(true)
+    }
+
+    /// The versions the broker advertised.
+    pub(crate) fn versions(&self) -> Versions {
+        self.inner.versions.get().cloned().unwrap_or_default()
+    }
+
+    /// Highest version of `api` both sides support.
+    pub(crate) fn version(&self, api: ApiVersionRange) -> Result<i16, ConnError> {
+        let versions = self.inner.versions.get();
+        versions.and_then(|v| v.pick(api)).ok_or_else(|| ConnError::UnsupportedVersion {
+            addr: self.inner.addr.clone(),
+            api: codec::api_name(api.key),
+            broker: versions.and_then(|v| v.broker_range(api.key)),
+            min: api.min,
+            max: api.max,
+        })
+    }
+
+    /// Sends `req` at the best common version and waits for its response.
+    pub(crate) async fn send<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<(R::Response, i16), ConnError> {
+        let version = self.version(api)?;
+        Ok((self.send_at(req, version, None).await?, version))
+    }
+
+    /// Like [`send`](Self::send) with extra time on top of `request.timeout.ms`
+    /// (for requests the broker may legitimately hold, such as a long-poll Fetch).
+    pub(crate) async fn send_long<R: Request>(
+        &self,
+        req: &R,
+        api: ApiVersionRange,
+        extra: Duration,
+    ) -> Result<(R::Response, i16), ConnError> {
+        let version = self.version(api)?;
+        Ok((self.send_at(req, version, Some(extra)).await?, version))
+    }
+
+    /// Sends a request the broker will not answer (Produce with acks=0);
+    /// resolves once it is written.
+    pub(crate) async fn send_no_response<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<i16, ConnError> {
+        let version = self.version(api)?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(req, version, id)?;
+        self.check_open()?;
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Outgoing { frame, written: Some(tx) }).await?;
+        match rx.await {
+            Ok(r) => r.map(|_| version),
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
+    async fn send_at<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<R::Response, ConnError> {
+        let frame = self.roundtrip(req, version, extra).await?;
+        codec::decode_response::<R>(frame, version)
+            .map_err(|e| ConnError::Codec { addr: self.inner.addr.clone(), source: e })
+    }
+
+    /// Sends a request and returns the raw response frame (after the size prefix).
+    async fn roundtrip<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<Bytes, ConnError> {
+        let api = codec::api_name(R::KEY);
+        let span = tracing::trace_span!("request", api, version, broker = %self.inner.addr);
+        async {
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let frame = self.encode(req, version, id)?;
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut st = self.inner.state.lock().map_err(|_| self.closed_error())?;
+                if let Some(e) = &st.poisoned {
+                    return Err(e.clone());
+                }
+                st.pending.insert(id, tx);
+            }
+            let result = async {
+                self.enqueue(Outgoing { frame, written: None }).await?;
+                let timeout = self.inner.cfg.request_timeout + extra.unwrap_or_default();
+                match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(self.closed_error()),
+                    Err(_) => {
+                        // The stream is out of step now; Java closes it too.
+                        let e = ConnError::RequestTimeout { addr: self.inner.addr.clone(), api, after: timeout };
+                        self.poison(e.clone());
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            if result.is_err() {
+                if let Ok(mut st) = self.inner.state.lock() {
+                    st.pending.remove(&id);
+                }
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn encode<R: Request>(&self, req: &R, version: i16, id: i32) -> Result<Bytes, ConnError> {
+        codec::encode_request(req, version, id, &self.inner.cfg.client_id)
+            .map_err(|e| ConnError::Codec { addr: self.inner.addr.clone(), source: e })
+    }
+
+    async fn enqueue(&self, out: Outgoing) -> Result<(), ConnError> {
+        self.inner.tx.send(out).await.map_err(|_| self.closed_error())
+    }
+
+    fn check_open(&self) -> Result<(), ConnError> {
+        match self.inner.state.lock() {
+            Ok(st) => st.poisoned.clone().map_or(Ok(()), Err),
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
+    fn closed_error(&self) -> ConnError {
+        self.inner
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.poisoned.clone())
+            .unwrap_or_else(|| ConnError::Closed { addr: self.inner.addr.clone() })
+    }
+
+    /// Fails every pending request with `err` and closes the socket.
+    pub(crate) fn poison(&self, err: ConnError) {
+        poison(&self.inner, err);
+    }
+}
+
+fn poison(inner: &Inner, err: ConnError) {
+    let pending = match inner.state.lock() {
+        Ok(mut st) => {
+            if st.poisoned.is_some() {
+                return;
+            }
+            tracing::debug!(broker = %inner.addr, error = %err, "connection poisoned");
+            st.poisoned = Some(err.clone());
+            std::mem::take(&mut st.pending)
+        }
+        Err(_) => return,
+    };
+    for (_, reply) in pending {
+        let _ = reply.send(Err(err.clone()));
+    }
+    if let Ok(tasks) = inner.tasks.lock() {
+        for t in tasks.iter() {
+            t.abort();
+        }
+    }
+}
+

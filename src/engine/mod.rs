@@ -1,0 +1,8 @@
+//! Engines: the work behind the public API (admin requests now; the producer
+//! accumulator + sinks and the consumer sources + group coordinator next).
+//!
+//! Depends on: cluster.
+
+pub(crate) mod admin;
+
+pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError};

@@ -1,0 +1,10 @@
+//! Integration tests against a real Kafka broker (and registry) started by
+//! `scripts/harness up`; cluster tests need `scripts/harness up --cluster`.
+//! They never skip: an unreachable broker is a failure naming the command.
+
+mod support;
+
+mod admin;
+mod bootstrap;
+mod cluster;
+mod hostile;
