@@ -70,6 +70,7 @@ pub(crate) fn cluster_config(c: &ClientConfig) -> ClusterConfig {
         retry_backoff: c.retry_backoff,
         retry_backoff_max: c.retry_backoff_max,
         api_timeout: c.default_api_timeout,
+        auto_create_topics: false,
     }
 }
 

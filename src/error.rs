@@ -59,6 +59,9 @@ pub enum Error {
     /// The client, producer or consumer was closed.
     #[error("closed")]
     Closed,
+    /// A record larger than `max.request.size` or `buffer.memory`.
+    #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
+    RecordTooLarge { size: usize, max: usize },
     /// Reading a file (config, schema) failed.
     #[error("{path}: {source}")]
     File { path: String, source: std::io::Error },
@@ -144,6 +147,7 @@ impl From<ClusterError> for Error {
                 None => Error::Timeout { operation: what, after },
             },
             ClusterError::Closed => Error::Closed,
+            ClusterError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
         }
     }
 }

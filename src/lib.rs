@@ -12,6 +12,7 @@ mod backoff;
 mod client;
 pub mod config;
 mod error;
+pub mod producer;
 mod types;
 
 pub use admin::Admin;
@@ -20,4 +21,5 @@ pub use client::{Client, ClientBuilder};
 pub use codec::compression::Compression;
 pub use config::ClientConfig;
 pub use error::{Error, ErrorCode, Result, RetryAction};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use types::*;

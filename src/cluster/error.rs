@@ -22,8 +22,10 @@ pub(crate) enum ClusterError {
     Broker { context: String, code: ErrorCode, message: Option<String> },
     #[error("{what} did not complete within {after:?}{}", last.as_deref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
     Timeout { what: String, after: Duration, last: Option<Box<ClusterError>> },
-    #[error("the client is closed")]
+    #[error("closed before the operation completed")]
     Closed,
+    #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
+    RecordTooLarge { size: usize, max: usize },
 }
 
 impl ClusterError {

@@ -26,6 +26,8 @@ pub(crate) struct ClusterConfig {
     pub retry_backoff_max: Duration,
     /// Overall budget of one API call (`default.api.timeout.ms`).
     pub api_timeout: Duration,
+    /// Let metadata requests auto-create topics (producers do, as in Java).
+    pub auto_create_topics: bool,
 }
 
 /// Which topics a metadata request asks for.
@@ -81,7 +83,7 @@ impl Cluster {
         }
         let span = tracing::debug_span!("metadata_refresh");
         let _e = span.enter();
-        let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(match topics {
+        let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(self.cfg.auto_create_topics).with_topics(match topics {
             Topics::All => None,
             Topics::Some(names) => Some(
                 names

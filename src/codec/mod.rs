@@ -22,6 +22,7 @@ pub(crate) mod msg {
         fetch_request::{FetchPartition, FetchTopic},
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
     };
     pub(crate) use kafka_protocol::protocol::StrBytes;
 }

@@ -219,43 +219,40 @@ impl Connection {
 
     /// Sends a request and returns the raw response frame (after the size prefix).
     async fn roundtrip<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<Bytes, ConnError> {
-        let api = codec::api_name(R::KEY);
-        let span = tracing::trace_span!("request", api, version, broker = %self.inner.addr);
-        async {
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let frame = self.encode(req, version, id)?;
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut st = self.inner.state.lock().map_err(|_| self.closed_error())?;
-                if let Some(e) = &st.poisoned {
-                    return Err(e.clone());
-                }
-                st.pending.insert(id, tx);
+        let span = tracing::trace_span!("request", api = codec::api_name(R::KEY), version, broker = %self.inner.addr);
+        async { self.begin_raw(req, version, extra).await?.wait().await }.instrument(span).await
+    }
+
+    /// Queues a request for writing and returns a handle to its response.
+    /// Requests begun one after another by one task reach the broker in that
+    /// order, which idempotent produce relies on.
+    async fn begin_raw<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<Pending, ConnError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(req, version, id)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.inner.state.lock().map_err(|_| self.closed_error())?;
+            if let Some(e) = &st.poisoned {
+                return Err(e.clone());
             }
-            let result = async {
-                self.enqueue(Outgoing { frame, written: None }).await?;
-                let timeout = self.inner.cfg.request_timeout + extra.unwrap_or_default();
-                match tokio::time::timeout(timeout, rx).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err(self.closed_error()),
-                    Err(_) => {
-                        // The stream is out of step now; Java closes it too.
-                        let e = ConnError::RequestTimeout { addr: self.inner.addr.clone(), api, after: timeout };
-                        self.poison(e.clone());
-                        Err(e)
-                    }
-                }
-            }
-            .await;
-            if result.is_err() {
-                if let Ok(mut st) = self.inner.state.lock() {
-                    st.pending.remove(&id);
-                }
-            }
-            result
+            st.pending.insert(id, tx);
         }
-        .instrument(span)
-        .await
+        let pending = Pending {
+            conn: self.clone(),
+            id,
+            rx: Some(rx),
+            api: codec::api_name(R::KEY),
+            timeout: self.inner.cfg.request_timeout + extra.unwrap_or_default(),
+        };
+        self.enqueue(Outgoing { frame, written: None }).await?;
+        Ok(pending)
+    }
+
+    /// Like [`send`](Self::send), split in two: the returned future only waits.
+    pub(crate) async fn begin<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<PendingResponse<R>, ConnError> {
+        let version = self.version(api)?;
+        let pending = self.begin_raw(req, version, None).await?;
+        Ok(PendingResponse { pending, version, _r: std::marker::PhantomData })
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16, id: i32) -> Result<Bytes, ConnError> {
@@ -286,6 +283,59 @@ impl Connection {
     /// Fails every pending request with `err` and closes the socket.
     pub(crate) fn poison(&self, err: ConnError) {
         poison(&self.inner, err);
+    }
+}
+
+/// A request written (or queued to be written) whose response is awaited.
+struct Pending {
+    conn: Connection,
+    id: i32,
+    rx: Option<oneshot::Receiver<Result<Bytes, ConnError>>>,
+    api: &'static str,
+    timeout: Duration,
+}
+
+impl Pending {
+    async fn wait(mut self) -> Result<Bytes, ConnError> {
+        let Some(rx) = self.rx.take() else { return Err(self.conn.closed_error()) };
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(self.conn.closed_error()),
+            Err(_) => {
+                // The stream is out of step now; Java closes it too.
+                let e = ConnError::RequestTimeout { addr: self.conn.inner.addr.clone(), api: self.api, after: self.timeout };
+                self.conn.poison(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Abandoned before the response: forget the id (a late response then
+        // poisons the connection, as an unknown correlation id must).
+        if self.rx.is_some() {
+            if let Ok(mut st) = self.conn.inner.state.lock() {
+                st.pending.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// The typed response of a request begun with [`Connection::begin`].
+pub(crate) struct PendingResponse<R: Request> {
+    pending: Pending,
+    version: i16,
+    _r: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> PendingResponse<R> {
+    pub(crate) async fn response(self) -> Result<(R::Response, i16), ConnError> {
+        let addr = self.pending.conn.inner.addr.clone();
+        let frame = self.pending.wait().await?;
+        let resp = codec::decode_response::<R>(frame, self.version).map_err(|e| ConnError::Codec { addr, source: e })?;
+        Ok((resp, self.version))
     }
 }
 

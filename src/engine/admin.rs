@@ -92,27 +92,42 @@ pub(crate) async fn create_topics(
         .collect())
 }
 
-/// Topic creation is asynchronous in Kafka; wait until metadata shows a
-/// leader for every partition so the topic is usable at once.
+/// Topic creation is asynchronous in Kafka; wait until every broker's
+/// metadata shows a leader for every partition, so the topic is usable at
+/// once whichever broker a later request reaches.
 async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), ClusterError> {
     let deadline = Instant::now() + cluster.config().api_timeout;
-    loop {
-        let m = cluster.refresh(Topics::Some(topics)).await?;
-        let ready = topics.iter().all(|t| {
-            m.topics.get(t).is_some_and(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
-        });
-        if ready {
-            return Ok(());
+    let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(
+        topics.iter().map(|t| msg::MetadataRequestTopic::default().with_name(Some(name(t)))).collect(),
+    ));
+    let brokers: Vec<i32> = cluster.refresh(Topics::Some(topics)).await?.brokers.keys().copied().collect();
+    for id in brokers {
+        loop {
+            let ready = match cluster.broker(id).await {
+                Ok(conn) => match conn.send(&req, versions::METADATA).await {
+                    Ok((resp, _)) => resp.topics.iter().all(|t| {
+                        t.error_code == 0 && !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
+                    }),
+                    Err(_) => false,
+                },
+                // A broker that is down cannot serve stale metadata either.
+                Err(_) => true,
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for leaders of {} on broker {id}", topics.join(", ")),
+                    after: cluster.config().api_timeout,
+                    last: None,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() >= deadline {
-            return Err(ClusterError::Timeout {
-                what: format!("waiting for leaders of {}", topics.join(", ")),
-                after: cluster.config().api_timeout,
-                last: None,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.refresh(Topics::Some(topics)).await?;
+    Ok(())
 }
 
 /// Deletes topics by name; one result per topic.

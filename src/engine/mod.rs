@@ -4,5 +4,7 @@
 //! Depends on: cluster.
 
 pub(crate) mod admin;
+pub(crate) mod producer;
 
-pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError};
+pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics};
+pub(crate) use crate::codec::records::OutRecord;

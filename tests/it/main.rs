@@ -8,3 +8,4 @@ mod admin;
 mod bootstrap;
 mod cluster;
 mod hostile;
+mod producer;

@@ -52,3 +52,46 @@ pub fn harness(args: &[&str]) {
     let status = std::process::Command::new(script).args(args).status().expect("run scripts/harness");
     assert!(status.success(), "scripts/harness {} failed: {status}", args.join(" "));
 }
+
+/// One record as librdkafka read it (bytes as hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub headers: Vec<(String, Option<String>)>,
+    pub timestamp: i64,
+}
+
+/// Reads `count` records of `topic` with librdkafka (tests/peers/dump_topic.py).
+pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = std::process::Command::new(format!("{root}/scripts/peers")).output().expect("scripts/peers");
+    assert!(python.status.success(), "scripts/peers failed: {}", String::from_utf8_lossy(&python.stderr));
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
+    let out = std::process::Command::new(python)
+        .arg(format!("{root}/tests/peers/dump_topic.py"))
+        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--idle", "15"])
+        .output()
+        .expect("run dump_topic.py");
+    assert!(out.status.success(), "dump_topic.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let opt = |x: &serde_json::Value| x.as_str().map(str::to_owned);
+            PeerRecord {
+                partition: v["partition"].as_i64().unwrap_or(-1) as i32,
+                offset: v["offset"].as_i64().unwrap_or(-1),
+                key: opt(&v["key"]),
+                value: opt(&v["value"]),
+                headers: v["headers"]
+                    .as_array()
+                    .map(|a| a.iter().map(|h| (h[0].as_str().unwrap_or("").to_owned(), opt(&h[1]))).collect())
+                    .unwrap_or_default(),
+                timestamp: v["timestamp"].as_i64().unwrap_or(-1),
+            }
+        })
+        .collect()
+}

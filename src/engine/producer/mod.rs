@@ -1,0 +1,450 @@
+//! Producer engine: the accumulator plus a sender task that drains ready
+//! batches into one ProduceRequest per broker (the per-broker sink).
+//!
+//! ```text
+//! send() ──append──▶ Accumulator ◀──drain── sender task ──▶ sink::produce (per broker)
+//!    ▲ waits on buffer memory (backpressure)        │           │
+//!    └───────────── Reply callbacks ◀───────────────┴─ responses┘
+//! ```
+
+pub(crate) mod accumulator;
+mod sink;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::backoff::Backoff;
+use crate::cluster::{codes, msg, versions, Cluster, ClusterError, ErrorCode, Topics};
+use crate::codec::compression::Compression;
+use crate::codec::records::OutRecord;
+use crate::types::TopicPartition;
+use accumulator::{record_size, Accumulator, Batch, Limits};
+pub(crate) use accumulator::{Delivered, Reply};
+
+/// Engine settings derived from the producer config.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    /// -1 (all), 0 or 1.
+    pub acks: i16,
+    pub idempotent: bool,
+    pub linger: Duration,
+    pub batch_size: usize,
+    pub buffer_memory: usize,
+    pub max_in_flight: usize,
+    pub delivery_timeout: Duration,
+    pub retries: u32,
+    pub compression: Compression,
+    pub max_request_size: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ProducerId {
+    id: i64,
+    epoch: i16,
+}
+
+pub(crate) struct ProducerEngine {
+    pub(crate) cluster: Arc<Cluster>,
+    cfg: EngineConfig,
+    acc: Mutex<Accumulator>,
+    memory: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    progress: Notify,
+    flushing: AtomicUsize,
+    closed: AtomicBool,
+    pid: Mutex<Option<ProducerId>>,
+    needs_bump: AtomicBool,
+    broker_in_flight: Mutex<HashMap<i32, usize>>,
+    sinks: Mutex<HashMap<i32, tokio::sync::mpsc::Sender<Vec<Batch>>>>,
+    fatal: Mutex<Option<ClusterError>>,
+}
+
+impl ProducerEngine {
+    pub(crate) fn start(cluster: Arc<Cluster>, cfg: EngineConfig) -> Arc<ProducerEngine> {
+        let limits = Limits {
+            batch_size: cfg.batch_size,
+            linger: cfg.linger,
+            max_in_flight: cfg.max_in_flight,
+            idempotent: cfg.idempotent,
+        };
+        let engine = Arc::new(ProducerEngine {
+            cluster,
+            memory: Arc::new(Semaphore::new(cfg.buffer_memory)),
+            acc: Mutex::new(Accumulator::new(limits)),
+            cfg,
+            wake: Arc::new(Notify::new()),
+            progress: Notify::new(),
+            flushing: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            pid: Mutex::new(None),
+            needs_bump: AtomicBool::new(false),
+            broker_in_flight: Mutex::new(HashMap::new()),
+            sinks: Mutex::new(HashMap::new()),
+            fatal: Mutex::new(None),
+        });
+        tokio::spawn(sender_loop(Arc::downgrade(&engine)));
+        engine
+    }
+
+    pub(crate) fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    fn acc(&self) -> MutexGuard<'_, Accumulator> {
+        self.acc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Partition count of `topic`, waiting for metadata until `deadline`.
+    pub(crate) async fn partitions(&self, topic: &str, deadline: Instant) -> Result<Vec<(i32, bool)>, ClusterError> {
+        let names = [topic.to_owned()];
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(remaining, self.cluster.metadata(Topics::Some(&names))).await;
+            let last = match result {
+                Ok(Ok(m)) => match m.topics.get(topic) {
+                    Some(t) if !t.partitions.is_empty() => {
+                        return Ok(t.partitions.iter().map(|p| (p.partition, p.leader >= 0)).collect())
+                    }
+                    _ => ClusterError::UnknownTopic(topic.to_owned()),
+                },
+                Ok(Err(e)) if e.is_retriable() => e,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => ClusterError::UnknownTopic(topic.to_owned()),
+            };
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for metadata of topic `{topic}` (max.block.ms)"),
+                    after: self.cfg_max_block(deadline),
+                    last: Some(Box::new(last)),
+                });
+            }
+            self.cluster.invalidate();
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn cfg_max_block(&self, deadline: Instant) -> Duration {
+        deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Queues a record; waits for buffer memory until `deadline` (backpressure).
+    pub(crate) async fn append(
+        &self,
+        tp: TopicPartition,
+        record: OutRecord,
+        reply: Reply,
+        deadline: Instant,
+        max_block: Duration,
+    ) -> Result<(), ClusterError> {
+        if let Some(e) = self.fatal_error() {
+            return Err(e);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ClusterError::Closed);
+        }
+        let size = record_size(&record);
+        if size > self.cfg.buffer_memory || size > self.cfg.max_request_size {
+            return Err(ClusterError::RecordTooLarge {
+                size,
+                max: self.cfg.buffer_memory.min(self.cfg.max_request_size),
+            });
+        }
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let permit = match tokio::time::timeout_at(deadline.into(), self.memory.clone().acquire_many_owned(permits)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(ClusterError::Closed),
+            Err(_) => {
+                return Err(ClusterError::Timeout {
+                    what: format!(
+                        "waiting for buffer memory (buffer.memory={} bytes is full; max.block.ms)",
+                        self.cfg.buffer_memory
+                    ),
+                    after: max_block,
+                    last: None,
+                })
+            }
+        };
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ClusterError::Closed);
+        }
+        let mut acc = self.acc();
+        let was_empty = acc.parts.get(&tp).is_none_or(|q| q.batches.is_empty());
+        acc.append(&tp, record, reply, permit, Instant::now());
+        let full = acc.parts.get(&tp).is_some_and(|q| q.batches.len() > 1);
+        drop(acc);
+        // The sender sleeps until the linger deadline; wake it for new or full batches.
+        if was_empty || full {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits until every record appended before this call is finished.
+    pub(crate) async fn flush(&self, deadline: Option<Instant>) -> bool {
+        let mark = self.acc().next_id();
+        self.flushing.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_one();
+        let done = loop {
+            let progressed = self.progress.notified();
+            if !self.acc().has_incomplete_before(mark) {
+                break true;
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d.into(), progressed).await.is_err() {
+                        break !self.acc().has_incomplete_before(mark);
+                    }
+                }
+                None => progressed.await,
+            }
+        };
+        self.flushing.fetch_sub(1, Ordering::AcqRel);
+        done
+    }
+
+    /// Stops accepting records, sends what is buffered until `deadline`, then
+    /// fails the rest. Returns how many records were not delivered.
+    pub(crate) async fn close(&self, deadline: Instant) -> usize {
+        self.closed.store(true, Ordering::Release);
+        self.flush(Some(deadline)).await;
+        let left = self.acc().drain_all();
+        let undelivered: usize = left.iter().map(|b| b.records.len()).sum();
+        for b in left {
+            b.complete(Err(ClusterError::Closed));
+        }
+        self.memory.close();
+        self.wake.notify_one();
+        self.progress.notify_waiters();
+        undelivered
+    }
+
+    fn fatal_error(&self) -> Option<ClusterError> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn producer_id(&self) -> Option<ProducerId> {
+        *self.pid.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn retry_at(&self, attempts: u32) -> Instant {
+        let c = self.cluster.config();
+        let mut b = Backoff::new(c.retry_backoff, c.retry_backoff_max);
+        let mut d = Duration::ZERO;
+        for _ in 0..=attempts.min(16) {
+            d = b.next_delay();
+        }
+        Instant::now() + d
+    }
+
+    /// Finishes a batch for good and wakes flushers.
+    fn finish(&self, batch: Batch, result: Result<(i64, i64), ClusterError>) {
+        self.acc().finish(&batch, result.is_ok());
+        batch.complete(result);
+        self.progress.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// Retries a batch, or fails it when out of retries or time.
+    fn retry_or_fail(&self, batch: Batch, err: ClusterError) {
+        let expired = batch.created.elapsed() >= self.cfg.delivery_timeout;
+        if expired || batch.attempts >= self.cfg.retries || self.closed_and_past_deadline() {
+            if batch.sequence.is_some() {
+                // The broker may have the batch; its sequence is unresolved now.
+                self.needs_bump.store(true, Ordering::Release);
+            }
+            let err = if expired { self.delivery_timeout(&batch, Some(err)) } else { err };
+            return self.finish(batch, Err(err));
+        }
+        let at = self.retry_at(batch.attempts);
+        tracing::debug!(tp = %batch.tp, attempt = batch.attempts + 1, error = %err, "retrying batch");
+        self.acc().requeue(batch, err, at);
+        self.wake.notify_one();
+    }
+
+    fn closed_and_past_deadline(&self) -> bool {
+        false
+    }
+
+    fn delivery_timeout(&self, batch: &Batch, last: Option<ClusterError>) -> ClusterError {
+        ClusterError::Timeout {
+            what: format!("delivering {} record(s) to {} (delivery.timeout.ms)", batch.records.len(), batch.tp),
+            after: self.cfg.delivery_timeout,
+            last: last.or_else(|| batch.last_error.clone()).map(Box::new),
+        }
+    }
+}
+
+async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) {
+    let mut refresh_after = Instant::now();
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if e.closed.load(Ordering::Acquire) && e.acc().is_empty() {
+            return;
+        }
+        if e.cfg.idempotent && !ensure_producer_id(&e).await {
+            let wake = e.wake.clone();
+            drop(e);
+            let _ = tokio::time::timeout(Duration::from_millis(100), wake.notified()).await;
+            continue;
+        }
+        // Expire batches that waited past delivery.timeout.ms.
+        let expired = e.acc().expire(Instant::now(), e.cfg.delivery_timeout);
+        for b in expired {
+            if b.sequence.is_some() {
+                e.needs_bump.store(true, Ordering::Release);
+            }
+            let err = e.delivery_timeout(&b, None);
+            e.acc().finish(&b, false);
+            b.complete(Err(err));
+            e.progress.notify_waiters();
+        }
+        let next_wake = drain(&e, &mut refresh_after);
+        let wake = e.wake.clone();
+        // Don't keep the engine alive while idle: dropping every handle ends the loop.
+        drop(e);
+        let sleep = next_wake.map_or(Duration::from_millis(250), |t| t.saturating_duration_since(Instant::now()));
+        let _ = tokio::time::timeout(sleep.min(Duration::from_millis(250)), wake.notified()).await;
+    }
+}
+
+/// Takes ready batches, groups them by leader and starts one request per
+/// broker with room in flight. Returns when to look again.
+fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant> {
+    let now = Instant::now();
+    let flush_all = e.flushing.load(Ordering::Acquire) > 0 || e.closed.load(Ordering::Acquire);
+    let meta = e.cluster.cached();
+    let pid = e.producer_id().filter(|_| e.cfg.idempotent);
+    let mut acc = e.acc();
+    let (ready, mut wake) = acc.ready(now, flush_all);
+    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    let mut missing_leader = false;
+    for tp in ready {
+        match crate::cluster::leader_of(&meta, &tp.topic, tp.partition) {
+            Ok(l) => by_leader.entry(l).or_default().push(tp),
+            Err(_) => missing_leader = true,
+        }
+    }
+    let mut in_flight = e.broker_in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    let mut requests = Vec::new();
+    for (leader, tps) in by_leader {
+        let n = in_flight.entry(leader).or_default();
+        if *n >= e.cfg.max_in_flight {
+            continue;
+        }
+        let mut batches = Vec::new();
+        let mut size = 0;
+        for tp in tps {
+            if !batches.is_empty() && size >= e.cfg.max_request_size {
+                break;
+            }
+            if let Some(b) = acc.take(&tp, pid.map(|p| (p.id, p.epoch))) {
+                size += b.bytes;
+                batches.push(b);
+            }
+        }
+        if !batches.is_empty() {
+            *n += 1;
+            requests.push((leader, batches));
+        }
+    }
+    drop(in_flight);
+    drop(acc);
+    let mut sinks = e.sinks.lock().unwrap_or_else(|p| p.into_inner());
+    for (leader, batches) in requests {
+        let tx = sinks.entry(leader).or_insert_with(|| sink::spawn(e, leader));
+        // Capacity equals max in flight, which `broker_in_flight` enforces.
+        if let Err(err) = tx.try_send(batches) {
+            let batches = match err {
+                tokio::sync::mpsc::error::TrySendError::Full(b) | tokio::sync::mpsc::error::TrySendError::Closed(b) => b,
+            };
+            sinks.remove(&leader);
+            if let Some(n) = e.broker_in_flight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&leader) {
+                *n = n.saturating_sub(1);
+            }
+            for b in batches {
+                e.retry_or_fail(b, ClusterError::Closed);
+            }
+        }
+    }
+    drop(sinks);
+    if missing_leader {
+        // Leaderless partitions: refresh metadata, at most every retry.backoff.
+        if now >= *refresh_after {
+            *refresh_after = now + e.cluster.config().retry_backoff;
+            let e2 = e.clone();
+            tokio::spawn(async move {
+                let _ = e2.cluster.refresh(Topics::All).await;
+                e2.wake.notify_one();
+            });
+        }
+        let t = *refresh_after;
+        wake = Some(wake.map_or(t, |w| w.min(t)));
+    }
+    wake
+}
+
+/// Gets a producer id (or bumps the epoch) when needed. Returns false if
+/// producing must wait.
+async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
+    let current = e.producer_id();
+    let bump = e.needs_bump.load(Ordering::Acquire);
+    if current.is_some() && !bump {
+        return true;
+    }
+    if bump && e.acc().in_flight() > 0 {
+        return false; // bump only once nothing is in flight
+    }
+    match init_producer_id(e, current.filter(|_| bump)).await {
+        Ok(pid) => {
+            tracing::debug!(producer_id = pid.id, epoch = pid.epoch, "producer id");
+            *e.pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
+            if bump {
+                e.acc().reset_sequences();
+                e.needs_bump.store(false, Ordering::Release);
+            }
+            true
+        }
+        Err(err) if err.is_retriable() => {
+            tracing::debug!(error = %err, "InitProducerId failed; will retry");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "InitProducerId failed for good");
+            *e.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+            let left = e.acc().drain_all();
+            for b in left {
+                b.complete(Err(err.clone()));
+            }
+            e.progress.notify_waiters();
+            false
+        }
+    }
+}
+
+async fn init_producer_id(e: &ProducerEngine, bump: Option<ProducerId>) -> Result<ProducerId, ClusterError> {
+    let conn = e.cluster.any_broker().await?;
+    let version = conn.version(versions::INIT_PRODUCER_ID)?;
+    // KIP-360: v3+ can bump the epoch of an existing id instead of a new id.
+    let (id, epoch) = match bump {
+        Some(p) if version >= 3 => (p.id, p.epoch),
+        _ => (-1, -1),
+    };
+    let req = msg::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(msg::ProducerId(id))
+        .with_producer_epoch(epoch);
+    let (resp, _) = conn.send(&req, versions::INIT_PRODUCER_ID).await?;
+    if let Some(code) = ErrorCode::check(resp.error_code) {
+        return Err(ClusterError::broker("InitProducerId", code, None));
+    }
+    Ok(ProducerId { id: resp.producer_id.0, epoch: resp.producer_epoch })
+}
+
+pub(crate) use codes::needs_metadata_refresh;

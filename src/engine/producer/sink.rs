@@ -1,0 +1,209 @@
+//! One ProduceRequest to one broker and the handling of its response.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+
+use bytes::Bytes;
+
+use super::accumulator::Batch;
+use super::ProducerEngine;
+use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
+use crate::codec::records::{encode_batch, ProducerStamp};
+
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const UNKNOWN_PRODUCER_ID: i16 = 59;
+const PRODUCER_FENCED: i16 = 90;
+
+/// Starts the sink task of one broker. Requests leave in the order they are
+/// queued (sequence order per partition); responses are awaited concurrently.
+pub(super) fn spawn(e: &Arc<ProducerEngine>, leader: i32) -> mpsc::Sender<Vec<Batch>> {
+    let (tx, rx) = mpsc::channel(e.cfg.max_in_flight.max(1));
+    tokio::spawn(run(Arc::downgrade(e), leader, rx));
+    tx
+}
+
+async fn run(engine: Weak<ProducerEngine>, leader: i32, mut rx: mpsc::Receiver<Vec<Batch>>) {
+    while let Some(batches) = rx.recv().await {
+        let Some(e) = engine.upgrade() else { return };
+        let req = match request(&e, &batches) {
+            Ok(r) => r,
+            Err(err) => {
+                done(&e, leader, batches, Err(err));
+                continue;
+            }
+        };
+        let conn = match e.cluster.broker(leader).await {
+            Ok(c) => c,
+            Err(err) => {
+                done(&e, leader, batches, Err(err));
+                continue;
+            }
+        };
+        if e.cfg.acks == 0 {
+            let r = conn.send_no_response(&req, versions::PRODUCE).await.map(|_| None).map_err(ClusterError::from);
+            done(&e, leader, batches, r);
+            continue;
+        }
+        match conn.begin(&req, versions::PRODUCE).await {
+            Ok(pending) => {
+                tokio::spawn(async move {
+                    let r = pending.response().await.map(|(resp, _)| Some(outcomes(resp))).map_err(ClusterError::from);
+                    done(&e, leader, batches, r);
+                });
+            }
+            Err(err) => done(&e, leader, batches, Err(err.into())),
+        }
+    }
+}
+
+/// Settles every batch of one request.
+fn done(e: &ProducerEngine, leader: i32, batches: Vec<Batch>, result: Result<Option<Outcomes>, ClusterError>) {
+    if let Ok(mut m) = e.broker_in_flight.lock() {
+        if let Some(n) = m.get_mut(&leader) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    match result {
+        Err(err) => {
+            // The whole request failed (connection, timeout): every batch retries.
+            if err.is_retriable() {
+                e.cluster.invalidate();
+            }
+            for b in batches {
+                e.retry_or_fail(b, err.clone());
+            }
+        }
+        Ok(None) => {
+            // acks=0: written is all we learn.
+            for b in batches {
+                e.finish(b, Ok((-1, -1)));
+            }
+        }
+        Ok(Some(mut outcomes)) => {
+            for b in batches {
+                let key = (b.tp.topic.clone(), b.tp.partition);
+                match outcomes.remove(&key) {
+                    Some(o) => handle(e, b, o),
+                    None => {
+                        let err = ClusterError::broker(
+                            format!("producing to {}", b.tp),
+                            ErrorCode(-1),
+                            Some("partition missing from the response".into()),
+                        );
+                        e.retry_or_fail(b, err);
+                    }
+                }
+            }
+        }
+    }
+    e.wake.notify_one();
+}
+
+struct Outcome {
+    code: i16,
+    base_offset: i64,
+    log_append_time: i64,
+    message: Option<String>,
+}
+
+type Outcomes = std::collections::HashMap<(String, i32), Outcome>;
+
+fn outcomes(resp: msg::ProduceResponse) -> Outcomes {
+    let mut out = Outcomes::new();
+    for t in resp.responses {
+        for p in t.partition_responses {
+            out.insert(
+                (t.name.0.to_string(), p.index),
+                Outcome {
+                    code: p.error_code,
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                    message: p.error_message.map(|m| m.to_string()),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Encodes the batches (synchronously, so no batch is held across an await).
+fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest, ClusterError> {
+    let mut topics: Vec<msg::TopicProduceData> = Vec::new();
+    for b in batches {
+        let stamp = b.sequence.map_or(ProducerStamp::NONE, |s| ProducerStamp {
+            producer_id: s.producer_id,
+            epoch: s.epoch,
+            base_sequence: s.base_sequence,
+        });
+        let records: Bytes = encode_batch(&b.records, stamp, e.cfg.compression)
+            .map_err(|err| ClusterError::broker(format!("encoding a batch for {}", b.tp), ErrorCode(-1), Some(err.to_string())))?;
+        let part = msg::PartitionProduceData::default().with_index(b.tp.partition).with_records(Some(records));
+        match topics.iter_mut().find(|t| t.name.0.as_str() == b.tp.topic) {
+            Some(t) => t.partition_data.push(part),
+            None => topics.push(
+                msg::TopicProduceData::default()
+                    .with_name(msg::TopicName(msg::StrBytes::from_string(b.tp.topic.clone())))
+                    .with_partition_data(vec![part]),
+            ),
+        }
+    }
+    let timeout = e.cluster.config().conn.request_timeout;
+    Ok(msg::ProduceRequest::default()
+        .with_transactional_id(None)
+        .with_acks(e.cfg.acks)
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics))
+}
+
+fn handle(e: &ProducerEngine, b: Batch, o: Outcome) {
+    let ctx = format!("producing to {}", b.tp);
+    let ctx = move || ctx.clone();
+    match o.code {
+        0 => e.finish(b, Ok((o.base_offset, o.log_append_time))),
+        // An older duplicate the broker no longer has the offset for: delivered.
+        DUPLICATE_SEQUENCE_NUMBER => e.finish(b, Ok((-1, -1))),
+        OUT_OF_ORDER_SEQUENCE_NUMBER => {
+            let next_expected = e
+                .acc()
+                .parts
+                .get(&b.tp)
+                .map(|q| q.last_acked.wrapping_add(1))
+                .unwrap_or(0);
+            let first_unacked = b.sequence.is_some_and(|s| s.base_sequence == next_expected);
+            if first_unacked {
+                // Nothing earlier is outstanding, so the broker lost data or state:
+                // fail this batch and restart sequences under a new epoch.
+                e.needs_bump.store(true, Ordering::Release);
+                let err = ClusterError::broker(ctx(), ErrorCode(o.code), o.message);
+                e.finish(b, Err(err));
+            } else {
+                // An earlier batch failed; resend in order.
+                e.retry_or_fail(b, ClusterError::broker(ctx(), ErrorCode(o.code), o.message));
+            }
+        }
+        UNKNOWN_PRODUCER_ID => {
+            // The broker dropped our producer state (KIP-360): new epoch, resend.
+            e.needs_bump.store(true, Ordering::Release);
+            e.retry_or_fail(b, ClusterError::broker(ctx(), ErrorCode(o.code), o.message));
+        }
+        INVALID_PRODUCER_EPOCH | PRODUCER_FENCED => {
+            e.needs_bump.store(true, Ordering::Release);
+            e.finish(b, Err(ClusterError::broker(ctx(), ErrorCode(o.code), o.message)));
+        }
+        code => {
+            let err = ClusterError::broker(ctx(), ErrorCode(code), o.message);
+            if codes::needs_metadata_refresh(code) {
+                e.cluster.invalidate();
+            }
+            if err.is_retriable() {
+                e.retry_or_fail(b, err);
+            } else {
+                e.finish(b, Err(err));
+            }
+        }
+    }
+}

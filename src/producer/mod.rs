@@ -1,0 +1,321 @@
+//! The producer: batching, idempotent sequencing, compression, backpressure.
+//!
+//! ```no_run
+//! # async fn demo() -> kafka_ingest::Result<()> {
+//! use kafka_ingest::{Producer, ProducerRecord};
+//! let producer = Producer::builder().bootstrap("127.0.0.1:9092").set("linger.ms", "10").build().await?;
+//! let delivery = producer.send(ProducerRecord::new("events").key("k").value("v")).await?;
+//! let meta = delivery.await?; // acknowledged by every in-sync replica
+//! println!("{}-{}@{}", meta.topic, meta.partition, meta.offset);
+//! producer.close(std::time::Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod partitioner;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+pub use config::{Acks, ProducerConfig};
+pub use partitioner::{murmur2, partition_for_key, DefaultPartitioner, Partitioner};
+
+use crate::client::cluster_config;
+use crate::config::load_properties;
+use crate::engine::producer::{Delivered, EngineConfig, ProducerEngine, Reply};
+use crate::engine::{Cluster, ClusterError, OutRecord};
+use crate::error::{Error, Result};
+
+/// A record to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Explicit partition; otherwise the partitioner chooses.
+    pub partition: Option<i32>,
+    /// Key (null when `None`).
+    pub key: Option<Bytes>,
+    /// Value (null, a tombstone, when `None`).
+    pub value: Option<Bytes>,
+    /// Headers in order; keys may repeat.
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Create time in ms since the epoch; now when `None`.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record for `topic` with null key and value.
+    pub fn new(topic: impl Into<String>) -> Self {
+        ProducerRecord { topic: topic.into(), ..Default::default() }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the value.
+    pub fn value(mut self, value: impl Into<Bytes>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Sends to this partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create timestamp (ms since the epoch).
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset; -1 with `acks=0` (or an old duplicate the broker no longer maps).
+    pub offset: i64,
+    /// Create time, or the broker's append time for LogAppendTime topics.
+    pub timestamp: i64,
+}
+
+/// Resolves once the broker acknowledged (or finally rejected) the record.
+/// Dropping it does not cancel the send.
+#[derive(Debug)]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+    }
+}
+
+/// What [`Producer::close`] could not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Records failed because the close deadline passed first.
+    pub undelivered: usize,
+}
+
+struct Inner {
+    engine: Arc<ProducerEngine>,
+    config: ProducerConfig,
+    partitioner: Arc<dyn Partitioner>,
+}
+
+/// An asynchronous Kafka producer. Cheap to clone; clones share buffers.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    /// Starts a builder with default settings.
+    pub fn builder() -> ProducerBuilder {
+        ProducerBuilder::default()
+    }
+
+    /// Creates a producer from a config (validated first).
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        Self::with_partitioner(config, None).await
+    }
+
+    async fn with_partitioner(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Result<Producer> {
+        config.validate()?;
+        let mut cc = cluster_config(&config.client);
+        cc.auto_create_topics = true;
+        let cluster = Cluster::new(cc);
+        // Fail fast on a bad bootstrap, as Client::connect does.
+        cluster.retrying("Metadata", || cluster.refresh(crate::engine::Topics::Some(&[]))).await?;
+        let engine = ProducerEngine::start(
+            cluster,
+            EngineConfig {
+                acks: config.acks.wire(),
+                idempotent: config.idempotent(),
+                linger: config.linger,
+                batch_size: config.batch_size,
+                buffer_memory: config.buffer_memory,
+                max_in_flight: if config.idempotent() { config.max_in_flight.min(5) } else { config.max_in_flight },
+                delivery_timeout: config.delivery_timeout,
+                retries: config.retries,
+                compression: config.compression,
+                max_request_size: config.max_request_size,
+            },
+        );
+        let partitioner = partitioner.unwrap_or_else(|| Arc::new(DefaultPartitioner::new(config.batch_size)));
+        Ok(Producer { inner: Arc::new(Inner { engine, config, partitioner }) })
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.config
+    }
+
+    /// Whether this producer runs idempotently.
+    pub fn is_idempotent(&self) -> bool {
+        self.inner.engine.config().idempotent
+    }
+
+    /// Queues a record. Waits (up to `max.block.ms`) while the buffer is
+    /// full or the topic's metadata is unknown, then returns a future of the
+    /// broker's acknowledgement.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (tx, rx) = oneshot::channel();
+        self.send_with(record, Box::new(move |r| {
+            let _ = tx.send(r);
+        }))
+        .await?;
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Queues a record and calls `callback` with its outcome (fire and forget).
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.send_with(record, Box::new(callback)).await
+    }
+
+    async fn send_with(&self, record: ProducerRecord, done: Box<dyn FnOnce(Result<RecordMetadata>) + Send>) -> Result<()> {
+        let max_block = self.inner.config.max_block;
+        let deadline = Instant::now() + max_block;
+        let engine = &self.inner.engine;
+        let partitions = engine.partitions(&record.topic, deadline).await?;
+        let count = partitions.len() as i32;
+        let partition = match record.partition {
+            Some(p) if p < 0 || p >= count => {
+                return Err(Error::UnknownPartition { topic: record.topic, partition: p });
+            }
+            Some(p) => p,
+            None => {
+                let available: Vec<i32> = partitions.iter().filter(|(_, up)| *up).map(|(p, _)| *p).collect();
+                let size = record.value.as_ref().map_or(0, |v| v.len()) + record.key.as_ref().map_or(0, |k| k.len());
+                self.inner.partitioner.partition(&record.topic, record.key.as_deref(), size, count, &available)
+            }
+        };
+        let tp = crate::types::TopicPartition::new(record.topic, partition);
+        let topic = tp.topic.clone();
+        let reply: Reply = Box::new(move |r: std::result::Result<Delivered, ClusterError>| {
+            done(r.map(|d| RecordMetadata { topic, partition, offset: d.offset, timestamp: d.timestamp }).map_err(Error::from))
+        });
+        let out = OutRecord {
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        };
+        engine.append(tp, out, reply, deadline, max_block).await?;
+        Ok(())
+    }
+
+    /// Sends everything buffered now and waits for the outcomes.
+    pub async fn flush(&self) {
+        self.inner.engine.flush(None).await;
+    }
+
+    /// Stops accepting records, delivers what is buffered within `timeout`,
+    /// and fails the rest (each with [`Error::Closed`]).
+    pub async fn close(&self, timeout: Duration) -> CloseReport {
+        let undelivered = self.inner.engine.close(Instant::now() + timeout).await;
+        self.inner.engine.cluster.close();
+        CloseReport { undelivered }
+    }
+}
+
+/// Builds a [`Producer`]; keeps the first config error until `build()`.
+#[derive(Debug, Default)]
+pub struct ProducerBuilder {
+    config: ProducerConfig,
+    partitioner: Option<Arc<dyn Partitioner>>,
+    error: Option<Error>,
+}
+
+impl ProducerBuilder {
+    fn keep(mut self, r: Result<()>) -> Self {
+        if let (Err(e), None) = (r, &self.error) {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// `bootstrap.servers`.
+    pub fn bootstrap(self, servers: &str) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// Sets a producer or client property by its Java name.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        let r = self.config.set(key, value);
+        self.keep(r)
+    }
+
+    /// Sets many properties.
+    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (k, v) in props {
+            self = self.set(k.as_ref(), v.as_ref());
+        }
+        self
+    }
+
+    /// Loads a Java `.properties` file.
+    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
+        match load_properties(path) {
+            Ok(p) => self.properties(p),
+            Err(e) => self.keep(Err(e)),
+        }
+    }
+
+    /// Replaces the whole config.
+    pub fn config(mut self, config: ProducerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses a custom partitioner.
+    pub fn partitioner(mut self, p: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = Some(p);
+        self
+    }
+
+    /// Validates, connects and starts the sender.
+    pub async fn build(self) -> Result<Producer> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Producer::with_partitioner(self.config, self.partitioner).await
+    }
+}
