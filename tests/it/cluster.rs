@@ -4,10 +4,11 @@ use std::time::{Duration, Instant};
 
 use kafka_ingest::{Error, NewTopic, OffsetSpec, RetryAction, TopicPartition};
 
-use crate::support::{cluster_client, harness, unique};
+use crate::support::{cluster_client, cluster_lock, harness, unique};
 
 #[tokio::test]
 async fn replicated_topic_and_broker_failure() {
+    let _serial = cluster_lock().await;
     let client = cluster_client().await;
     let admin = client.admin();
     let c = admin.describe_cluster().await.unwrap();

@@ -7,5 +7,6 @@ mod support;
 mod admin;
 mod bootstrap;
 mod cluster;
+mod failover;
 mod hostile;
 mod producer;

@@ -95,3 +95,9 @@ pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> 
         })
         .collect()
 }
+
+/// Serialises tests that kill or restart cluster nodes.
+pub async fn cluster_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
