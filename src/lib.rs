@@ -13,6 +13,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod producer;
+pub mod schema_registry;
 mod types;
 
 pub use admin::Admin;

@@ -1,0 +1,1 @@
+//! Confluent Schema Registry client, Avro serde and an offline compatibility checker.
