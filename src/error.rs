@@ -59,6 +59,9 @@ pub enum Error {
     /// The client, producer or consumer was closed.
     #[error("closed")]
     Closed,
+    /// No committed offset and `auto.offset.reset=none`.
+    #[error("no committed offset for {topic}-{partition} and auto.offset.reset is none")]
+    NoOffset { topic: String, partition: i32 },
     /// A record larger than `max.request.size` or `buffer.memory`.
     #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
     RecordTooLarge { size: usize, max: usize },

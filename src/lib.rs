@@ -11,9 +11,13 @@ mod admin;
 mod backoff;
 mod client;
 pub mod config;
+pub mod consumer;
 mod error;
 pub mod producer;
 pub mod schema_registry;
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub mod internals;
 mod types;
 
 pub use admin::Admin;
@@ -21,6 +25,7 @@ pub use backoff::Backoff;
 pub use client::{Client, ClientBuilder};
 pub use codec::compression::Compression;
 pub use config::ClientConfig;
+pub use consumer::{Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, Strategy};
 pub use error::{Error, ErrorCode, Result, RetryAction};
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use types::*;

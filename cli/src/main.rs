@@ -1,11 +1,13 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
+mod produce;
+mod schema;
 mod topics;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_ingest::{Client, ClientBuilder};
+use kafka_ingest::{Client, ClientBuilder, Producer, ProducerBuilder};
 
 #[derive(Parser)]
 #[command(name = "kafka-ingest", version, about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas")]
@@ -28,6 +30,10 @@ enum Command {
     /// Create, delete, list and describe topics.
     #[command(subcommand)]
     Topics(topics::TopicsCmd),
+    /// Produce stdin lines as records.
+    Produce(produce::ProduceArgs),
+    /// Schema registry: offline compatibility checks, register, get, compat, config.
+    Schema(schema::SchemaArgs),
 }
 
 /// Client settings shared by every subcommand.
@@ -51,6 +57,41 @@ impl Global {
         }
         b
     }
+
+    /// A producer builder with the same settings.
+    pub(crate) fn producer_builder(&self) -> ProducerBuilder {
+        let mut b = Producer::builder();
+        if let Some(f) = &self.config_file {
+            b = b.properties_file(f);
+        }
+        b = b.bootstrap(&self.bootstrap);
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            b = b.set(k, v);
+        }
+        b
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -70,6 +111,8 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Topics(cmd) => topics::run(&global, cmd).await,
+            Command::Produce(args) => produce::run(&global, args).await,
+            Command::Schema(args) => Ok(schema::run(args).await),
         }
     });
     match result {

@@ -4,7 +4,10 @@
 //! into length-prefixed frames and frames back into typed responses.
 
 pub(crate) mod compression;
+pub(crate) mod group;
+mod guard;
 pub(crate) mod records;
+mod shapes;
 pub(crate) mod versions;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -23,6 +26,9 @@ pub(crate) mod msg {
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
         produce_request::{PartitionProduceData, TopicProduceData},
+        join_group_request::JoinGroupRequestProtocol,
+        leave_group_request::MemberIdentity,
+        sync_group_request::SyncGroupRequestAssignment,
     };
     pub(crate) use kafka_protocol::protocol::StrBytes;
 }
@@ -136,6 +142,8 @@ pub(crate) fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Res
     };
     let header_version = <R::Response as HeaderVersion>::header_version(version);
     ResponseHeader::decode(&mut frame, header_version).map_err(err)?;
+    // kafka-protocol pre-allocates from counts it reads: check they fit first.
+    guard::check_response(R::KEY, version, &frame).map_err(|e| err(anyhow::anyhow!(e)))?;
     <R::Response as Decodable>::decode(&mut frame, version).map_err(err)
 }
 

@@ -51,6 +51,12 @@ pub struct InRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InBatch {
     pub compression: Compression,
+    /// Offset of the batch's last record (from the header: compaction may
+    /// have removed the records themselves).
+    pub last_offset: i64,
+    /// Whether this batch holds transaction markers.
+    pub control: bool,
+    pub producer_id: i64,
     pub records: Vec<InRecord>,
 }
 
@@ -99,9 +105,13 @@ pub fn encode_batch(records: &[OutRecord], stamp: ProducerStamp, codec: Compress
 pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatch>, CodecError> {
     let mut buf = data;
     let mut out = Vec::new();
+    // kafka-protocol reserves the header's record count: prove it first.
+    let count = std::cell::Cell::new(0);
     let decompress = |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
         let codec = Compression::from_wire(c);
-        Ok(Bytes::from(compression::decompress(codec, raw, max_decompressed).map_err(anyhow::Error::new)?))
+        let data = compression::decompress(codec, raw, max_decompressed).map_err(anyhow::Error::new)?;
+        super::guard::check_records(&data, count.get()).map_err(anyhow::Error::msg)?;
+        Ok(Bytes::from(data))
     };
     while buf.len() >= BATCH_OVERHEAD {
         // baseOffset (8) then batchLength (4) counting the bytes after it.
@@ -109,14 +119,25 @@ pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatc
         if len < 0 {
             return Err(CodecError::Records(format!("negative batch length {len}")));
         }
+        if (len as usize) < BATCH_OVERHEAD - 12 {
+            return Err(CodecError::Records(format!("batch length {len} is shorter than a batch header")));
+        }
         if buf.len() - 12 < len as usize {
             break;
         }
         let mut one = buf.split_to(12 + len as usize);
+        count.set(i32::from_be_bytes([one[57], one[58], one[59], one[60]]));
+        let base = i64::from_be_bytes([one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7]]);
+        let last_delta = i32::from_be_bytes([one[23], one[24], one[25], one[26]]);
+        let attributes = i16::from_be_bytes([one[21], one[22]]);
+        let producer_id = i64::from_be_bytes([one[43], one[44], one[45], one[46], one[47], one[48], one[49], one[50]]);
         let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(&decompress))
             .map_err(|e| CodecError::Records(format!("{e:#}")))?;
         out.push(InBatch {
             compression: Compression::from_wire(set.compression),
+            last_offset: base.saturating_add(i64::from(last_delta)),
+            control: attributes & 0x20 != 0,
+            producer_id,
             records: set.records.into_iter().map(in_record).collect(),
         });
     }

@@ -36,8 +36,9 @@ pub(crate) const JOIN_GROUP: ApiVersionRange = r(ApiKey::JoinGroup, 2, 9);
 pub(crate) const SYNC_GROUP: ApiVersionRange = r(ApiKey::SyncGroup, 1, 5);
 pub(crate) const HEARTBEAT: ApiVersionRange = r(ApiKey::Heartbeat, 1, 4);
 pub(crate) const LEAVE_GROUP: ApiVersionRange = r(ApiKey::LeaveGroup, 1, 5);
-pub(crate) const OFFSET_COMMIT: ApiVersionRange = r(ApiKey::OffsetCommit, 2, 9);
-pub(crate) const OFFSET_FETCH: ApiVersionRange = r(ApiKey::OffsetFetch, 1, 8);
+pub(crate) const OFFSET_COMMIT: ApiVersionRange = r(ApiKey::OffsetCommit, 2, 8);
+// v8+ batches groups in a different layout; one group per request is enough.
+pub(crate) const OFFSET_FETCH: ApiVersionRange = r(ApiKey::OffsetFetch, 1, 7);
 pub(crate) const DESCRIBE_GROUPS: ApiVersionRange = r(ApiKey::DescribeGroups, 0, 5);
 
 /// Every API the client may use, for reports and negotiation checks.

@@ -4,6 +4,7 @@
 //! Depends on: cluster.
 
 pub(crate) mod admin;
+pub(crate) mod consumer;
 pub(crate) mod producer;
 
 pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics};

@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod bootstrap;
 mod cluster;
+mod consumer;
 mod failover;
 mod hostile;
 mod producer;

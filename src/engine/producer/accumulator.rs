@@ -162,7 +162,11 @@ impl Accumulator {
                 }
                 continue;
             }
-            if self.limits.idempotent && q.in_flight >= self.limits.max_in_flight {
+            // Until the broker has acknowledged one batch under this producer
+            // epoch it accepts any first sequence, so a retried first batch could
+            // land behind a later one: send one at a time until then.
+            let max_in_flight = if q.last_acked < 0 { 1 } else { self.limits.max_in_flight };
+            if self.limits.idempotent && q.in_flight >= max_in_flight {
                 continue;
             }
             let full = q.batches.len() > 1 || front.bytes >= self.limits.batch_size;
@@ -342,6 +346,7 @@ mod tests {
         }
         let pid = Some((5, 0));
         let a = acc.take(&tp, pid).unwrap();
+        assert!(acc.ready(t0 + Duration::from_secs(1), false).0.is_empty(), "one at a time before the first ack");
         let b = acc.take(&tp, pid).unwrap();
         assert_eq!(a.sequence.unwrap().base_sequence, 0);
         assert_eq!(b.sequence.unwrap().base_sequence, 1);

@@ -1,0 +1,2 @@
+//! Avro serialize/deserialize throughput with a warm schema cache.
+fn main() {}

@@ -1,0 +1,625 @@
+//! The consumer: group membership with manual or automatic commits,
+//! manual assignment, pause/resume, seeks and a rebalance listener.
+//!
+//! ```no_run
+//! # async fn demo() -> kafka_ingest::Result<()> {
+//! use std::time::Duration;
+//! use kafka_ingest::Consumer;
+//! let consumer = Consumer::builder()
+//!     .bootstrap("127.0.0.1:9092")
+//!     .set("group.id", "ingest")
+//!     .set("enable.auto.commit", "false")
+//!     .set("auto.offset.reset", "earliest")
+//!     .build()
+//!     .await?;
+//! consumer.subscribe(&["events"]).await?;
+//! loop {
+//!     let records = consumer.poll(Duration::from_secs(1)).await?;
+//!     for r in &records { /* process */ }
+//!     consumer.commit().await?; // at-least-once: commit after processing
+//! #   break;
+//! }
+//! consumer.close().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::Stream;
+
+pub use config::{ConsumerConfig, OffsetReset};
+pub use crate::engine::consumer::Strategy;
+
+use crate::client::cluster_config;
+use crate::config::load_properties;
+use crate::engine::consumer::group::{Group, GroupConfig};
+use crate::engine::consumer::{ConsumerEngine, FetchConfig};
+use crate::engine::{admin, Cluster};
+use crate::error::{Error, Result};
+use crate::types::{OffsetSpec, TopicPartition};
+
+/// A record read from Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Create time, or the broker's append time when `log_append_time`.
+    pub timestamp: i64,
+    /// Whether `timestamp` is the broker's LogAppendTime.
+    pub log_append_time: bool,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value.
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Called during rebalances, from inside [`Consumer::poll`] (and `close`),
+/// so the application may commit here before ownership moves. Do not call
+/// `poll` from a callback.
+pub trait RebalanceListener: Send + Sync {
+    /// Partitions are about to move away; commit what was processed.
+    fn on_partitions_revoked<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+        let _ = (consumer, partitions);
+        Box::pin(async {})
+    }
+
+    /// Partitions were added to this member.
+    fn on_partitions_assigned<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+        let _ = (consumer, partitions);
+        Box::pin(async {})
+    }
+
+    /// Partitions were lost without a chance to commit (the member was
+    /// fenced or timed out); others may own them already. Defaults to
+    /// `on_partitions_revoked`, as in Java.
+    fn on_partitions_lost<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+        self.on_partitions_revoked(consumer, partitions)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    None,
+    Subscribed,
+    Assigned,
+}
+
+struct Inner {
+    engine: Arc<ConsumerEngine>,
+    cluster: Arc<Cluster>,
+    group: Option<Arc<Group>>,
+    config: ConsumerConfig,
+    listener: Option<Arc<dyn RebalanceListener>>,
+    poll_lock: tokio::sync::Mutex<()>,
+    mode: Mutex<Mode>,
+    last_auto_commit: Mutex<Instant>,
+    closed: AtomicBool,
+}
+
+/// A Kafka consumer. Cheap to clone; clones are the same consumer.
+#[derive(Clone)]
+pub struct Consumer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("group", &self.inner.config.group_id).finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Starts a builder with default settings.
+    pub fn builder() -> ConsumerBuilder {
+        ConsumerBuilder::default()
+    }
+
+    /// Creates a consumer from a config (validated first).
+    pub async fn new(config: ConsumerConfig) -> Result<Consumer> {
+        Self::create(config, None).await
+    }
+
+    async fn create(config: ConsumerConfig, listener: Option<Arc<dyn RebalanceListener>>) -> Result<Consumer> {
+        config.validate()?;
+        let mut cc = cluster_config(&config.client);
+        cc.auto_create_topics = config.allow_auto_create_topics;
+        let cluster = Cluster::new(cc);
+        cluster.retrying("Metadata", || cluster.refresh(crate::engine::Topics::Some(&[]))).await?;
+        let engine = ConsumerEngine::start(
+            cluster.clone(),
+            FetchConfig {
+                min_bytes: config.fetch_min_bytes,
+                max_wait: config.fetch_max_wait,
+                max_bytes: config.fetch_max_bytes,
+                partition_max_bytes: config.max_partition_fetch_bytes,
+                read_committed: config.read_committed,
+            },
+        );
+        let group = config.group_id.as_ref().map(|g| {
+            Group::start(
+                cluster.clone(),
+                GroupConfig {
+                    group_id: g.clone(),
+                    instance_id: config.group_instance_id.clone(),
+                    session_timeout: config.session_timeout,
+                    rebalance_timeout: config.max_poll_interval,
+                    heartbeat_interval: config.heartbeat_interval,
+                    strategies: config.assignment_strategies.clone(),
+                },
+                config.max_poll_interval,
+                engine.data.clone(),
+            )
+        });
+        Ok(Consumer {
+            inner: Arc::new(Inner {
+                engine,
+                cluster,
+                group,
+                config,
+                listener,
+                poll_lock: tokio::sync::Mutex::new(()),
+                mode: Mutex::new(Mode::None),
+                last_auto_commit: Mutex::new(Instant::now()),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.inner.config
+    }
+
+    fn mode(&self) -> Mode {
+        *self.inner.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_mode(&self, m: Mode) {
+        *self.inner.mode.lock().unwrap_or_else(|p| p.into_inner()) = m;
+    }
+
+    fn group(&self) -> Result<&Arc<Group>> {
+        self.inner.group.as_ref().ok_or_else(|| Error::config("group.id", "is required for group management and commits"))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Joins the group and consumes `topics` (group management).
+    pub async fn subscribe<S: AsRef<str>>(&self, topics: &[S]) -> Result<()> {
+        self.check_open()?;
+        if self.mode() == Mode::Assigned {
+            return Err(Error::config("subscribe", "this consumer uses assign(); call unsubscribe() first"));
+        }
+        let group = self.group()?;
+        let mut topics: Vec<String> = topics.iter().map(|t| t.as_ref().to_owned()).collect();
+        topics.sort();
+        topics.dedup();
+        self.inner.cluster.refresh(crate::engine::Topics::Some(&topics)).await.map_err(Error::from)?;
+        group.subscribe(topics);
+        self.set_mode(Mode::Subscribed);
+        Ok(())
+    }
+
+    /// Consumes exactly these partitions, without group management.
+    pub async fn assign(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
+        if self.mode() == Mode::Subscribed {
+            return Err(Error::config("assign", "this consumer uses subscribe(); call unsubscribe() first"));
+        }
+        self.inner.engine.set_assignment(partitions);
+        self.set_mode(if partitions.is_empty() { Mode::None } else { Mode::Assigned });
+        Ok(())
+    }
+
+    /// Leaves the group (or drops the manual assignment).
+    pub async fn unsubscribe(&self) -> Result<()> {
+        let _g = self.inner.poll_lock.lock().await;
+        if self.mode() == Mode::Subscribed {
+            let owned = self.assignment();
+            self.revoke(&owned).await;
+            if let Some(g) = &self.inner.group {
+                g.unsubscribe();
+                g.leave("the consumer unsubscribed").await;
+            }
+        }
+        self.inner.engine.set_assignment(&[]);
+        self.set_mode(Mode::None);
+        Ok(())
+    }
+
+    /// Partitions currently assigned to this consumer.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.inner.engine.assignment()
+    }
+
+    /// Returns fetched records, waiting up to `timeout` for some. Also runs
+    /// rebalances (and the listener) and auto-commits when enabled.
+    pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.poll_max(timeout, self.inner.config.max_poll_records).await
+    }
+
+    async fn poll_max(&self, timeout: Duration, max: usize) -> Result<Vec<ConsumerRecord>> {
+        self.check_open()?;
+        let _g = self.inner.poll_lock.lock().await;
+        let deadline = Instant::now() + timeout;
+        let engine = &self.inner.engine;
+        if let Some(g) = &self.inner.group {
+            g.polled();
+        }
+        loop {
+            if let Some(g) = &self.inner.group {
+                if let Some(e) = g.fatal() {
+                    return Err(e.into());
+                }
+                if self.mode() == Mode::Subscribed && g.needs_join() {
+                    self.rebalance(g).await?;
+                    continue;
+                }
+            }
+            self.update_positions().await?;
+            self.maybe_auto_commit().await;
+            let data = engine.data.clone();
+            let arrived = data.notified();
+            if let Some(e) = engine.take_error() {
+                return Err(e.into());
+            }
+            let records = engine.drain(max);
+            if !records.is_empty() {
+                return Ok(records
+                    .into_iter()
+                    .map(|(tp, r)| ConsumerRecord {
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        log_append_time: r.log_append_time,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    })
+                    .collect());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            // Positions still unknown: look again soon instead of sleeping it out.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), arrived).await;
+        }
+    }
+
+    /// Records one by one (fetching one at a time from the prefetch buffer,
+    /// so `commit` never covers records the stream has not yielded yet).
+    pub fn stream(&self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
+        futures_util::stream::unfold((self, VecDeque::new()), |(c, mut buf)| async move {
+            loop {
+                if let Some(r) = buf.pop_front() {
+                    return Some((Ok(r), (c, buf)));
+                }
+                match c.poll_max(Duration::from_millis(500), 1).await {
+                    Ok(v) => buf.extend(v),
+                    Err(Error::Closed) => return None,
+                    Err(e) => return Some((Err(e), (c, buf))),
+                }
+            }
+        })
+    }
+
+    async fn rebalance(&self, g: &Arc<Group>) -> Result<()> {
+        let engine = &self.inner.engine;
+        if g.take_lost() {
+            let owned = engine.assignment();
+            if !owned.is_empty() {
+                if let Some(l) = &self.inner.listener {
+                    l.on_partitions_lost(self, &owned).await;
+                }
+                engine.set_assignment(&[]);
+            }
+        }
+        let cooperative = g.cfg.cooperative();
+        if !cooperative {
+            // Eager: give everything up before rejoining.
+            let owned = engine.assignment();
+            if !owned.is_empty() {
+                self.revoke(&owned).await;
+                engine.set_assignment(&[]);
+            }
+        }
+        let owned = engine.assignment();
+        let joined = g.join(&owned).await?;
+        let now: BTreeSet<&TopicPartition> = joined.assignment.iter().collect();
+        let before: BTreeSet<&TopicPartition> = owned.iter().collect();
+        let revoked: Vec<TopicPartition> = before.difference(&now).map(|tp| (*tp).clone()).collect();
+        let added: Vec<TopicPartition> = now.difference(&before).map(|tp| (*tp).clone()).collect();
+        if !revoked.is_empty() {
+            // Cooperative: give these up, then rejoin so others can take them (KIP-429).
+            self.revoke(&revoked).await;
+            engine.remove_partitions(&revoked);
+            g.request_rejoin();
+        }
+        engine.add_partitions(&added);
+        tracing::debug!(generation = joined.generation, added = added.len(), revoked = revoked.len(), "rebalanced");
+        if let Some(l) = &self.inner.listener {
+            l.on_partitions_assigned(self, &added).await;
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, partitions: &[TopicPartition]) {
+        if let Some(l) = &self.inner.listener {
+            l.on_partitions_revoked(self, partitions).await;
+        }
+        if self.inner.config.enable_auto_commit && self.inner.group.is_some() {
+            let positions: BTreeMap<TopicPartition, i64> =
+                self.inner.engine.positions().into_iter().filter(|(tp, _)| partitions.contains(tp)).collect();
+            if let Err(e) = self.commit_offsets(&positions).await {
+                tracing::warn!(error = %e, "auto-commit before revocation failed");
+            }
+        }
+    }
+
+    async fn maybe_auto_commit(&self) {
+        if !self.inner.config.enable_auto_commit || self.inner.group.is_none() {
+            return;
+        }
+        let due = {
+            let mut last = self.inner.last_auto_commit.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.elapsed() >= self.inner.config.auto_commit_interval;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.commit().await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }
+    }
+
+    /// Gives every partition without a position one: its committed offset,
+    /// else `auto.offset.reset`.
+    async fn update_positions(&self) -> Result<()> {
+        let engine = &self.inner.engine;
+        let (lookup, reset): (Vec<TopicPartition>, Vec<TopicPartition>) = {
+            let st = engine.state();
+            let missing = st.parts.iter().filter(|(_, p)| p.position.is_none());
+            let (r, l): (Vec<_>, Vec<_>) = missing.partition(|(_, p)| p.reset_now);
+            (l.into_iter().map(|(tp, _)| tp.clone()).collect(), r.into_iter().map(|(tp, _)| tp.clone()).collect())
+        };
+        if lookup.is_empty() && reset.is_empty() {
+            return Ok(());
+        }
+        let mut reset = reset;
+        match &self.inner.group {
+            Some(g) if !lookup.is_empty() => {
+                let committed = g.committed(&lookup).await?;
+                for tp in lookup {
+                    match committed.get(&tp).copied().flatten() {
+                        Some(o) => {
+                            engine.seek(&tp, Some(o), false);
+                        }
+                        None => reset.push(tp),
+                    }
+                }
+            }
+            _ => reset.extend(lookup),
+        }
+        if reset.is_empty() {
+            return Ok(());
+        }
+        let spec = match self.inner.config.auto_offset_reset {
+            OffsetReset::Earliest => OffsetSpec::Earliest,
+            OffsetReset::Latest => OffsetSpec::Latest,
+            OffsetReset::None => {
+                let tp = &reset[0];
+                return Err(Error::NoOffset { topic: tp.topic.clone(), partition: tp.partition });
+            }
+        };
+        let specs: Vec<_> = reset.iter().map(|tp| (tp.clone(), spec)).collect();
+        let found = admin::list_offsets(&self.inner.cluster, &specs, self.inner.config.read_committed).await?;
+        for (tp, o) in found {
+            engine.seek(&tp, Some(o.offset), false);
+        }
+        Ok(())
+    }
+
+    /// Commits the current positions of every assigned partition and waits.
+    pub async fn commit(&self) -> Result<()> {
+        let positions = self.inner.engine.positions();
+        self.commit_offsets(&positions).await
+    }
+
+    /// Commits explicit offsets (the next offset to read) and waits.
+    pub async fn commit_offsets(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        self.check_open()?;
+        Ok(self.group()?.commit(offsets).await?)
+    }
+
+    /// Commits the current positions in the background; the handle yields the outcome.
+    pub fn commit_async(&self) -> tokio::task::JoinHandle<Result<()>> {
+        let c = self.clone();
+        let positions = self.inner.engine.positions();
+        tokio::spawn(async move { c.commit_offsets(&positions).await })
+    }
+
+    /// Committed offsets of `partitions` (`None` where nothing is committed).
+    pub async fn committed(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
+        Ok(self.group()?.committed(partitions).await?)
+    }
+
+    /// The next offset `poll` will return for `tp`, once known.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.inner.engine.state().parts.get(tp).and_then(|p| p.position)
+    }
+
+    /// Moves the position of an assigned partition.
+    pub fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        if self.inner.engine.seek(tp, Some(offset.max(0)), false) {
+            Ok(())
+        } else {
+            Err(Error::UnknownPartition { topic: tp.topic.clone(), partition: tp.partition })
+        }
+    }
+
+    /// Moves to the log start of these partitions.
+    pub async fn seek_to_beginning(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_to(partitions, OffsetSpec::Earliest).await
+    }
+
+    /// Moves to the log end of these partitions.
+    pub async fn seek_to_end(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_to(partitions, OffsetSpec::Latest).await
+    }
+
+    async fn seek_to(&self, partitions: &[TopicPartition], spec: OffsetSpec) -> Result<()> {
+        let specs: Vec<_> = partitions.iter().map(|tp| (tp.clone(), spec)).collect();
+        let found = admin::list_offsets(&self.inner.cluster, &specs, self.inner.config.read_committed).await?;
+        for (tp, o) in found {
+            self.seek(&tp, o.offset)?;
+        }
+        Ok(())
+    }
+
+    /// Stops fetching these partitions; the member keeps heartbeating.
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        self.inner.engine.set_paused(partitions, true);
+    }
+
+    /// Resumes fetching these partitions.
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        self.inner.engine.set_paused(partitions, false);
+    }
+
+    /// Currently paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.inner.engine.state().parts.iter().filter(|(_, p)| p.paused).map(|(tp, _)| tp.clone()).collect()
+    }
+
+    /// The member id and generation while in a group.
+    pub fn group_generation(&self) -> Option<(String, i32)> {
+        self.inner.group.as_ref().map(|g| {
+            let (gen, id) = g.generation();
+            (id, gen)
+        })
+    }
+
+    /// Leaves the group promptly (LeaveGroup, so the others rebalance at
+    /// once) and stops. Auto-commit, when enabled, commits first; with manual
+    /// commits, call [`commit`](Self::commit) or use [`commit_and_close`](Self::commit_and_close).
+    pub async fn close(&self) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let _g = self.inner.poll_lock.lock().await;
+        if self.mode() == Mode::Subscribed {
+            let owned = self.assignment();
+            self.revoke(&owned).await;
+        } else if self.inner.config.enable_auto_commit && self.inner.group.is_some() {
+            let _ = self.commit().await;
+        }
+        self.inner.closed.store(true, Ordering::Release);
+        if let Some(g) = &self.inner.group {
+            g.leave("the consumer is being closed").await;
+            g.close();
+        }
+        self.inner.engine.close();
+        self.inner.cluster.close();
+    }
+
+    /// Commits the current positions, then closes.
+    pub async fn commit_and_close(&self) -> Result<()> {
+        let r = if self.inner.group.is_some() { self.commit().await } else { Ok(()) };
+        self.close().await;
+        r
+    }
+}
+
+/// Builds a [`Consumer`]; keeps the first config error until `build()`.
+#[derive(Default)]
+pub struct ConsumerBuilder {
+    config: ConsumerConfig,
+    listener: Option<Arc<dyn RebalanceListener>>,
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ConsumerBuilder {
+    fn keep(mut self, r: Result<()>) -> Self {
+        if let (Err(e), None) = (r, &self.error) {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// `bootstrap.servers`.
+    pub fn bootstrap(self, servers: &str) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// Sets a consumer or client property by its Java name.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        let r = self.config.set(key, value);
+        self.keep(r)
+    }
+
+    /// Sets many properties.
+    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (k, v) in props {
+            self = self.set(k.as_ref(), v.as_ref());
+        }
+        self
+    }
+
+    /// Loads a Java `.properties` file.
+    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
+        match load_properties(path) {
+            Ok(p) => self.properties(p),
+            Err(e) => self.keep(Err(e)),
+        }
+    }
+
+    /// Replaces the whole config.
+    pub fn config(mut self, config: ConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the rebalance listener.
+    pub fn rebalance_listener(mut self, l: Arc<dyn RebalanceListener>) -> Self {
+        self.listener = Some(l);
+        self
+    }
+
+    /// Validates and connects.
+    pub async fn build(self) -> Result<Consumer> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Consumer::create(self.config, self.listener).await
+    }
+}

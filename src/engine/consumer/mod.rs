@@ -1,0 +1,209 @@
+//! Consumer engine: partition state, the fetch loop (per-broker fetch
+//! sources with bounded prefetch) and the group coordinator.
+//!
+//! ```text
+//! poll() ──drain──▶ PartState.buffered ◀──fills── fetch loop ──▶ one Fetch per leader
+//!   │                                                   (one in flight per broker,
+//!   └── group: join/sync (in poll), heartbeat task          one buffered fetch per partition)
+//! ```
+
+mod assignor;
+mod fetcher;
+pub(crate) mod group;
+mod offsets;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+pub use assignor::Strategy;
+pub(crate) use offsets::{commit, committed};
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::codec::records::InRecord;
+use crate::types::TopicPartition;
+
+/// Fetch settings derived from the consumer config.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchConfig {
+    pub min_bytes: i32,
+    pub max_wait: Duration,
+    pub max_bytes: i32,
+    pub partition_max_bytes: i32,
+    pub read_committed: bool,
+}
+
+/// What to do for a partition without a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reset {
+    Earliest,
+    Latest,
+    None,
+}
+
+/// Records fetched for one partition, waiting for `poll`.
+pub(crate) struct Buffered {
+    pub epoch: u64,
+    pub records: VecDeque<InRecord>,
+    /// Where the next fetch starts: past the last batch, control ones included.
+    pub next_offset: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct PartState {
+    /// Next offset to hand out; `None` until looked up.
+    pub position: Option<i64>,
+    /// Skip the committed offset and reset (after OFFSET_OUT_OF_RANGE).
+    pub reset_now: bool,
+    pub paused: bool,
+    /// Bumped on seek/assign so in-flight fetches for the old position are dropped.
+    pub epoch: u64,
+    pub fetching: bool,
+    pub buffered: Option<Buffered>,
+    pub high_watermark: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// The current assignment.
+    pub parts: BTreeMap<TopicPartition, PartState>,
+    /// Errors to surface from the next poll.
+    pub errors: VecDeque<ClusterError>,
+    pub closed: bool,
+}
+
+pub(crate) struct ConsumerEngine {
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) fetch: FetchConfig,
+    state: Mutex<State>,
+    /// Wakes the fetch loop (new positions, resumes, drained buffers).
+    pub(crate) fetch_wake: Arc<Notify>,
+    /// Wakes `poll` (data arrived, error, rebalance needed).
+    pub(crate) data: Arc<Notify>,
+}
+
+impl ConsumerEngine {
+    pub(crate) fn start(cluster: Arc<Cluster>, fetch: FetchConfig) -> Arc<ConsumerEngine> {
+        let e = Arc::new(ConsumerEngine {
+            cluster,
+            fetch,
+            state: Mutex::new(State::default()),
+            fetch_wake: Arc::new(Notify::new()),
+            data: Arc::new(Notify::new()),
+        });
+        tokio::spawn(fetcher::run(Arc::downgrade(&e)));
+        e
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the assignment, keeping state of partitions that stay.
+    pub(crate) fn set_assignment(&self, tps: &[TopicPartition]) {
+        let mut st = self.state();
+        st.parts.retain(|tp, _| tps.contains(tp));
+        for tp in tps {
+            st.parts.entry(tp.clone()).or_default();
+        }
+        drop(st);
+        self.fetch_wake.notify_one();
+    }
+
+    /// Adds partitions to the assignment (cooperative rebalances).
+    pub(crate) fn add_partitions(&self, tps: &[TopicPartition]) {
+        let mut st = self.state();
+        for tp in tps {
+            st.parts.entry(tp.clone()).or_default();
+        }
+        drop(st);
+        self.fetch_wake.notify_one();
+    }
+
+    /// Removes partitions from the assignment.
+    pub(crate) fn remove_partitions(&self, tps: &[TopicPartition]) {
+        let mut st = self.state();
+        for tp in tps {
+            st.parts.remove(tp);
+        }
+    }
+
+    pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
+        self.state().parts.keys().cloned().collect()
+    }
+
+    /// Positions of assigned partitions that have one.
+    pub(crate) fn positions(&self) -> BTreeMap<TopicPartition, i64> {
+        self.state().parts.iter().filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o))).collect()
+    }
+
+    /// Moves the position, dropping prefetched data.
+    pub(crate) fn seek(&self, tp: &TopicPartition, offset: Option<i64>, reset_now: bool) -> bool {
+        let mut st = self.state();
+        let Some(p) = st.parts.get_mut(tp) else { return false };
+        p.position = offset;
+        p.reset_now = reset_now;
+        p.epoch += 1;
+        p.buffered = None;
+        drop(st);
+        self.fetch_wake.notify_one();
+        true
+    }
+
+    pub(crate) fn set_paused(&self, tps: &[TopicPartition], paused: bool) {
+        let mut st = self.state();
+        for tp in tps {
+            if let Some(p) = st.parts.get_mut(tp) {
+                p.paused = paused;
+            }
+        }
+        drop(st);
+        self.fetch_wake.notify_one();
+    }
+
+    /// Takes up to `max` buffered records of unpaused partitions, advancing positions.
+    pub(crate) fn drain(&self, max: usize) -> Vec<(TopicPartition, InRecord)> {
+        let mut out = Vec::new();
+        let mut st = self.state();
+        for (tp, p) in st.parts.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if p.paused {
+                continue;
+            }
+            let Some(buf) = p.buffered.as_mut() else { continue };
+            if buf.epoch != p.epoch {
+                p.buffered = None;
+                continue;
+            }
+            while out.len() < max {
+                let Some(r) = buf.records.pop_front() else { break };
+                if p.position.is_some_and(|pos| r.offset < pos) {
+                    continue; // a batch starts before the position we asked for
+                }
+                p.position = Some(r.offset + 1);
+                out.push((tp.clone(), r));
+            }
+            if buf.records.is_empty() {
+                // Skip trailing markers and compacted gaps too.
+                p.position = Some(p.position.map_or(buf.next_offset, |pos| pos.max(buf.next_offset)));
+                p.buffered = None;
+            }
+        }
+        drop(st);
+        self.fetch_wake.notify_one();
+        out
+    }
+
+    pub(crate) fn take_error(&self) -> Option<ClusterError> {
+        self.state().errors.pop_front()
+    }
+
+    pub(crate) fn close(&self) {
+        self.state().closed = true;
+        self.fetch_wake.notify_one();
+    }
+}
