@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::engine::{admin, Cluster};
 use crate::error::{Error, Result};
 use crate::types::{
-    ApiSupport, ClusterDescription, ListedOffset, NewTopic, OffsetSpec, TopicDescription, TopicPartition,
+    ApiSupport, ClusterDescription, GroupDescription, ListedOffset, NewTopic, OffsetSpec, TopicDescription, TopicPartition,
 };
 
 /// Cluster administration. Cheap to clone; shares the client's connections.
@@ -101,5 +101,10 @@ impl Admin {
     /// stays in flight on the leader's connection for up to `max_wait`.
     pub async fn wait_for_records(&self, tp: &TopicPartition, offset: i64, max_wait: std::time::Duration) -> Result<bool> {
         Ok(admin::wait_for_records(&self.cluster, tp, offset, max_wait).await?)
+    }
+
+    /// Members, assignment, committed offsets, log-end offsets and lag of a group.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        Ok(admin::describe_group(&self.cluster, group).await?)
     }
 }

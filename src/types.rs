@@ -173,6 +173,51 @@ pub struct ApiSupport {
     pub negotiated: Option<i16>,
 }
 
+/// A consumer group member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id given by the coordinator.
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// The member's host as the broker saw it.
+    pub host: String,
+    /// Partitions assigned to it.
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// Committed offset and lag of one partition of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Committed offset, if any.
+    pub committed: Option<i64>,
+    /// Log-end offset.
+    pub log_end: i64,
+    /// `log_end - committed`, when committed.
+    pub lag: Option<i64>,
+    /// Member that owns it now.
+    pub owner: Option<String>,
+}
+
+/// A described consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group: String,
+    /// Coordinator's state name (Stable, PreparingRebalance, Empty, Dead...).
+    pub state: String,
+    /// Chosen assignor.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<GroupMember>,
+    /// Offsets by partition.
+    pub offsets: Vec<GroupOffset>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

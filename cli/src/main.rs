@@ -1,5 +1,6 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
+mod consume;
 mod produce;
 mod schema;
 mod topics;
@@ -7,7 +8,7 @@ mod topics;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_ingest::{Client, ClientBuilder, Producer, ProducerBuilder};
+use kafka_ingest::{Client, ClientBuilder, Consumer, ConsumerBuilder, Producer, ProducerBuilder};
 
 #[derive(Parser)]
 #[command(name = "kafka-ingest", version, about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas")]
@@ -32,6 +33,11 @@ enum Command {
     Topics(topics::TopicsCmd),
     /// Produce stdin lines as records.
     Produce(produce::ProduceArgs),
+    /// Print records, one line each.
+    Consume(consume::ConsumeArgs),
+    /// Consumer groups.
+    #[command(subcommand)]
+    Groups(consume::GroupsCmd),
     /// Schema registry: offline compatibility checks, register, get, compat, config.
     Schema(schema::SchemaArgs),
 }
@@ -47,6 +53,20 @@ impl Global {
     /// A builder with the file first, then `--bootstrap`, then `-X` overrides.
     pub(crate) fn builder(&self) -> ClientBuilder {
         let mut b = Client::builder();
+        if let Some(f) = &self.config_file {
+            b = b.properties_file(f);
+        }
+        b = b.bootstrap(&self.bootstrap);
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            b = b.set(k, v);
+        }
+        b
+    }
+
+    /// A consumer builder with the same settings.
+    pub(crate) fn consumer_builder(&self) -> ConsumerBuilder {
+        let mut b = Consumer::builder();
         if let Some(f) = &self.config_file {
             b = b.properties_file(f);
         }
@@ -112,6 +132,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Topics(cmd) => topics::run(&global, cmd).await,
             Command::Produce(args) => produce::run(&global, args).await,
+            Command::Consume(args) => consume::run(&global, args).await,
+            Command::Groups(cmd) => consume::groups(&global, cmd).await,
             Command::Schema(args) => Ok(schema::run(args).await),
         }
     });

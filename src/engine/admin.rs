@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Metadata, Topics};
 use crate::types::{
-    ApiSupport, BrokerDescription, ClusterDescription, ListedOffset, NewTopic, OffsetSpec, PartitionDescription,
-    TopicDescription, TopicId, TopicPartition,
+    ApiSupport, BrokerDescription, ClusterDescription, GroupDescription, GroupMember, GroupOffset, ListedOffset, NewTopic,
+    OffsetSpec, PartitionDescription, TopicDescription, TopicId, TopicPartition,
 };
 
 fn name(n: &str) -> msg::TopicName {
@@ -360,4 +360,68 @@ pub(crate) async fn wait_for_records(
         }
     }
     Ok(false)
+}
+
+/// Members, assignments and committed offsets of a consumer group, with the
+/// log-end offset of every partition it has committed or been assigned.
+pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<GroupDescription, ClusterError> {
+    let node = cluster.retrying("FindCoordinator", || crate::engine::consumer::group::find_coordinator(cluster, group)).await?;
+    let conn = cluster.broker(node).await?;
+    let gid = msg::GroupId(msg::StrBytes::from_string(group.to_owned()));
+    let req = msg::DescribeGroupsRequest::default().with_groups(vec![gid.clone()]);
+    let (resp, _) = conn.send(&req, versions::DESCRIBE_GROUPS).await?;
+    let g = resp.groups.into_iter().next().ok_or_else(|| ClusterError::broker("DescribeGroups", ErrorCode(-1), Some("empty response".into())))?;
+    if let Some(code) = ErrorCode::check(g.error_code) {
+        return Err(ClusterError::broker(format!("describing group `{group}`"), code, g.error_message.map(|m| m.to_string())));
+    }
+    let mut members = Vec::new();
+    let mut tps: Vec<TopicPartition> = Vec::new();
+    for m in g.members {
+        let assignment: Vec<TopicPartition> = crate::codec::group::decode_assignment(m.member_assignment)
+            .map(|a| a.partitions.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| TopicPartition::new(t.clone(), p))).collect())
+            .unwrap_or_default();
+        tps.extend(assignment.iter().cloned());
+        members.push(GroupMember {
+            member_id: m.member_id.to_string(),
+            instance_id: m.group_instance_id.map(|s| s.to_string()),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment,
+        });
+    }
+    // Every committed partition (topics: null = all).
+    let fetch = msg::OffsetFetchRequest::default().with_group_id(gid).with_topics(None);
+    let (offs, _) = conn.send(&fetch, versions::OFFSET_FETCH).await?;
+    if let Some(code) = ErrorCode::check(offs.error_code) {
+        return Err(ClusterError::broker(format!("fetching offsets of group `{group}`"), code, None));
+    }
+    let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for t in offs.topics {
+        for p in t.partitions {
+            if p.committed_offset >= 0 {
+                committed.insert(TopicPartition::new(t.name.0.to_string(), p.partition_index), p.committed_offset);
+            }
+        }
+    }
+    tps.extend(committed.keys().cloned());
+    tps.sort();
+    tps.dedup();
+    let specs: Vec<_> = tps.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect();
+    let ends = if specs.is_empty() { BTreeMap::new() } else { list_offsets(cluster, &specs, false).await? };
+    let offsets = tps
+        .into_iter()
+        .map(|tp| {
+            let c = committed.get(&tp).copied();
+            let end = ends.get(&tp).map_or(-1, |o| o.offset);
+            let owner = members.iter().find(|m| m.assignment.contains(&tp)).map(|m| m.member_id.clone());
+            GroupOffset { lag: c.map(|c| (end - c).max(0)), partition: tp, committed: c, log_end: end, owner }
+        })
+        .collect();
+    Ok(GroupDescription {
+        group: group.to_owned(),
+        state: g.group_state.to_string(),
+        protocol: g.protocol_data.to_string(),
+        members,
+        offsets,
+    })
 }

@@ -171,6 +171,31 @@ impl AvroSerializer {
     }
 }
 
+/// Decodes one Avro binary datum (no wire header) written with `writer`,
+/// resolved into `reader` when given. All bytes must be used.
+pub fn decode_datum(writer: &Schema, reader: Option<&Schema>, body: &[u8]) -> Result<Value> {
+    let mut rest = body;
+    let value = decode(writer, &mut rest).map_err(|message| Error::Decode { id: None, message })?;
+    if !rest.is_empty() {
+        return Err(Error::Decode {
+            id: None,
+            message: format!("{} bytes left after the Avro body (written with another schema?)", rest.len()),
+        });
+    }
+    match reader {
+        Some(r) => resolve(value, writer, r).map_err(|message| Error::Resolution { id: None, message }),
+        None => Ok(value),
+    }
+}
+
+/// Encodes one Avro binary datum (no wire header); the value must conform.
+pub fn encode_datum(schema: &Schema, value: &Value) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let writer = GenericDatumWriter::builder(schema).build().map_err(|e| Error::parse(None, e))?;
+    writer.write_value_ref(&mut buf, value).map_err(|e| not_conforming(value, schema, e))?;
+    Ok(buf)
+}
+
 fn encode_serde<T: Serialize + ?Sized>(schema: &Schema, value: &T, buf: &mut Vec<u8>) -> Result<()> {
     let writer = GenericDatumWriter::builder(schema).build().map_err(|e| Error::parse(None, e))?;
     writer
@@ -256,18 +281,8 @@ impl AvroDeserializer {
     pub async fn deserialize_with_id(&self, bytes: &[u8]) -> Result<(u32, Value)> {
         let (id, body) = wire::split(bytes)?;
         let w = self.writer(id).await?;
-        let mut rest = body;
-        let value = decode(&w.schema, &mut rest).map_err(|message| Error::Decode { id, message })?;
-        if !rest.is_empty() {
-            return Err(Error::Decode {
-                id,
-                message: format!("{} bytes left after the Avro body (written with another schema?)", rest.len()),
-            });
-        }
-        let value = match &self.reader {
-            Some(r) if !w.same_as_reader => resolve(value, &w.schema, r).map_err(|message| Error::Resolution { id, message })?,
-            _ => value,
-        };
+        let reader = if w.same_as_reader { None } else { self.reader.as_deref() };
+        let value = decode_datum(&w.schema, reader, body).map_err(|e| e.with_id(id))?;
         Ok((id, value))
     }
 
@@ -279,7 +294,8 @@ impl AvroDeserializer {
     /// Decodes into a serde type (a `#[derive(Deserialize)]` struct).
     pub async fn deserialize_into<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         let (id, value) = self.deserialize_with_id(bytes).await?;
-        apache_avro::from_value(&value).map_err(|e| Error::Resolution { id, message: format!("into the Rust type: {e}") })
+        apache_avro::from_value(&value)
+            .map_err(|e| Error::Resolution { id: Some(id), message: format!("into the Rust type: {e}") })
     }
 
     /// Decodes to Avro JSON text (see [`super::json`] for the conventions).
@@ -406,7 +422,7 @@ mod tests {
         let e = de1.deserialize(&frame(2, &v2, v2_rec((0, "OK"), Value::Union(0, Box::new(Value::Null))))).await;
         // v1 needs `id`, which v2 writes as `event_id` (aliases are the reader's): not forward compatible.
         let e = e.unwrap_err();
-        assert!(matches!(e, Error::Resolution { id: 2, .. }) && e.to_string().contains("/fields/id"), "{e}");
+        assert!(matches!(e, Error::Resolution { id: Some(2), .. }) && e.to_string().contains("/fields/id"), "{e}");
         use crate::schema_registry::compat::can_read;
         assert!(!can_read(&v1, &v2).is_empty() && can_read(&v2, &v1).is_empty());
     }
@@ -428,7 +444,7 @@ mod tests {
         };
         for cut in 5..good.len() {
             let e = de.deserialize(&good[..cut]).await.unwrap_err();
-            assert!(matches!(e, Error::Decode { id: 1, .. }), "cut {cut}: {e}");
+            assert!(matches!(e, Error::Decode { id: Some(1), .. }), "cut {cut}: {e}");
         }
         let mut trailing = good.clone();
         trailing.push(0);

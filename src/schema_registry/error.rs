@@ -51,11 +51,11 @@ pub enum Error {
     #[error("not Confluent wire format: {0}")]
     WireFormat(String),
     /// The Avro body does not decode with its writer schema.
-    #[error("cannot decode Avro data written with schema id {id}: {message}")]
-    Decode { id: u32, message: String },
+    #[error("cannot decode Avro data{}: {message}", id.map(|i| format!(" written with schema id {i}")).unwrap_or_default())]
+    Decode { id: Option<u32>, message: String },
     /// The writer's data cannot be read with the reader schema.
-    #[error("data written with schema id {id} cannot be read with the reader schema: {message}")]
-    Resolution { id: u32, message: String },
+    #[error("data{} cannot be read with the reader schema: {message}", id.map(|i| format!(" written with schema id {i}")).unwrap_or_default())]
+    Resolution { id: Option<u32>, message: String },
     /// The value to serialize does not conform to the writer schema; nothing was encoded.
     #[error("value does not conform to schema `{schema}`: {message}")]
     NotConforming { schema: String, message: String },
@@ -94,6 +94,15 @@ impl Error {
 
     pub(crate) fn config(key: &str, message: impl Into<String>) -> Error {
         Error::Config { key: key.to_owned(), message: message.into() }
+    }
+
+    /// Names the schema id in a decode or resolution error.
+    pub(crate) fn with_id(self, id: u32) -> Error {
+        match self {
+            Error::Decode { message, .. } => Error::Decode { id: Some(id), message },
+            Error::Resolution { message, .. } => Error::Resolution { id: Some(id), message },
+            e => e,
+        }
     }
 
     pub(crate) fn parse(context: Option<String>, e: impl std::fmt::Display) -> Error {

@@ -10,10 +10,26 @@ use crate::support::builder;
 
 /// Serves each connection with `reply` after reading the first bytes.
 async fn server(reply: &'static [u8], close_after: bool) -> String {
+    server_then_proxy(reply, close_after, usize::MAX).await
+}
+
+/// Like [`server`] for the first `bad` connections; later ones are relayed
+/// to the real broker (a broker that starts behaving).
+async fn server_then_proxy(reply: &'static [u8], close_after: bool, bad: usize) -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
+        let mut n = 0;
         while let Ok((mut s, _)) = l.accept().await {
+            n += 1;
+            if n > bad {
+                tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(crate::support::bootstrap()).await {
+                        let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+                    }
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 // Read the whole request so closing does not reset the socket.
                 let mut len = [0u8; 4];
@@ -69,4 +85,75 @@ async fn wrong_correlation_id_closes_the_connection() {
     let addr = server(b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00", true).await;
     let e = quick(&addr).build().await.unwrap_err();
     assert!(e.to_string().contains("correlation") || matches!(e, Error::NoBrokerAvailable { .. }), "{e}");
+}
+
+/// The client is still usable: with the hostile server first in the
+/// bootstrap list it falls through to the real broker.
+async fn usable_past(hostile: &str) {
+    let c = quick(&format!("{hostile},{}", crate::support::bootstrap())).build().await.unwrap();
+    c.admin().describe_cluster().await.unwrap();
+}
+
+/// The error from a server that always misbehaves; then, against one that
+/// misbehaves once and then relays to the real broker, the client's own
+/// retry succeeds.
+async fn recovers_after(reply: &'static [u8], close_after: bool) -> Error {
+    let e = quick(&server(reply, close_after).await).build().await.unwrap_err();
+    let c = quick(&server_then_proxy(reply, close_after, 1).await).build().await.unwrap();
+    c.admin().describe_cluster().await.unwrap();
+    e
+}
+
+#[tokio::test]
+async fn two_gigabyte_length_prefix_is_refused() {
+    // 0x7fffffff: refused by receive.message.max.bytes before any buffer is made.
+    const REPLY: &[u8] = b"\x7f\xff\xff\xff\x00\x00\x00\x01";
+    let e = recovers_after(REPLY, false).await;
+    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("receive.message.max.bytes"), "{e:?}");
+    usable_past(&server(REPLY, false).await).await;
+}
+
+#[tokio::test]
+async fn truncated_frame_then_close_is_a_connection_error() {
+    // Promises 100 bytes, sends 6, closes.
+    const REPLY: &[u8] = b"\x00\x00\x00\x64\x00\x00\x00\x01\x00\x00";
+    let e = recovers_after(REPLY, true).await;
+    assert!(matches!(e, Error::Connection { .. } | Error::NoBrokerAvailable { .. }), "{e:?}");
+    assert!(e.to_string().contains("closed"), "{e}");
+    usable_past(&server(REPLY, true).await).await;
+}
+
+#[tokio::test]
+async fn unknown_correlation_id_fails_the_request() {
+    const REPLY: &[u8] = b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00";
+    let e = recovers_after(REPLY, false).await;
+    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("correlation"), "{e:?}");
+    usable_past(&server(REPLY, false).await).await;
+}
+
+#[tokio::test]
+async fn silent_broker_is_a_request_timeout() {
+    let e = recovers_after(b"", false).await;
+    assert!(matches!(e, Error::Timeout { .. } | Error::NoBrokerAvailable { .. }), "{e:?}");
+    assert!(e.to_string().contains("timed out"), "{e}");
+    usable_past(&server(b"", false).await).await;
+}
+
+#[tokio::test]
+async fn garbage_bytes_are_a_protocol_error() {
+    // A sane length, then bytes that are no ApiVersions response.
+    const REPLY: &[u8] = b"\x00\x00\x00\x0c\x00\x00\x00\x01\xde\xad\xbe\xef\xde\xad\xbe\xef";
+    let e = recovers_after(REPLY, false).await;
+    assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
+    usable_past(&server(REPLY, false).await).await;
+}
+
+#[tokio::test]
+async fn hostile_array_count_is_a_protocol_error() {
+    // An ApiVersions v3 response whose api_keys count is 2^32-2: without the
+    // codec's guard, kafka-protocol would try to allocate ~100 GB and abort.
+    const REPLY: &[u8] = b"\x00\x00\x00\x0b\x00\x00\x00\x01\x00\x00\xff\xff\xff\xff\x0f";
+    let e = recovers_after(REPLY, false).await;
+    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("exceeds"), "{e:?}");
+    usable_past(&server(REPLY, false).await).await;
 }

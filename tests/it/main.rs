@@ -10,4 +10,5 @@ mod cluster;
 mod consumer;
 mod failover;
 mod hostile;
+mod interop;
 mod producer;

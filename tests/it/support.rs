@@ -101,3 +101,18 @@ pub async fn cluster_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// Runs tests/peers/librdkafka_peer.py with `args` and returns its stdout.
+pub fn librdkafka(args: &[&str]) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = std::process::Command::new(format!("{root}/scripts/peers")).output().expect("scripts/peers");
+    assert!(python.status.success(), "scripts/peers failed: {}", String::from_utf8_lossy(&python.stderr));
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
+    let out = std::process::Command::new(python)
+        .arg(format!("{root}/tests/peers/librdkafka_peer.py"))
+        .args(args)
+        .output()
+        .expect("run librdkafka_peer.py");
+    assert!(out.status.success(), "librdkafka_peer.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

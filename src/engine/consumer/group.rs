@@ -158,23 +158,7 @@ impl Group {
                 }
             }
         }
-        let conn = self.cluster.any_broker().await?;
-        let version = conn.version(versions::FIND_COORDINATOR)?;
-        let group = msg::StrBytes::from_string(self.cfg.group_id.clone());
-        let mut req = msg::FindCoordinatorRequest::default().with_key_type(0);
-        req = if version >= 4 { req.with_coordinator_keys(vec![group]) } else { req.with_key(group) };
-        let (resp, _) = conn.send(&req, versions::FIND_COORDINATOR).await?;
-        let (code, node) = match resp.coordinators.first() {
-            Some(c) => (c.error_code, c.node_id.0),
-            None => (resp.error_code, resp.node_id.0),
-        };
-        if let Some(code) = ErrorCode::check(code) {
-            return Err(ClusterError::broker(format!("finding the coordinator of group `{}`", self.cfg.group_id), code, None));
-        }
-        // The coordinator must be in our metadata to be dialed by id.
-        if !self.cluster.cached().brokers.contains_key(&node) {
-            self.cluster.refresh(Topics::Some(&[])).await?;
-        }
+        let node = find_coordinator(&self.cluster, &self.cfg.group_id).await?;
         *self.coordinator.lock().unwrap_or_else(|p| p.into_inner()) = Some(node);
         tracing::debug!(group = %self.cfg.group_id, coordinator = node, "found coordinator");
         self.cluster.broker(node).await
@@ -490,6 +474,28 @@ impl Group {
     pub(crate) fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::Release);
     }
+}
+
+/// Asks any broker which node coordinates `group`, and makes sure that node
+/// is in the metadata cache so it can be dialed by id.
+pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, ClusterError> {
+    let conn = cluster.any_broker().await?;
+    let version = conn.version(versions::FIND_COORDINATOR)?;
+    let key = msg::StrBytes::from_string(group.to_owned());
+    let mut req = msg::FindCoordinatorRequest::default().with_key_type(0);
+    req = if version >= 4 { req.with_coordinator_keys(vec![key]) } else { req.with_key(key) };
+    let (resp, _) = conn.send(&req, versions::FIND_COORDINATOR).await?;
+    let (code, node) = match resp.coordinators.first() {
+        Some(c) => (c.error_code, c.node_id.0),
+        None => (resp.error_code, resp.node_id.0),
+    };
+    if let Some(code) = ErrorCode::check(code) {
+        return Err(ClusterError::broker(format!("finding the coordinator of group `{group}`"), code, None));
+    }
+    if !cluster.cached().brokers.contains_key(&node) {
+        cluster.refresh(Topics::Some(&[])).await?;
+    }
+    Ok(node)
 }
 
 enum JoinError {
