@@ -1,36 +1,135 @@
-//! The ingestion demo (README command 1): prepares the `ingest-events` topic
-//! and reports what the cluster looks like.
+//! The ingestion demo (README command 1): a producer streams ingestion events
+//! into `ingest-events`, three consumers in one group process them with
+//! manual commits, and the demo reports counts and the group's final lag.
+//! Ctrl-C stops it gracefully: the producer flushes, consumers commit and leave.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use kafka_ingest::{Client, NewTopic, OffsetSpec, TopicPartition};
+use kafka_ingest::{Client, Consumer, NewTopic, Producer, ProducerRecord};
 
 const TOPIC: &str = "ingest-events";
+const GROUP: &str = "ingest-demo";
+const CONSUMERS: usize = 3;
+const SENSORS: [&str; 8] = ["thermo-1", "thermo-2", "thermo-3", "hygro-1", "hygro-2", "baro-1", "baro-2", "lux-1"];
+
+fn event(id: u64) -> (String, String) {
+    let sensor = SENSORS[(id % SENSORS.len() as u64) as usize];
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let status = if id % 10 == 0 { "warning" } else { "ok" };
+    let value = 20.0 + (id % 50) as f64 / 10.0;
+    let json = format!(
+        r#"{{"event_id":{id},"timestamp":{ts:.3},"status":"{status}","data":{{"sensor":"{sensor}","value":{value:.1}}}}}"#
+    );
+    (sensor.to_owned(), json)
+}
 
 #[tokio::main]
 async fn main() -> kafka_ingest::Result<()> {
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let total: u64 = std::env::var("DEMO_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let client = Client::builder().bootstrap(&bootstrap).api_timeout(Duration::from_secs(20)).build().await?;
     let admin = client.admin();
-    let cluster = admin.describe_cluster().await?;
-    println!(
-        "connected to cluster {} ({} broker(s))",
-        cluster.cluster_id.as_deref().unwrap_or("?"),
-        cluster.brokers.len()
-    );
     match admin.create_topic(NewTopic::new(TOPIC, 6, 1)).await {
-        Ok(()) => println!("created topic {TOPIC} with 6 partitions"),
-        Err(e) if e.code().is_some_and(|c| c.0 == 36) => println!("topic {TOPIC} already exists"),
+        Ok(()) => println!("created topic {TOPIC} (6 partitions)"),
+        Err(e) if e.code().is_some_and(|c| c.0 == 36) => println!("using topic {TOPIC}"),
         Err(e) => return Err(e),
     }
-    let topic = admin.describe_topic(TOPIC).await?;
-    let specs: Vec<_> =
-        topic.partitions.iter().map(|p| (TopicPartition::new(TOPIC, p.partition), OffsetSpec::Latest)).collect();
-    let latest = admin.list_offsets(&specs).await?;
-    for p in &topic.partitions {
-        let end = latest.get(&TopicPartition::new(TOPIC, p.partition)).map_or(-1, |o| o.offset);
-        println!("  partition {} leader {:?} end offset {end}", p.partition, p.leader);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                println!("\nCtrl-C: stopping gracefully");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
     }
+
+    // Consumers first, so they are in the group when events arrive.
+    let consumed = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for n in 0..CONSUMERS {
+        let consumer = Consumer::builder()
+            .bootstrap(&bootstrap)
+            .set("group.id", GROUP)
+            .set("client.id", &format!("demo-consumer-{n}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("heartbeat.interval.ms", "500")
+            .build()
+            .await?;
+        consumer.subscribe(&[TOPIC]).await?;
+        let (stop, consumed) = (stop.clone(), consumed.clone());
+        workers.push(tokio::spawn(async move {
+            let mut mine = 0usize;
+            let mut warnings = 0usize;
+            let mut idle_since = Instant::now();
+            loop {
+                let records = consumer.poll(Duration::from_millis(200)).await?;
+                for r in &records {
+                    // "Processing": parse and validate each event.
+                    let v = r.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    if v.contains(r#""status":"warning""#) {
+                        warnings += 1;
+                    }
+                }
+                if !records.is_empty() {
+                    consumer.commit().await?; // at-least-once: commit after processing
+                    mine += records.len();
+                    consumed.fetch_add(records.len(), Ordering::SeqCst);
+                    idle_since = Instant::now();
+                }
+                // Done when stopped, or when everything is in and this member has been idle a while.
+                if stop.load(Ordering::SeqCst) && idle_since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            let parts = consumer.assignment().len();
+            consumer.close().await; // leaves the group: no waiting for the session timeout
+            Ok::<_, kafka_ingest::Error>((n, mine, warnings, parts))
+        }));
+    }
+
+    let producer = Producer::builder().bootstrap(&bootstrap).set("linger.ms", "10").set("compression.type", "lz4").build().await?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut batch = Vec::new();
+    while sent < total && !stop.load(Ordering::SeqCst) {
+        let (key, json) = event(sent);
+        batch.push(producer.send(ProducerRecord::new(TOPIC).key(key).value(json)).await?);
+        sent += 1;
+        if batch.len() == 1000 || sent == total {
+            let mut last = None;
+            for d in batch.drain(..) {
+                last = Some(d.await?);
+            }
+            if let Some(m) = last {
+                println!("delivered {sent} events (last: partition {} offset {})", m.partition, m.offset);
+            }
+        }
+    }
+    for d in batch.drain(..) {
+        d.await?;
+    }
+    producer.close(Duration::from_secs(10)).await;
+    println!("produced {sent} events in {:.2?}", start.elapsed());
+
+    // Wait until the group has caught up, then stop the consumers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.load(Ordering::SeqCst) < sent as usize && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let (n, count, warnings, parts) = w.await.expect("consumer task")?;
+        println!("consumer {n}: processed {count} events ({warnings} warnings), owned {parts} partitions at the end");
+    }
+    let g = admin.describe_group(GROUP).await?;
+    let lag: i64 = g.offsets.iter().filter_map(|o| o.lag).sum();
+    println!("group {GROUP}: state {}, total lag {lag}", g.state);
     client.close();
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-pub use crate::codec::ErrorCode;
+pub use crate::engine::ErrorCode;
 use crate::engine::{ClusterError, ConnError};
 
 /// Result alias for the crate.

@@ -23,7 +23,7 @@ mod types;
 pub use admin::Admin;
 pub use backoff::Backoff;
 pub use client::{Client, ClientBuilder};
-pub use codec::compression::Compression;
+pub use engine::Compression;
 pub use config::ClientConfig;
 pub use consumer::{Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, Strategy};
 pub use error::{Error, ErrorCode, Result, RetryAction};

@@ -63,6 +63,13 @@ enum SchemaCmd {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Delete a subject (soft; --permanent purges it too) and print the versions it had.
+    Delete {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        permanent: bool,
+    },
     /// Show the compatibility level (global or of --subject), or set it with --level.
     Config {
         #[arg(long)]
@@ -208,6 +215,10 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 }
             })
         }
+        SchemaCmd::Delete { subject, permanent } => client.delete_subject(&subject, permanent).await.map(|v| {
+            println!("{}", v.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
+            ExitCode::SUCCESS
+        }),
         SchemaCmd::Config { subject, level } => {
             let answer = match (subject.as_deref(), level) {
                 (None, None) => client.global_compatibility().await.map(Some),

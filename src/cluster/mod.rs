@@ -9,7 +9,8 @@ mod pool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::conn::{api_name, codes, msg, versions, ConnConfig, ConnError, Connection, ErrorCode};
+pub(crate) use crate::conn::{api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection};
+pub use crate::conn::{Compression, ErrorCode};
 pub(crate) use error::ClusterError;
 pub(crate) use metadata::{Metadata, TopicMeta};
 use pool::Pool;

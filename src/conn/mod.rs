@@ -22,7 +22,18 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::codec::{self, ApiVersionRange, Request};
-pub(crate) use crate::codec::{api_name, codes, msg, versions, ErrorCode, Versions};
+pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
+pub use crate::codec::compression::Compression;
+pub use crate::codec::ErrorCode;
+
+/// Codec pieces the layers above need (record batches, group protocol,
+/// compression), passed up so nothing above imports the codec directly.
+pub(crate) mod wire {
+    pub(crate) use crate::codec::compression::*;
+    pub(crate) use crate::codec::group::*;
+    pub(crate) use crate::codec::records::*;
+    pub(crate) use crate::codec::CodecError;
+}
 pub(crate) use error::ConnError;
 
 /// Settings a connection needs; built once by the client config.

@@ -377,7 +377,7 @@ pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<Gro
     let mut members = Vec::new();
     let mut tps: Vec<TopicPartition> = Vec::new();
     for m in g.members {
-        let assignment: Vec<TopicPartition> = crate::codec::group::decode_assignment(m.member_assignment)
+        let assignment: Vec<TopicPartition> = crate::cluster::wire::decode_assignment(m.member_assignment)
             .map(|a| a.partitions.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| TopicPartition::new(t.clone(), p))).collect())
             .unwrap_or_default();
         tps.extend(assignment.iter().cloned());

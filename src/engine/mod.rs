@@ -8,4 +8,5 @@ pub(crate) mod consumer;
 pub(crate) mod producer;
 
 pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics};
-pub(crate) use crate::codec::records::OutRecord;
+pub(crate) use crate::cluster::wire::OutRecord;
+pub use crate::cluster::{Compression, ErrorCode};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::codec::compression::Compression;
+use crate::engine::Compression;
 use crate::config::{parse_bool, parse_ms, parse_num, ClientConfig};
 use crate::error::{Error, Result};
 

@@ -163,6 +163,8 @@ impl SchemaRegistryClient {
                 let op = Op { name: "register", subject: Some(subject), ..Default::default() };
                 let body = json!({ "schema": schema });
                 let r: Id = self.call(&op, Method::POST, &["subjects", subject, "versions"], &[], Some(body)).await?;
+                // The id now names this schema: deserializers need not fetch it.
+                self.inner.by_id.insert(r.id, Arc::from(schema));
                 Ok(r.id)
             })
             .await
@@ -179,6 +181,7 @@ impl SchemaRegistryClient {
         let body = json!({ "schema": schema });
         let r: RegisteredSchema = self.call(&op, Method::POST, &["subjects", subject], &[], Some(body)).await?;
         self.inner.ids.insert((subject.to_owned(), schema.to_owned()), r.id);
+        self.inner.by_id.insert(r.id, Arc::from(r.schema.as_str()));
         Ok(r)
     }
 

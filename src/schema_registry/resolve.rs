@@ -69,9 +69,11 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
             (N::Double, N::Long, Value::Long(x)) => Ok(Value::Double(x as f64)),
             (N::Double, N::Float, Value::Float(x)) => Ok(Value::Double(x.into())),
             (N::Bytes, N::String, Value::String(s)) => Ok(Value::Bytes(s.into_bytes())),
-            (N::String, N::Bytes, Value::Bytes(b)) => {
-                String::from_utf8(b).map(Value::String).map_err(|_| self.err("writer bytes are not UTF-8, cannot read as string"))
-            }
+            // Java reads such bytes as a string without validating them; invalid UTF-8 becomes U+FFFD.
+            (N::String, N::Bytes, Value::Bytes(b)) => Ok(Value::String(match String::from_utf8(b) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })),
             (N::Array(ri), N::Array(wi), Value::Array(items)) => {
                 self.path.push("items".into());
                 let out = items.into_iter().map(|v| self.resolve(v, wi, ri)).collect::<Result<Vec<_>, _>>();

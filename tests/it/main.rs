@@ -12,3 +12,4 @@ mod failover;
 mod hostile;
 mod interop;
 mod producer;
+mod schema;

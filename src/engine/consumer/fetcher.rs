@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Buffered, ConsumerEngine};
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, Topics};
-use crate::codec::records::{decode_batches, InBatch, InRecord};
+use crate::cluster::wire::{decode_batches, InBatch, InRecord};
 use crate::types::TopicPartition;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;

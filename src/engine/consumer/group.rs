@@ -12,7 +12,7 @@ use super::assignor::{self, Member, Strategy};
 use super::offsets::{self, Committer};
 use crate::backoff::Backoff;
 use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Topics};
-use crate::codec::group::{decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment, Subscription};
+use crate::cluster::wire::{decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment, Subscription};
 use crate::types::TopicPartition;
 
 pub(crate) mod code {
@@ -503,7 +503,7 @@ enum JoinError {
     Fatal(ClusterError),
 }
 
-fn codec_err(e: crate::codec::CodecError) -> ClusterError {
+fn codec_err(e: crate::cluster::wire::CodecError) -> ClusterError {
     ClusterError::broker("consumer protocol", ErrorCode(-1), Some(e.to_string()))
 }
 

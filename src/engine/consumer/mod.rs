@@ -22,7 +22,7 @@ pub use assignor::Strategy;
 pub(crate) use offsets::{commit, committed};
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::codec::records::InRecord;
+use crate::cluster::wire::InRecord;
 use crate::types::TopicPartition;
 
 /// Fetch settings derived from the consumer config.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cluster::ClusterError;
-use crate::codec::records::OutRecord;
+use crate::cluster::wire::OutRecord;
 use crate::types::TopicPartition;
 
 /// Where one record landed.

@@ -19,8 +19,8 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::backoff::Backoff;
 use crate::cluster::{codes, msg, versions, Cluster, ClusterError, ErrorCode, Topics};
-use crate::codec::compression::Compression;
-use crate::codec::records::OutRecord;
+use crate::cluster::wire::OutRecord;
+use crate::cluster::Compression;
 use crate::types::TopicPartition;
 use accumulator::{record_size, Accumulator, Batch, Limits};
 pub(crate) use accumulator::{Delivered, Reply};

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::accumulator::Batch;
 use super::ProducerEngine;
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
-use crate::codec::records::{encode_batch, ProducerStamp};
+use crate::cluster::wire::{encode_batch, ProducerStamp};
 
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
