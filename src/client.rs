@@ -1,12 +1,11 @@
 //! [`Client`] and its builder.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::admin::Admin;
-use crate::config::{load_properties, ClientConfig};
+use crate::config::{property_setters, ClientConfig, Pending};
 use crate::engine::{Cluster, ClusterConfig, ConnConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A connection to a Kafka cluster. Cheap to clone; clones share brokers'
 /// connections and the metadata cache.
@@ -78,22 +77,11 @@ pub(crate) fn cluster_config(c: &ClientConfig) -> ClusterConfig {
 /// returned by [`build`](Self::build).
 #[derive(Debug, Default)]
 pub struct ClientBuilder {
-    config: ClientConfig,
-    error: Option<Error>,
+    pending: Pending<ClientConfig>,
 }
 
 impl ClientBuilder {
-    fn keep(mut self, r: Result<()>) -> Self {
-        if let (Err(e), None) = (r, &self.error) {
-            self.error = Some(e);
-        }
-        self
-    }
-
-    /// `bootstrap.servers`, comma-separated `host:port`.
-    pub fn bootstrap(self, servers: &str) -> Self {
-        self.set("bootstrap.servers", servers)
-    }
+    property_setters!();
 
     /// `client.id`.
     pub fn client_id(self, id: &str) -> Self {
@@ -102,43 +90,18 @@ impl ClientBuilder {
 
     /// `request.timeout.ms`.
     pub fn request_timeout(mut self, d: std::time::Duration) -> Self {
-        self.config.request_timeout = d;
+        self.pending.config.request_timeout = d;
         self
     }
 
     /// `default.api.timeout.ms`.
     pub fn api_timeout(mut self, d: std::time::Duration) -> Self {
-        self.config.default_api_timeout = d;
+        self.pending.config.default_api_timeout = d;
         self
-    }
-
-    /// Sets one property by its Java name.
-    pub fn set(mut self, key: &str, value: &str) -> Self {
-        let r = self.config.set(key, value);
-        self.keep(r)
-    }
-
-    /// Sets many properties.
-    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
-        for (k, v) in props {
-            self = self.set(k.as_ref(), v.as_ref());
-        }
-        self
-    }
-
-    /// Loads a Java `.properties` file.
-    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
-        match load_properties(path) {
-            Ok(p) => self.properties(p),
-            Err(e) => self.keep(Err(e)),
-        }
     }
 
     /// Validates and connects.
     pub async fn build(self) -> Result<Client> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        Client::connect(self.config).await
+        Client::connect(self.pending.finish()?).await
     }
 }

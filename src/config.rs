@@ -188,6 +188,85 @@ pub fn load_properties(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> 
     parse_properties(&text)
 }
 
+/// A config being built plus the first error seen, returned by `build()`
+/// (so chained setters never break, as in reqwest).
+#[derive(Debug, Default)]
+pub(crate) struct Pending<C> {
+    pub(crate) config: C,
+    error: Option<Error>,
+}
+
+/// A config that accepts Java property names.
+pub(crate) trait Settable {
+    fn set(&mut self, key: &str, value: &str) -> Result<()>;
+}
+
+impl Settable for ClientConfig {
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        ClientConfig::set(self, key, value)
+    }
+}
+
+impl<C: Settable> Pending<C> {
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
+        if let Err(e) = self.config.set(key, value) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    pub(crate) fn properties<K: AsRef<str>, V: AsRef<str>>(&mut self, props: impl IntoIterator<Item = (K, V)>) {
+        for (k, v) in props {
+            self.set(k.as_ref(), v.as_ref());
+        }
+    }
+
+    pub(crate) fn properties_file(&mut self, path: impl AsRef<Path>) {
+        match load_properties(path) {
+            Ok(p) => self.properties(p),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// The config, or the first error any setter hit.
+    pub(crate) fn finish(self) -> Result<C> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.config),
+        }
+    }
+}
+
+/// The property setters every builder shares; expects a `pending: Pending<_>` field.
+macro_rules! property_setters {
+    () => {
+        /// `bootstrap.servers`, comma-separated `host:port`.
+        pub fn bootstrap(self, servers: &str) -> Self {
+            self.set("bootstrap.servers", servers)
+        }
+
+        /// Sets one property by its Java name; the first error is returned by `build()`.
+        pub fn set(mut self, key: &str, value: &str) -> Self {
+            self.pending.set(key, value);
+            self
+        }
+
+        /// Sets many properties.
+        pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
+            self.pending.properties(props);
+            self
+        }
+
+        /// Loads a Java `.properties` file.
+        pub fn properties_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+            self.pending.properties_file(path);
+            self
+        }
+    };
+}
+pub(crate) use property_setters;
+
 #[cfg(test)]
 mod tests {
     use super::*;

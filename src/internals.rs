@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::{self, msg};
 pub use crate::codec::compression::{compress, decompress};
+pub use crate::codec::group::{decode_assignment, decode_subscription};
 pub use crate::codec::records::{decode_batches, encode_batch, InBatch, InRecord, OutRecord, ProducerStamp};
 pub use crate::codec::CodecError;
 /// The protocol crate the codec wraps, so tests build messages with the same version.

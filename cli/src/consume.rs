@@ -82,7 +82,7 @@ pub(crate) fn render(fmt: &str, r: &ConsumerRecord) -> String {
 
 pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> {
     let mut b = global
-        .consumer_builder()
+        .consumer_builder()?
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", if args.from_beginning { "earliest" } else { "latest" });
     if let Some(g) = &args.group {
@@ -92,7 +92,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
     if args.group.is_some() {
         consumer.subscribe(&[&args.topic]).await?;
     } else {
-        let client = global.builder().build().await?;
+        let client = global.builder()?.build().await?;
         let t = client.admin().describe_topic(&args.topic).await?;
         client.close();
         let tps: Vec<TopicPartition> = t.partitions.iter().map(|p| TopicPartition::new(&args.topic, p.partition)).collect();
@@ -152,7 +152,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
 }
 
 pub(crate) async fn groups(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> {
-    let client = global.builder().build().await?;
+    let client = global.builder()?.build().await?;
     match cmd {
         GroupsCmd::Describe { group } => {
             let d = client.admin().describe_group(&group).await?;

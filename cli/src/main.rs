@@ -1,6 +1,7 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
 mod consume;
+mod perf;
 mod produce;
 mod schema;
 mod topics;
@@ -38,6 +39,9 @@ enum Command {
     /// Consumer groups.
     #[command(subcommand)]
     Groups(consume::GroupsCmd),
+    /// Burst load and throughput measurement.
+    #[command(subcommand)]
+    Perf(perf::PerfCmd),
     /// Schema registry: offline compatibility checks, register, get, compat, config.
     Schema(schema::SchemaArgs),
 }
@@ -50,46 +54,30 @@ pub(crate) struct Global {
 }
 
 impl Global {
-    /// A builder with the file first, then `--bootstrap`, then `-X` overrides.
-    pub(crate) fn builder(&self) -> ClientBuilder {
-        let mut b = Client::builder();
+    /// Properties from the file first, then `--bootstrap`, then `-X` overrides.
+    fn props(&self) -> kafka_ingest::Result<Vec<(String, String)>> {
+        let mut p = Vec::new();
         if let Some(f) = &self.config_file {
-            b = b.properties_file(f);
+            p.extend(kafka_ingest::config::load_properties(f)?);
         }
-        b = b.bootstrap(&self.bootstrap);
+        p.push(("bootstrap.servers".to_owned(), self.bootstrap.clone()));
         for kv in &self.set {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            b = b.set(k, v);
+            p.push((k.to_owned(), v.to_owned()));
         }
-        b
+        Ok(p)
     }
 
-    /// A consumer builder with the same settings.
-    pub(crate) fn consumer_builder(&self) -> ConsumerBuilder {
-        let mut b = Consumer::builder();
-        if let Some(f) = &self.config_file {
-            b = b.properties_file(f);
-        }
-        b = b.bootstrap(&self.bootstrap);
-        for kv in &self.set {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            b = b.set(k, v);
-        }
-        b
+    pub(crate) fn builder(&self) -> kafka_ingest::Result<ClientBuilder> {
+        Ok(Client::builder().properties(self.props()?))
     }
 
-    /// A producer builder with the same settings.
-    pub(crate) fn producer_builder(&self) -> ProducerBuilder {
-        let mut b = Producer::builder();
-        if let Some(f) = &self.config_file {
-            b = b.properties_file(f);
-        }
-        b = b.bootstrap(&self.bootstrap);
-        for kv in &self.set {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            b = b.set(k, v);
-        }
-        b
+    pub(crate) fn consumer_builder(&self) -> kafka_ingest::Result<ConsumerBuilder> {
+        Ok(Consumer::builder().properties(self.props()?))
+    }
+
+    pub(crate) fn producer_builder(&self) -> kafka_ingest::Result<ProducerBuilder> {
+        Ok(Producer::builder().properties(self.props()?))
     }
 }
 
@@ -134,6 +122,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce::run(&global, args).await,
             Command::Consume(args) => consume::run(&global, args).await,
             Command::Groups(cmd) => consume::groups(&global, cmd).await,
+            Command::Perf(cmd) => perf::run(&global, cmd).await,
             Command::Schema(args) => Ok(schema::run(args).await),
         }
     });

@@ -49,7 +49,7 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
         };
         headers.push((k.to_owned(), Some(bytes::Bytes::from(v.to_owned()))));
     }
-    let mut b = global.producer_builder().set("compression.type", &args.compression).set("acks", &args.acks);
+    let mut b = global.producer_builder()?.set("compression.type", &args.compression).set("acks", &args.acks);
     if let Some(l) = args.linger_ms {
         b = b.set("linger.ms", &l.to_string());
     }

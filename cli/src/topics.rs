@@ -33,7 +33,7 @@ pub(crate) enum TopicsCmd {
 }
 
 pub(crate) async fn run(global: &Global, cmd: TopicsCmd) -> Result<ExitCode> {
-    let client = global.builder().build().await?;
+    let client = global.builder()?.build().await?;
     let admin = client.admin();
     match cmd {
         TopicsCmd::Create { name, partitions, replication_factor, configs } => {

@@ -157,13 +157,76 @@ pub fn fuzz_decompress(data: &[u8]) {
     }
 }
 
-/// Fuzz body: the Confluent wire-format header (magic byte, schema id).
+/// Fuzz body: group members' embedded metadata; byte 0 picks subscription
+/// (even) or assignment (odd), the rest is the versioned message.
+pub fn fuzz_group(data: &[u8]) {
+    let [which, rest @ ..] = data else { return };
+    let b = Bytes::copy_from_slice(rest);
+    if which % 2 == 0 {
+        let _ = internals::decode_subscription(b);
+    } else {
+        let _ = internals::decode_assignment(b);
+    }
+}
+
+/// A writer schema using every Avro type (recursive too), for the wire-format body.
+pub const AVRO_SCHEMA: &str = r#"{"type": "record", "name": "Event", "namespace": "pt", "fields": [
+  {"name": "id", "type": "long"}, {"name": "ok", "type": "boolean"}, {"name": "n", "type": "int"},
+  {"name": "f", "type": "float"}, {"name": "d", "type": "double"}, {"name": "raw", "type": "bytes"},
+  {"name": "name", "type": "string"}, {"name": "tags", "type": {"type": "array", "items": "string"}},
+  {"name": "attrs", "type": {"type": "map", "values": ["null", "long", "string"]}},
+  {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B", "C"]}},
+  {"name": "hash", "type": {"type": "fixed", "name": "Hash", "size": 4}},
+  {"name": "next", "type": ["null", "Event"]},
+  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+  {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}}
+]}"#;
+
+fn avro_schema() -> &'static kafka_ingest::schema_registry::apache_avro::Schema {
+    static S: std::sync::OnceLock<kafka_ingest::schema_registry::apache_avro::Schema> = std::sync::OnceLock::new();
+    S.get_or_init(|| kafka_ingest::schema_registry::parse_schema(AVRO_SCHEMA, None).expect("schema"))
+}
+
+/// A framed datum of [`AVRO_SCHEMA`] (wire header included), `depth` events deep.
+pub fn avro_sample(depth: usize) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 0, 7];
+    for i in 0..depth {
+        out.extend_from_slice(&[0x02, 0x01, 0x04]); // id 1, ok, n 2
+        out.extend_from_slice(&1.0f32.to_le_bytes());
+        out.extend_from_slice(&1.0f64.to_le_bytes());
+        out.extend_from_slice(b"\x04ab\x06abc"); // raw, name
+        out.extend_from_slice(b"\x02\x02x\x00"); // tags ["x"]
+        out.extend_from_slice(b"\x02\x02k\x02\x04\x00"); // attrs {k: 2}
+        out.extend_from_slice(b"\x02abcd"); // kind B, hash
+        out.push(if i + 1 < depth { 0x02 } else { 0x00 }); // next
+        if i + 1 == depth {
+            out.extend_from_slice(b"\x02\x02\x64\x48123e4567-e89b-12d3-a456-426614174000");
+        }
+    }
+    // Tails of the enclosing events (at, amount, uid), innermost first.
+    for _ in 1..depth {
+        out.extend_from_slice(b"\x02\x02\x64\x48123e4567-e89b-12d3-a456-426614174000");
+    }
+    out
+}
+
+/// Decodes a framed [`AVRO_SCHEMA`] datum; for tests.
+pub fn decode_avro(data: &[u8]) -> Result<(), String> {
+    let (_, body) = kafka_ingest::schema_registry::wire::split(data).map_err(|e| e.to_string())?;
+    kafka_ingest::schema_registry::decode_datum(avro_schema(), None, body).map(drop).map_err(|e| e.to_string())
+}
+
+/// Fuzz body: the Confluent wire format (magic byte, schema id) and the Avro
+/// body behind it, decoded with [`AVRO_SCHEMA`].
 pub fn fuzz_wire_format(data: &[u8]) {
-    match kafka_ingest::schema_registry::wire::split(data) {
+    use kafka_ingest::schema_registry::{decode_datum, wire};
+    match wire::split(data) {
         Ok((id, body)) => {
             assert_eq!(data[0], 0);
             assert_eq!(u32::from_be_bytes([data[1], data[2], data[3], data[4]]), id);
             assert_eq!(body.len(), data.len() - 5);
+            let _ = decode_datum(avro_schema(), None, body);
         }
         Err(_) => assert!(data.len() < 5 || data[0] != 0),
     }

@@ -106,3 +106,18 @@ fn decompression_bombs_are_refused_at_the_limit() {
         assert!(e.to_string().contains("exceeds the limit"), "{codec}: {e}");
     }
 }
+
+/// kafka-protocol adds record deltas to the batch header unchecked, and
+/// subtracts timestamps unchecked when encoding (panics in debug builds).
+#[test]
+fn overflowing_timestamps_and_offsets_are_errors() {
+    let rec = |t| OutRecord { timestamp: t, key: None, value: None, headers: vec![] };
+    let e = encode_batch(&[rec(i64::MAX), rec(-5)], ProducerStamp::NONE, Compression::None).unwrap_err();
+    assert!(e.to_string().contains("too far apart"), "{e}");
+    assert!(encode_batch(&[rec(i64::MIN), rec(i64::MIN + 1)], ProducerStamp::NONE, Compression::None).is_ok());
+    // attributes, timestamp delta = i64::MAX (zigzag varlong), offset delta 0, null key/value, no headers.
+    let mut body = vec![0u8, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 1, 1, 0];
+    body.insert(0, (body.len() as u8) << 1);
+    let e = decode_batches(protocol_tests::wrap_batch(0, 1, &body), LIMIT).unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
+}

@@ -14,6 +14,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("batch_payload", protocol_tests::fuzz_batch_payload),
     ("decompress", protocol_tests::fuzz_decompress),
     ("wire_format", protocol_tests::fuzz_wire_format),
+    ("group_metadata", protocol_tests::fuzz_group),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -73,7 +74,18 @@ fn write_seed_corpora() {
         z.extend_from_slice(records);
         write("decompress", &name, &z);
     }
+    for g in golden_frames().into_iter().filter(|g| g.api == "join_group" || g.api == "sync_group") {
+        // The member metadata / assignment bytes inside are found by the round trip tests;
+        // seed with the whole frames and a few hand-made messages.
+        write("group_metadata", &g.name, &g.body());
+    }
+    for (i, w) in [&b"\x00\x00\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff"[..], b"\x01\x00\x01\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01\x00\x00\x00\x00\xff\xff\xff\xff"].iter().enumerate() {
+        write("group_metadata", &format!("seed-{i}"), w);
+    }
     for (i, w) in [&b"\x00\x00\x00\x00\x01\x02abc"[..], b"\x00\x00\x00\x01\x00", b"\x01junk"].iter().enumerate() {
         write("wire_format", &format!("seed-{i}"), w);
+    }
+    for depth in [1, 2, 5] {
+        write("wire_format", &format!("avro-depth-{depth}"), &protocol_tests::avro_sample(depth));
     }
 }

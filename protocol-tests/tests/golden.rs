@@ -92,3 +92,12 @@ fn default_responses_pass_the_guard_at_every_supported_version() {
         }
     }
 }
+
+#[test]
+fn avro_samples_decode() {
+    for depth in [1, 2, 5] {
+        assert_eq!(protocol_tests::decode_avro(&protocol_tests::avro_sample(depth)), Ok(()), "depth {depth}");
+        let s = protocol_tests::avro_sample(depth);
+        assert!(protocol_tests::decode_avro(&s[..s.len() - 1]).is_err(), "truncated, depth {depth}");
+    }
+}

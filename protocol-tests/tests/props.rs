@@ -10,11 +10,14 @@ use kafka_ingest::schema_registry::wire;
 use kafka_ingest::Compression;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use protocol_tests::{golden_frames, Golden};
 
 fn cases(divisor: u32) -> ProptestConfig {
     let base = ProptestConfig::default();
-    ProptestConfig { cases: (base.cases / divisor).max(8), ..base }
+    // Failures are saved (and replayed first) in protocol-tests/proptest-regressions/.
+    let saved = FileFailurePersistence::Direct("proptest-regressions/props.txt");
+    ProptestConfig { cases: (base.cases / divisor).max(8), failure_persistence: Some(Box::new(saved)), ..base }
 }
 
 fn golden() -> &'static [Golden] {
@@ -164,6 +167,19 @@ proptest! {
     }
 
     #[test]
+    fn group_metadata_decoders_survive_arbitrary_bytes(data in vec(any::<u8>(), 0..256)) {
+        protocol_tests::fuzz_group(&data);
+    }
+
+    #[test]
+    fn group_metadata_decoders_refuse_hostile_counts(which in 0u8..2, version in 0i16..4, at in 0usize..7) {
+        // Version, then a count of i32::MAX at a few offsets.
+        let mut data = vec![which, 0, version as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        data[3 + at..7 + at].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+        protocol_tests::fuzz_group(&data);
+    }
+
+    #[test]
     fn wire_format_header_round_trips(id in any::<u32>(), body in vec(any::<u8>(), 0..64)) {
         let mut framed = Vec::new();
         wire::write_header(id, &mut framed);
@@ -171,6 +187,24 @@ proptest! {
         let (got, rest) = wire::split(&framed).unwrap();
         prop_assert_eq!(got, id);
         prop_assert_eq!(rest, &body[..]);
+    }
+
+    #[test]
+    fn avro_body_decoder_survives_mutations(
+        depth in 1usize..4, edits in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4), cut in any::<prop::sample::Index>(),
+    ) {
+        let mut data = protocol_tests::avro_sample(depth);
+        let full = edits.is_empty();
+        for (at, b) in edits {
+            let i = 5 + at.index(data.len() - 5);
+            data[i] = b;
+        }
+        let cut = cut.index(data.len() + 1);
+        if full && cut == data.len() {
+            prop_assert_eq!(protocol_tests::decode_avro(&data), Ok(()));
+        }
+        data.truncate(cut);
+        protocol_tests::fuzz_wire_format(&data);
     }
 
     #[test]

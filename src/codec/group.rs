@@ -80,6 +80,8 @@ pub fn decode_subscription(mut b: Bytes) -> Result<Subscription, CodecError> {
     if v < 0 {
         return Err(bad("subscription", format!("negative version {v}")));
     }
+    // kafka-protocol pre-allocates from counts it reads: check they fit first.
+    super::guard::check_embedded("ConsumerProtocolSubscription", v.min(3), &b).map_err(|e| bad("subscription", e))?;
     let m = ConsumerProtocolSubscription::decode(&mut b, v.min(3)).map_err(|e| bad("subscription", e))?;
     Ok(Subscription {
         topics: m.topics.into_iter().map(|t| t.to_string()).collect(),
@@ -118,6 +120,7 @@ pub fn decode_assignment(mut b: Bytes) -> Result<Assignment, CodecError> {
     if v < 0 {
         return Err(bad("assignment", format!("negative version {v}")));
     }
+    super::guard::check_embedded("ConsumerProtocolAssignment", v.min(3), &b).map_err(|e| bad("assignment", e))?;
     let m = ConsumerProtocolAssignment::decode(&mut b, v.min(3)).map_err(|e| bad("assignment", e))?;
     Ok(Assignment {
         partitions: m.assigned_partitions.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),

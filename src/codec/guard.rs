@@ -192,26 +192,36 @@ pub(crate) fn check_response(api_key: i16, version: i16, body: &[u8]) -> Result<
     walk_struct(&mut Cur(body), s, version)
 }
 
+/// Checks an embedded message (e.g. `ConsumerProtocolAssignment`) at `version`.
+pub(crate) fn check_embedded(name: &str, version: i16, body: &[u8]) -> Result<(), String> {
+    let s = shapes::embedded(name).ok_or_else(|| format!("no wire layout for {name} (run scripts/gen-codec-shapes)"))?;
+    walk_struct(&mut Cur(body), s, version)
+}
+
 /// Checks that `data` (a batch's decompressed records) holds `count` records
-/// whose lengths and header counts all fit.
-pub(crate) fn check_records(data: &[u8], count: i32) -> Result<(), String> {
+/// whose lengths and header counts all fit, and whose offsets and timestamps
+/// (deltas from the batch header's `base_offset`, `first_timestamp`) do not
+/// overflow (kafka-protocol adds them unchecked).
+pub(crate) fn check_records(data: &[u8], (count, base_offset, first_timestamp): (i32, i64, i64)) -> Result<(), String> {
     let mut c = Cur(data);
     let count = usize::try_from(count).map_err(|_| format!("negative record count {count}"))?;
     c.count(count, "record")?;
     for i in 0..count {
-        record(&mut c).map_err(|e| format!("record {i} of {count}: {e}"))?;
+        record(&mut c, base_offset, first_timestamp).map_err(|e| format!("record {i} of {count}: {e}"))?;
     }
     Ok(())
 }
 
-fn record(c: &mut Cur) -> R<()> {
+fn record(c: &mut Cur, base_offset: i64, first_timestamp: i64) -> R<()> {
     let size = usize::try_from(c.var()?).map_err(|_| "negative record size")?;
     let body = c.0.get(..size).ok_or_else(|| format!("record of {size} bytes overruns the {} left", c.0.len()))?;
     c.0 = &c.0[size..];
     let mut r = Cur(body);
     r.i8()?; // attributes
-    r.uvarlong()?; // timestamp delta
-    r.uvar()?; // offset delta
+    let z = r.uvarlong()?;
+    let ts_delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
+    first_timestamp.checked_add(ts_delta).ok_or("timestamp delta overflows")?;
+    base_offset.checked_add(i64::from(r.var()?)).ok_or("offset delta overflows")?;
     for what in ["key", "value"] {
         match r.var()? {
             -1 => {}
@@ -257,14 +267,22 @@ mod tests {
     }
 
     #[test]
+    fn hostile_embedded_counts_are_refused() {
+        // A subscription v0 whose topic count is i32::MAX.
+        let e = check_embedded("ConsumerProtocolSubscription", 0, &[0x7f, 0xff, 0xff, 0xff]).unwrap_err();
+        assert!(e.contains("exceeds"), "{e}");
+        assert!(check_embedded("ConsumerProtocolAssignment", 1, &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_ok());
+    }
+
+    #[test]
     fn hostile_record_counts_are_refused() {
-        assert!(check_records(&[], i32::MAX).is_err());
+        assert!(check_records(&[], (i32::MAX, 0, 0)).is_err());
         // One record whose header count is 2^30.
         let mut rec = vec![0u8, 0, 0, 1, 1];
         rec.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
         let mut data = vec![(rec.len() as u8) << 1];
         data.extend_from_slice(&rec);
-        let e = check_records(&data, 1).unwrap_err();
+        let e = check_records(&data, (1, 0, 0)).unwrap_err();
         assert!(e.contains("header"), "{e}");
     }
 }

@@ -62,6 +62,11 @@ pub struct InBatch {
 
 /// Encodes `records` as one record batch (magic 2, CRC32C).
 pub fn encode_batch(records: &[OutRecord], stamp: ProducerStamp, codec: Compression) -> Result<Bytes, CodecError> {
+    // kafka-protocol subtracts timestamps unchecked (a panic in debug builds).
+    let (lo, hi) = records.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.timestamp), hi.max(r.timestamp)));
+    if !records.is_empty() && hi.checked_sub(lo).is_none() {
+        return Err(CodecError::Records(format!("timestamps {lo} and {hi} are too far apart for one batch")));
+    }
     let wire: Vec<WireRecord> = records
         .iter()
         .enumerate()
@@ -106,11 +111,11 @@ pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatc
     let mut buf = data;
     let mut out = Vec::new();
     // kafka-protocol reserves the header's record count: prove it first.
-    let count = std::cell::Cell::new(0);
+    let header = std::cell::Cell::new((0, 0, 0));
     let decompress = |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
         let codec = Compression::from_wire(c);
         let data = compression::decompress(codec, raw, max_decompressed).map_err(anyhow::Error::new)?;
-        super::guard::check_records(&data, count.get()).map_err(anyhow::Error::msg)?;
+        super::guard::check_records(&data, header.get()).map_err(anyhow::Error::msg)?;
         Ok(Bytes::from(data))
     };
     while buf.len() >= BATCH_OVERHEAD {
@@ -126,7 +131,11 @@ pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatc
             break;
         }
         let mut one = buf.split_to(12 + len as usize);
-        count.set(i32::from_be_bytes([one[57], one[58], one[59], one[60]]));
+        header.set((
+            i32::from_be_bytes([one[57], one[58], one[59], one[60]]),
+            i64::from_be_bytes([one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7]]),
+            i64::from_be_bytes([one[27], one[28], one[29], one[30], one[31], one[32], one[33], one[34]]),
+        ));
         let base = i64::from_be_bytes([one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7]]);
         let last_delta = i32::from_be_bytes([one[23], one[24], one[25], one[26]]);
         let attributes = i16::from_be_bytes([one[21], one[22]]);

@@ -52,6 +52,49 @@ pub(super) static API_VERSIONS__SUPPORTED_FEATURE_KEY: St = St {
     tags: &[
     ],
 };
+pub(super) static CONSUMER_PROTOCOL_ASSIGNMENT: St = St {
+    name: "ConsumerProtocolAssignment",
+    flex_from: 4,
+    fields: &[
+        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_ASSIGNMENT__TOPIC_PARTITION)) }, // assigned_partitions
+        Fld { lo: 0, hi: 3, ty: Ty::Bytes }, // user_data
+    ],
+    tags: &[
+    ],
+};
+pub(super) static CONSUMER_PROTOCOL_ASSIGNMENT__TOPIC_PARTITION: St = St {
+    name: "TopicPartition",
+    flex_from: 4,
+    fields: &[
+        Fld { lo: 0, hi: 3, ty: Ty::Str }, // topic
+        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::I32) }, // partitions
+    ],
+    tags: &[
+    ],
+};
+pub(super) static CONSUMER_PROTOCOL_SUBSCRIPTION: St = St {
+    name: "ConsumerProtocolSubscription",
+    flex_from: 4,
+    fields: &[
+        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::Str) }, // topics
+        Fld { lo: 0, hi: 3, ty: Ty::Bytes }, // user_data
+        Fld { lo: 1, hi: 3, ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION)) }, // owned_partitions
+        Fld { lo: 2, hi: 3, ty: Ty::I32 }, // generation_id
+        Fld { lo: 3, hi: 3, ty: Ty::Str }, // rack_id
+    ],
+    tags: &[
+    ],
+};
+pub(super) static CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION: St = St {
+    name: "TopicPartition",
+    flex_from: 4,
+    fields: &[
+        Fld { lo: 1, hi: 3, ty: Ty::Str }, // topic
+        Fld { lo: 1, hi: 3, ty: Ty::Arr(&Ty::I32) }, // partitions
+    ],
+    tags: &[
+    ],
+};
 pub(super) static CREATE_TOPICS__CREATABLE_TOPIC_CONFIGS: St = St {
     name: "CreatableTopicConfigs",
     flex_from: 5,
@@ -766,6 +809,15 @@ pub(super) fn response(api_key: i16) -> Option<&'static St> {
         20 => &DELETE_TOPICS_RESPONSE,
         22 => &INIT_PRODUCER_ID_RESPONSE,
         32 => &DESCRIBE_CONFIGS_RESPONSE,
+        _ => return None,
+    })
+}
+
+/// The layout of an embedded message, e.g. `ConsumerProtocolSubscription`.
+pub(super) fn embedded(name: &str) -> Option<&'static St> {
+    Some(match name {
+        "ConsumerProtocolSubscription" => &CONSUMER_PROTOCOL_SUBSCRIPTION,
+        "ConsumerProtocolAssignment" => &CONSUMER_PROTOCOL_ASSIGNMENT,
         _ => return None,
     })
 }

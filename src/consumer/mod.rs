@@ -26,7 +26,6 @@
 mod config;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,7 +38,7 @@ pub use config::{ConsumerConfig, OffsetReset};
 pub use crate::engine::consumer::Strategy;
 
 use crate::client::cluster_config;
-use crate::config::load_properties;
+use crate::config::{property_setters, Pending, Settable};
 use crate::engine::consumer::group::{Group, GroupConfig};
 use crate::engine::consumer::{ConsumerEngine, FetchConfig};
 use crate::engine::{admin, Cluster};
@@ -557,55 +556,22 @@ impl Consumer {
 /// Builds a [`Consumer`]; keeps the first config error until `build()`.
 #[derive(Default)]
 pub struct ConsumerBuilder {
-    config: ConsumerConfig,
+    pending: Pending<ConsumerConfig>,
     listener: Option<Arc<dyn RebalanceListener>>,
-    error: Option<Error>,
 }
 
 impl std::fmt::Debug for ConsumerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ConsumerBuilder").field("config", &self.pending.config).finish_non_exhaustive()
     }
 }
 
 impl ConsumerBuilder {
-    fn keep(mut self, r: Result<()>) -> Self {
-        if let (Err(e), None) = (r, &self.error) {
-            self.error = Some(e);
-        }
-        self
-    }
-
-    /// `bootstrap.servers`.
-    pub fn bootstrap(self, servers: &str) -> Self {
-        self.set("bootstrap.servers", servers)
-    }
-
-    /// Sets a consumer or client property by its Java name.
-    pub fn set(mut self, key: &str, value: &str) -> Self {
-        let r = self.config.set(key, value);
-        self.keep(r)
-    }
-
-    /// Sets many properties.
-    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
-        for (k, v) in props {
-            self = self.set(k.as_ref(), v.as_ref());
-        }
-        self
-    }
-
-    /// Loads a Java `.properties` file.
-    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
-        match load_properties(path) {
-            Ok(p) => self.properties(p),
-            Err(e) => self.keep(Err(e)),
-        }
-    }
+    property_setters!();
 
     /// Replaces the whole config.
     pub fn config(mut self, config: ConsumerConfig) -> Self {
-        self.config = config;
+        self.pending.config = config;
         self
     }
 
@@ -617,9 +583,12 @@ impl ConsumerBuilder {
 
     /// Validates and connects.
     pub async fn build(self) -> Result<Consumer> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        Consumer::create(self.config, self.listener).await
+        Consumer::create(self.pending.finish()?, self.listener).await
+    }
+}
+
+impl Settable for ConsumerConfig {
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        ConsumerConfig::set(self, key, value)
     }
 }

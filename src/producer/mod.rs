@@ -15,7 +15,6 @@ mod config;
 mod partitioner;
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +27,7 @@ pub use config::{Acks, ProducerConfig};
 pub use partitioner::{murmur2, partition_for_key, DefaultPartitioner, Partitioner};
 
 use crate::client::cluster_config;
-use crate::config::load_properties;
+use crate::config::{property_setters, Pending, Settable};
 use crate::engine::producer::{Delivered, EngineConfig, ProducerEngine, Reply};
 use crate::engine::{Cluster, ClusterError, OutRecord};
 use crate::error::{Error, Result};
@@ -259,49 +258,16 @@ impl Producer {
 /// Builds a [`Producer`]; keeps the first config error until `build()`.
 #[derive(Debug, Default)]
 pub struct ProducerBuilder {
-    config: ProducerConfig,
+    pending: Pending<ProducerConfig>,
     partitioner: Option<Arc<dyn Partitioner>>,
-    error: Option<Error>,
 }
 
 impl ProducerBuilder {
-    fn keep(mut self, r: Result<()>) -> Self {
-        if let (Err(e), None) = (r, &self.error) {
-            self.error = Some(e);
-        }
-        self
-    }
-
-    /// `bootstrap.servers`.
-    pub fn bootstrap(self, servers: &str) -> Self {
-        self.set("bootstrap.servers", servers)
-    }
-
-    /// Sets a producer or client property by its Java name.
-    pub fn set(mut self, key: &str, value: &str) -> Self {
-        let r = self.config.set(key, value);
-        self.keep(r)
-    }
-
-    /// Sets many properties.
-    pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
-        for (k, v) in props {
-            self = self.set(k.as_ref(), v.as_ref());
-        }
-        self
-    }
-
-    /// Loads a Java `.properties` file.
-    pub fn properties_file(self, path: impl AsRef<Path>) -> Self {
-        match load_properties(path) {
-            Ok(p) => self.properties(p),
-            Err(e) => self.keep(Err(e)),
-        }
-    }
+    property_setters!();
 
     /// Replaces the whole config.
     pub fn config(mut self, config: ProducerConfig) -> Self {
-        self.config = config;
+        self.pending.config = config;
         self
     }
 
@@ -313,9 +279,12 @@ impl ProducerBuilder {
 
     /// Validates, connects and starts the sender.
     pub async fn build(self) -> Result<Producer> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        Producer::with_partitioner(self.config, self.partitioner).await
+        Producer::with_partitioner(self.pending.finish()?, self.partitioner).await
+    }
+}
+
+impl Settable for ProducerConfig {
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        ProducerConfig::set(self, key, value)
     }
 }

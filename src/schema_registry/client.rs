@@ -349,16 +349,22 @@ impl SchemaRegistryClient {
             };
             let retry = attempt < cfg.max_retries;
             match outcome {
-                Ok((status, bytes)) if status.is_success() => {
+                Ok((_, None)) => {
+                    return Err(Error::InvalidResponse {
+                        operation: op.name.to_owned(),
+                        message: format!("answer larger than {MAX_RESPONSE_BYTES} bytes"),
+                    })
+                }
+                Ok((status, Some(bytes))) if status.is_success() => {
                     return serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse {
                         operation: op.name.to_owned(),
                         message: format!("{e}; body: {}", snippet(&bytes)),
                     });
                 }
-                Ok((status, _)) if status.is_server_error() && retry => {
+                Ok((status, Some(_))) if status.is_server_error() && retry => {
                     tracing::debug!(%status, attempt, "schema registry {}: retrying", op.name);
                 }
-                Ok((status, bytes)) => return Err(answer_error(status, &bytes, op)),
+                Ok((status, Some(bytes))) => return Err(answer_error(status, &bytes, op)),
                 Err(e) if is_connection_error(&e) && retry => {
                     tracing::debug!(error = %e, attempt, "schema registry {}: retrying", op.name);
                     // Try the next URL first next time too.
@@ -397,17 +403,16 @@ fn endpoint(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
     url
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+/// The body, or `None` when it exceeds [`MAX_RESPONSE_BYTES`].
+async fn read_limited(mut resp: reqwest::Response) -> reqwest::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
         if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            // Keep what fits; the JSON parse then fails with a clear message.
-            buf.extend_from_slice(&chunk[..MAX_RESPONSE_BYTES - buf.len()]);
-            break;
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf)
+    Ok(Some(buf))
 }
 
 fn is_connection_error(e: &reqwest::Error) -> bool {
@@ -657,6 +662,16 @@ pub(crate) mod tests {
         assert!(matches!(e, Error::Timeout { .. }), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2));
         assert_eq!(c.request_count(), 1, "read timeouts are not retried");
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_refused() {
+        let fake = Fake::default();
+        let huge = format!("[\"{}\"]", "x".repeat(MAX_RESPONSE_BYTES));
+        fake.route("GET", "/subjects", &[(200, &huge)]);
+        let url = fake.clone().start().await.replace("/apis/ccompat/v7", "");
+        let e = client(&url).subjects().await.unwrap_err();
+        assert!(matches!(e, Error::InvalidResponse { .. }) && e.to_string().contains("larger than"), "{e}");
     }
 
     #[tokio::test]

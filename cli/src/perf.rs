@@ -1,0 +1,125 @@
+//! `kafka-ingest perf produce|consume`: burst load and throughput, reported
+//! like Java's ProducerPerformance / ConsumerPerformance.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Subcommand;
+use kafka_ingest::{ProducerRecord, Result, TopicPartition};
+
+use crate::Global;
+
+#[derive(Subcommand)]
+pub(crate) enum PerfCmd {
+    /// Send NUM records of SIZE bytes as fast as possible (or at --throughput/s).
+    Produce {
+        #[arg(long, short)]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        /// Records per second; -1 for no limit.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        throughput: i64,
+        /// Producer property KEY=VALUE (repeatable), e.g. acks=1, compression.type=lz4.
+        #[arg(long = "producer-prop", value_name = "KEY=VALUE")]
+        props: Vec<String>,
+    },
+    /// Read NUM records from the start of every partition (no group).
+    Consume {
+        #[arg(long, short)]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        /// Consumer property KEY=VALUE (repeatable).
+        #[arg(long = "consumer-prop", value_name = "KEY=VALUE")]
+        props: Vec<String>,
+    },
+}
+
+fn kv(props: &[String]) -> Vec<(String, String)> {
+    props.iter().filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))).collect()
+}
+
+pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
+    match cmd {
+        PerfCmd::Produce { topic, num_records, record_size, throughput, props } => {
+            let producer = global.producer_builder()?.properties(kv(&props)).build().await?;
+            // Random-looking but fixed payload, like ProducerPerformance's.
+            let payload = Bytes::from((0..record_size).map(|i| b'A' + (i * 7 % 26) as u8).collect::<Vec<u8>>());
+            let latencies = Arc::new(Mutex::new(Vec::with_capacity(num_records as usize)));
+            let errors = Arc::new(Mutex::new(0u64));
+            let start = Instant::now();
+            for i in 0..num_records {
+                if throughput > 0 {
+                    let due = start + Duration::from_secs_f64(i as f64 / throughput as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent_at = Instant::now();
+                let (lat, err) = (latencies.clone(), errors.clone());
+                producer
+                    .send_with_callback(ProducerRecord::new(&topic).value(payload.clone()), move |r| match r {
+                        Ok(_) => lat.lock().unwrap_or_else(|p| p.into_inner()).push(sent_at.elapsed()),
+                        Err(_) => *err.lock().unwrap_or_else(|p| p.into_inner()) += 1,
+                    })
+                    .await?;
+            }
+            producer.flush().await;
+            let elapsed = start.elapsed();
+            producer.close(Duration::from_secs(10)).await;
+            let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            lat.sort();
+            let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+            let secs = elapsed.as_secs_f64();
+            println!(
+                "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
+                 {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th. errors: {}",
+                lat.len(),
+                num_records as f64 / secs,
+                num_records as f64 * record_size as f64 / secs / 1_048_576.0,
+                lat.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / lat.len().max(1) as f64,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+                pct(0.5).as_secs_f64() * 1000.0,
+                pct(0.95).as_secs_f64() * 1000.0,
+                pct(0.99).as_secs_f64() * 1000.0,
+                pct(0.999).as_secs_f64() * 1000.0,
+                errors.lock().unwrap_or_else(|p| p.into_inner()),
+            );
+        }
+        PerfCmd::Consume { topic, num_records, props } => {
+            let client = global.builder()?.build().await?;
+            let t = client.admin().describe_topic(&topic).await?;
+            client.close();
+            let tps: Vec<TopicPartition> = t.partitions.iter().map(|p| TopicPartition::new(&topic, p.partition)).collect();
+            let consumer = global.consumer_builder()?.properties(kv(&props)).build().await?;
+            consumer.assign(&tps).await?;
+            consumer.seek_to_beginning(&tps).await?;
+            let start = Instant::now();
+            let (mut n, mut bytes) = (0u64, 0u64);
+            let mut idle = Instant::now();
+            while n < num_records && idle.elapsed() < Duration::from_secs(10) {
+                let rs = consumer.poll(Duration::from_millis(500)).await?;
+                if !rs.is_empty() {
+                    idle = Instant::now();
+                }
+                n += rs.len() as u64;
+                bytes += rs.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum::<u64>();
+            }
+            let secs = start.elapsed().as_secs_f64();
+            consumer.close().await;
+            println!(
+                "{n} records consumed in {secs:.2} s: {:.1} records/sec, {:.2} MB/sec",
+                n as f64 / secs,
+                bytes as f64 / secs / 1_048_576.0
+            );
+            if n < num_records {
+                eprintln!("only {n} of {num_records} records arrived within 10 s of idleness");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
