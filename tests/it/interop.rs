@@ -117,3 +117,29 @@ async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((v["0"].as_i64(), v["1"].as_i64()), (Some(3), Some(5)), "{v}");
 }
+
+#[tokio::test]
+async fn read_committed_hides_aborted_transactions_and_markers() {
+    let topic = unique("txn");
+    client().await.admin().create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
+    librdkafka(&["txn", "--bootstrap", &bootstrap(), "--topic", &topic, "--count", "5"]);
+    let tp = TopicPartition::new(&topic, 0);
+    for (isolation, want) in [("read_committed", vec!["commit"]), ("read_uncommitted", vec!["abort", "commit"])] {
+        let c = consumer(&unique("iso"), &[("isolation.level", isolation)]).await;
+        c.assign(std::slice::from_ref(&tp)).await.unwrap();
+        let mut got = Vec::new();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(4) {
+            got.extend(c.poll(Duration::from_millis(300)).await.unwrap());
+        }
+        let kinds: BTreeSet<String> = got
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).split('-').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want, "{isolation}");
+        assert_eq!(got.len(), 5 * want.len(), "{isolation}: no transaction markers as records");
+        // The position moved past the final commit marker.
+        assert_eq!(c.position(&tp), Some(12), "{isolation}");
+        c.close().await;
+    }
+}

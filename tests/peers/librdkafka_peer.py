@@ -3,6 +3,7 @@
   member   --topic T --group G --seconds S [--assignor A]   joins the group, consumes, commits; prints JSON summary
   commit   --topic T --group G --offsets p:o,...  commits offsets for a group without joining
   committed --topic T --group G --partitions N   prints {partition: offset} committed for the group
+  txn      --topic T --count N                   one aborted then one committed transaction of N records each
 Bytes are hex in JSON."""
 import argparse, json, sys, time
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -65,5 +66,14 @@ elif a.cmd == "committed":
     got = c.committed([TopicPartition(a.topic, p) for p in range(a.partitions)], timeout=10)
     print(json.dumps({str(tp.partition): tp.offset for tp in got}))
     c.close()
+elif a.cmd == "txn":
+    pr = Producer({"bootstrap.servers": a.bootstrap, "transactional.id": f"txn-{a.topic}"})
+    pr.init_transactions(30)
+    for outcome in ("abort", "commit"):
+        pr.begin_transaction()
+        for i in range(a.count):
+            pr.produce(a.topic, value=f"{outcome}-{i}".encode(), partition=0)
+        pr.flush(30)
+        (pr.abort_transaction if outcome == "abort" else pr.commit_transaction)(30)
 else:
     sys.exit(f"unknown command {a.cmd}")
