@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use kafka_ingest::schema_registry::apache_avro::types::Value;
-use kafka_ingest::schema_registry::{AvroDeserializer, AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig};
+use kafka_ingest::schema_registry::{
+    AvroDeserializer, AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig,
+};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SensorData {
@@ -45,7 +47,10 @@ fn value(i: i64) -> Value {
         ("status".into(), Value::String("ok".into())),
         (
             "data".into(),
-            Value::Record(vec![("sensor".into(), Value::String("sensor-17".into())), ("value".into(), Value::Double(21.5))]),
+            Value::Record(vec![
+                ("sensor".into(), Value::String("sensor-17".into())),
+                ("value".into(), Value::Double(21.5)),
+            ]),
         ),
         ("source".into(), Value::Union(1, Box::new(Value::String("gateway-3".into())))),
     ])
@@ -95,22 +100,40 @@ fn main() {
     g.throughput(Throughput::Elements(1));
     let v = value(7);
     g.bench_function("serialize_value", |b| {
-        b.iter_custom(|n| timed(&rt, n, || async { black_box(ser.serialize(&topic, black_box(&v)).await.unwrap()); }))
+        b.iter_custom(|n| {
+            timed(&rt, n, || async {
+                black_box(ser.serialize(&topic, black_box(&v)).await.unwrap());
+            })
+        })
     });
     let e = event(7);
     g.bench_function("serialize_serde", |b| {
-        b.iter_custom(|n| timed(&rt, n, || async { black_box(ser.serialize_serde(&topic, black_box(&e)).await.unwrap()); }))
+        b.iter_custom(|n| {
+            timed(&rt, n, || async {
+                black_box(ser.serialize_serde(&topic, black_box(&e)).await.unwrap());
+            })
+        })
     });
     g.bench_function("deserialize_value", |b| {
-        b.iter_custom(|n| timed(&rt, n, || async { black_box(de.deserialize(black_box(&bytes)).await.unwrap()); }))
+        b.iter_custom(|n| {
+            timed(&rt, n, || async {
+                black_box(de.deserialize(black_box(&bytes)).await.unwrap());
+            })
+        })
     });
     g.bench_function("deserialize_serde", |b| {
         b.iter_custom(|n| {
-            timed(&rt, n, || async { black_box(de.deserialize_into::<IngestEvent>(black_box(&bytes)).await.unwrap()); })
+            timed(&rt, n, || async {
+                black_box(de.deserialize_into::<IngestEvent>(black_box(&bytes)).await.unwrap());
+            })
         })
     });
     g.bench_function("deserialize_resolve_v1_to_v2", |b| {
-        b.iter_custom(|n| timed(&rt, n, || async { black_box(de_v2.deserialize(black_box(&bytes_v1)).await.unwrap()); }))
+        b.iter_custom(|n| {
+            timed(&rt, n, || async {
+                black_box(de_v2.deserialize(black_box(&bytes_v1)).await.unwrap());
+            })
+        })
     });
     g.finish();
     c.final_summary();

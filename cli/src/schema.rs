@@ -119,7 +119,8 @@ pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
 }
 
 fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCode {
-    let parse = |p: &Path| read(p).and_then(|t| parse_schema(&t, Some(&p.display().to_string())).map_err(|e| e.to_string()));
+    let parse =
+        |p: &Path| read(p).and_then(|t| parse_schema(&t, Some(&p.display().to_string())).map_err(|e| e.to_string()));
     let new_schema = match parse(new) {
         Ok(s) => s,
         Err(e) => return fail(USAGE, e),
@@ -139,7 +140,11 @@ fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCod
     } else {
         previous.last().map(|p| p.display().to_string()).into_iter().collect()
     };
-    let against = if against.is_empty() { "nothing to check against".to_owned() } else { format!("against {}", against.join(", ")) };
+    let against = if against.is_empty() {
+        "nothing to check against".to_owned()
+    } else {
+        format!("against {}", against.join(", "))
+    };
     if report.is_compatible() {
         println!("compatible: {} under {level} ({against})", new.display());
         return ExitCode::SUCCESS;

@@ -28,7 +28,6 @@ pub(crate) struct PartitionMeta {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub offline: Vec<i32>,
-    pub error: Option<ErrorCode>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +93,6 @@ impl Metadata {
                     replicas: p.replica_nodes.into_iter().map(|b| b.0).collect(),
                     isr: p.isr_nodes.into_iter().map(|b| b.0).collect(),
                     offline: p.offline_replicas.into_iter().map(|b| b.0).collect(),
-                    error: ErrorCode::check(p.error_code),
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);

@@ -226,10 +226,6 @@ impl Cluster {
     pub(crate) fn close(&self) {
         self.pool.close_all();
     }
-
-    pub(crate) fn conn_config(&self) -> &ConnConfig {
-        self.pool.conn_config()
-    }
 }
 
 fn covers(m: &Metadata, topics: Topics<'_>) -> bool {

@@ -26,10 +26,6 @@ impl Pool {
         Pool { cfg, backoff: (reconnect_backoff, reconnect_backoff_max), slots: Mutex::new(HashMap::new()) }
     }
 
-    pub(crate) fn conn_config(&self) -> &ConnConfig {
-        &self.cfg
-    }
-
     fn slot<T>(&self, addr: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(addr.to_owned()).or_insert_with(|| Slot {

@@ -183,7 +183,6 @@ pub(crate) mod codes {
     pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
     pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
-    pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub(crate) const NOT_CONTROLLER: i16 = 41;
     pub(crate) const FENCED_LEADER_EPOCH: i16 = 74;
     pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = 75;

@@ -29,7 +29,6 @@ pub use crate::codec::ErrorCode;
 /// Codec pieces the layers above need (record batches, group protocol,
 /// compression), passed up so nothing above imports the codec directly.
 pub(crate) mod wire {
-    pub(crate) use crate::codec::compression::*;
     pub(crate) use crate::codec::group::*;
     pub(crate) use crate::codec::records::*;
     pub(crate) use crate::codec::CodecError;

@@ -351,15 +351,12 @@ pub(crate) async fn wait_for_records(
     if let Some(code) = ErrorCode::check(resp.error_code) {
         return Err(ClusterError::broker("Fetch", code, None));
     }
-    for t in resp.responses {
-        for p in t.partitions {
-            if let Some(code) = ErrorCode::check(p.error_code) {
-                return Err(ClusterError::broker(format!("fetching {tp}"), code, None));
-            }
-            return Ok(p.records.is_some_and(|r| !r.is_empty()));
-        }
+    // One topic, one partition asked: the first partition is the answer.
+    let Some(p) = resp.responses.into_iter().flat_map(|t| t.partitions).next() else { return Ok(false) };
+    if let Some(code) = ErrorCode::check(p.error_code) {
+        return Err(ClusterError::broker(format!("fetching {tp}"), code, None));
     }
-    Ok(false)
+    Ok(p.records.is_some_and(|r| !r.is_empty()))
 }
 
 /// Members, assignments and committed offsets of a consumer group, with the

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::cache::FlightCache;
 use super::client::SchemaRegistryClient;
-use super::decode::decode;
 use super::config::{RecordPart, SchemaRegistryConfig, SubjectNameStrategy};
+use super::decode::decode;
 use super::error::{Error, Result};
 use super::json::{json_text_to_value, value_to_json};
 use super::resolve::resolve;
@@ -25,9 +25,10 @@ pub fn parse_schema(text: &str, context: Option<&str>) -> Result<Schema> {
 }
 
 fn schema_label(schema: &Schema) -> String {
-    schema.name().map(|n| n.fullname(None)).unwrap_or_else(|| {
-        serde_json::to_string(schema).unwrap_or_else(|_| "?".into()).chars().take(60).collect()
-    })
+    schema
+        .name()
+        .map(|n| n.fullname(None))
+        .unwrap_or_else(|| serde_json::to_string(schema).unwrap_or_else(|_| "?".into()).chars().take(60).collect())
 }
 
 #[derive(Clone)]
@@ -77,7 +78,12 @@ impl AvroSerializer {
     /// A serializer for `schema` (Avro JSON text), for keys or values.
     /// `config` supplies `auto.register.schemas`, `use.latest.version` and the
     /// subject name strategy.
-    pub fn new(client: SchemaRegistryClient, config: &SchemaRegistryConfig, part: RecordPart, schema: &str) -> Result<Self> {
+    pub fn new(
+        client: SchemaRegistryClient,
+        config: &SchemaRegistryConfig,
+        part: RecordPart,
+        schema: &str,
+    ) -> Result<Self> {
         let parsed = parse_schema(schema, Some("serializer schema"))?;
         // Registered text: compact JSON of what the application gave (defaults, docs and aliases kept).
         let text = serde_json::from_str::<serde_json::Value>(schema)
@@ -336,7 +342,11 @@ mod tests {
             let body = serde_json::json!({ "schema": schema }).to_string();
             fake.route("GET", &format!("/apis/ccompat/v7/schemas/ids/{id}"), &[(200, &body)]);
         }
-        fake.route("GET", "/apis/ccompat/v7/schemas/ids/99", &[(404, r#"{"error_code":40403,"message":"Schema 99 not found"}"#)]);
+        fake.route(
+            "GET",
+            "/apis/ccompat/v7/schemas/ids/99",
+            &[(404, r#"{"error_code":40403,"message":"Schema 99 not found"}"#)],
+        );
         fake.route("POST", "/apis/ccompat/v7/subjects/t-value/versions", &[(200, r#"{"id":1}"#)]);
         fake
     }
@@ -346,10 +356,13 @@ mod tests {
         Value::Record(vec![
             ("id".into(), Value::Int(id)),
             ("status".into(), Value::Enum(i, status.into())),
-            ("note".into(), match note {
-                None => Value::Union(0, Box::new(Value::Null)),
-                Some(n) => Value::Union(1, Box::new(Value::String(n.into()))),
-            }),
+            (
+                "note".into(),
+                match note {
+                    None => Value::Union(0, Box::new(Value::Null)),
+                    Some(n) => Value::Union(1, Box::new(Value::String(n.into()))),
+                },
+            ),
         ])
     }
 
@@ -364,7 +377,7 @@ mod tests {
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
         assert_eq!(de.deserialize(&bytes).await.unwrap(), v1_record(7, "BAD", Some("x")));
         let warm = fake.count();
-        assert_eq!(warm, 2, "one register, one schema fetch");
+        assert_eq!(warm, 1, "one register; its answer also fills the id cache");
         for i in 0..200 {
             let b = ser.serialize("t", &v1_record(i, "OK", None)).await.unwrap();
             assert_eq!(de.deserialize(&b).await.unwrap(), v1_record(i, "OK", None));

@@ -203,7 +203,8 @@ impl SchemaRegistryClient {
                 struct S {
                     schema: String,
                 }
-                let op = Op { name: "get schema by id", what: Some(format!("no schema has id {id}")), ..Default::default() };
+                let op =
+                    Op { name: "get schema by id", what: Some(format!("no schema has id {id}")), ..Default::default() };
                 let r: S = self.call(&op, Method::GET, &["schemas", "ids", &id.to_string()], &[], None).await?;
                 Ok(Arc::from(r.schema))
             })
@@ -214,7 +215,8 @@ impl SchemaRegistryClient {
     pub async fn version(&self, subject: &str, version: Version) -> Result<RegisteredSchema> {
         let op = Op { name: "get version", subject: Some(subject), version: Some(version), ..Default::default() };
         let v = version.to_string();
-        let r: RegisteredSchema = self.call(&op, Method::GET, &["subjects", subject, "versions", &v], &[], None).await?;
+        let r: RegisteredSchema =
+            self.call(&op, Method::GET, &["subjects", subject, "versions", &v], &[], None).await?;
         self.inner.by_id.insert(r.id, Arc::from(r.schema.as_str()));
         Ok(r)
     }
@@ -258,8 +260,14 @@ impl SchemaRegistryClient {
 
     /// Asks whether `schema` may be registered under `subject`, tested against
     /// one version (`/compatibility/subjects/{s}/versions/{v}`).
-    pub async fn test_compatibility(&self, subject: &str, schema: &str, version: Version) -> Result<CompatibilityCheck> {
-        let op = Op { name: "test compatibility", subject: Some(subject), version: Some(version), ..Default::default() };
+    pub async fn test_compatibility(
+        &self,
+        subject: &str,
+        schema: &str,
+        version: Version,
+    ) -> Result<CompatibilityCheck> {
+        let op =
+            Op { name: "test compatibility", subject: Some(subject), version: Some(version), ..Default::default() };
         let v = version.to_string();
         let path = ["compatibility", "subjects", subject, "versions", &v];
         self.call(&op, Method::POST, &path, &[("verbose", "true")], Some(json!({ "schema": schema }))).await
@@ -300,7 +308,11 @@ impl SchemaRegistryClient {
     }
 
     /// Sets the subject's level.
-    pub async fn set_subject_compatibility(&self, subject: &str, level: CompatibilityLevel) -> Result<CompatibilityLevel> {
+    pub async fn set_subject_compatibility(
+        &self,
+        subject: &str,
+        level: CompatibilityLevel,
+    ) -> Result<CompatibilityLevel> {
         let op = Op { name: "set subject compatibility", subject: Some(subject), ..Default::default() };
         let body = json!({ "compatibility": level.as_str() });
         let r: LevelAnswer = self.call(&op, Method::PUT, &["config", subject], &[], Some(body)).await?;
@@ -387,7 +399,8 @@ struct LevelAnswer {
 impl LevelAnswer {
     fn level(self, op: &str) -> Result<CompatibilityLevel> {
         let s = self.level.unwrap_or_default();
-        s.parse().map_err(|_| Error::InvalidResponse { operation: op.to_owned(), message: format!("unknown level `{s}`") })
+        s.parse()
+            .map_err(|_| Error::InvalidResponse { operation: op.to_owned(), message: format!("unknown level `{s}`") })
     }
 }
 
@@ -457,7 +470,9 @@ fn answer_error(status: StatusCode, body: &[u8], op: &Op<'_>) -> Error {
     match (status.as_u16(), code) {
         (401 | 403, _) | (_, 40101 | 40301) => Error::Unauthorized { status: status.as_u16(), message },
         (_, 40401) => Error::SubjectNotFound { subject },
-        (_, 40402) => Error::VersionNotFound { subject, version: op.version.map(|v| v.to_string()).unwrap_or_default() },
+        (_, 40402) => {
+            Error::VersionNotFound { subject, version: op.version.map(|v| v.to_string()).unwrap_or_default() }
+        }
         (_, 40403) => Error::SchemaNotFound { what: op.what.clone().unwrap_or(message) },
         (_, 409) => Error::IncompatibleSchema { subject, message },
         (_, 42201) => Error::InvalidSchema { message },
@@ -515,7 +530,9 @@ pub(crate) mod tests {
                         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
                         let len: usize = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(0);
                         while buf.len() < head_end + len {
@@ -523,7 +540,8 @@ pub(crate) mod tests {
                                 return;
                             }
                         }
-                        let body = (len > 0).then(|| String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned());
+                        let body =
+                            (len > 0).then(|| String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned());
                         let mut first = head.lines().next().unwrap_or("").split(' ');
                         let method = first.next().unwrap_or("").to_owned();
                         let path = first.next().unwrap_or("").split('?').next().unwrap_or("").to_owned();
@@ -576,7 +594,12 @@ pub(crate) mod tests {
             let (s, id) = t.await.unwrap();
             assert_eq!((&*s, id), ("\"string\"", 7));
         }
-        assert_eq!(fake.count(), 2, "16 concurrent misses per key make one request each: {:?}", fake.log.lock().unwrap());
+        assert_eq!(
+            fake.count(),
+            2,
+            "16 concurrent misses per key make one request each: {:?}",
+            fake.log.lock().unwrap()
+        );
         for _ in 0..100 {
             c.schema_by_id(7).await.unwrap();
             c.register("t-value", "\"string\"").await.unwrap();
@@ -584,7 +607,8 @@ pub(crate) mod tests {
         assert_eq!(fake.count(), 2, "warm cache makes no requests");
         assert_eq!(c.request_count(), 2);
         let log = fake.log.lock().unwrap();
-        let body: serde_json::Value = serde_json::from_str(log.iter().find(|l| l.0 == "POST").unwrap().2.as_deref().unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(log.iter().find(|l| l.0 == "POST").unwrap().2.as_deref().unwrap()).unwrap();
         assert_eq!(body, json!({"schema": "\"string\""}));
     }
 
@@ -592,7 +616,11 @@ pub(crate) mod tests {
     async fn error_codes_are_typed() {
         let fake = Fake::default();
         let p = "/apis/ccompat/v7";
-        fake.route("GET", &format!("{p}/schemas/ids/1"), &[(404, r#"{"error_code":40403,"message":"Schema 1 not found"}"#)]);
+        fake.route(
+            "GET",
+            &format!("{p}/schemas/ids/1"),
+            &[(404, r#"{"error_code":40403,"message":"Schema 1 not found"}"#)],
+        );
         fake.route("GET", &format!("{p}/subjects/s/versions/3"), &[(404, r#"{"error_code":40402,"message":"v"}"#)]);
         fake.route("GET", &format!("{p}/subjects/none/versions"), &[(404, r#"{"error_code":40401,"message":"s"}"#)]);
         fake.route("POST", &format!("{p}/subjects/s/versions"), &[(409, r#"{"error_code":409,"message":"diff"}"#)]);

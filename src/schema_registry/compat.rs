@@ -291,8 +291,14 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
     fn calculate(&mut self, r: Node<'r>, w: Node<'w>) -> Vec<Incompatibility> {
         use Node::*;
         match (r, w) {
-            (Null, Null) | (Boolean, Boolean) | (Int, Int) | (Long, Long) | (Float, Float) | (Double, Double)
-            | (Bytes, Bytes) | (String, String) => Vec::new(),
+            (Null, Null)
+            | (Boolean, Boolean)
+            | (Int, Int)
+            | (Long, Long)
+            | (Float, Float)
+            | (Double, Double)
+            | (Bytes, Bytes)
+            | (String, String) => Vec::new(),
             // Promotions.
             (Long, Int) | (Float, Int | Long) | (Double, Int | Long | Float) | (Bytes, String) | (String, Bytes) => {
                 Vec::new()
@@ -484,7 +490,9 @@ mod tests {
     #[test]
     fn levels() {
         let v1 = s(r#"{"type":"record","name":"E","fields":[{"name":"a","type":"int"}]}"#);
-        let v2 = s(r#"{"type":"record","name":"E","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}"#);
+        let v2 = s(
+            r#"{"type":"record","name":"E","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}"#,
+        );
         let v3 = s(r#"{"type":"record","name":"E","fields":[{"name":"b","type":"int","default":1}]}"#);
         use CompatibilityLevel::*;
         assert!(check_compatibility(Full, &v2, std::slice::from_ref(&v1)).is_compatible());

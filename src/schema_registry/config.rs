@@ -48,7 +48,9 @@ impl SubjectNameStrategy {
     pub fn subject(self, topic: &str, part: RecordPart, record_name: Option<&str>) -> Result<String> {
         let named = || {
             record_name.ok_or_else(|| {
-                Error::SubjectName(format!("{self} needs a named schema (record, enum or fixed); this schema has no name"))
+                Error::SubjectName(format!(
+                    "{self} needs a named schema (record, enum or fixed); this schema has no name"
+                ))
             })
         };
         Ok(match self {
@@ -226,7 +228,9 @@ impl SchemaRegistryConfig {
                 return Err(Error::config("schema.registry.url", format!("`{u}` has no host")));
             }
         }
-        for (key, d) in [("http.connect.timeout.ms", self.connect_timeout), ("http.read.timeout.ms", self.request_timeout)] {
+        for (key, d) in
+            [("http.connect.timeout.ms", self.connect_timeout), ("http.read.timeout.ms", self.request_timeout)]
+        {
             if d.is_zero() {
                 return Err(Error::config(key, "must be greater than 0"));
             }

@@ -112,10 +112,9 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
             Node::Fixed(f) => Value::Fixed(f.size, self.take(f.size)?.to_vec()),
             Node::Enum(e) => {
                 let i = self.int()?;
-                let symbol = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| e.symbols.get(i))
-                    .ok_or_else(|| format!("enum index {i} out of range for {} ({} symbols)", e.name, e.symbols.len()))?;
+                let symbol = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
+                    format!("enum index {i} out of range for {} ({} symbols)", e.name, e.symbols.len())
+                })?;
                 Value::Enum(i as u32, symbol.clone())
             }
             Node::Union(branches) => {
@@ -147,7 +146,8 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
                 let mut out = HashMap::new();
                 d.blocks(|d| {
                     let n = d.len("map key")?;
-                    let k = String::from_utf8(d.take(n)?.to_vec()).map_err(|_| "map key is not valid UTF-8".to_owned())?;
+                    let k =
+                        String::from_utf8(d.take(n)?.to_vec()).map_err(|_| "map key is not valid UTF-8".to_owned())?;
                     let v = d.value(values)?;
                     out.insert(k, v);
                     Ok(())
@@ -264,7 +264,8 @@ mod tests {
 
     #[test]
     fn hostile_input() {
-        let list = Schema::parse_str(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#).unwrap();
+        let list = Schema::parse_str(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#)
+            .unwrap();
         let deep = vec![2u8; 1_000_000];
         assert!(decode(&list, &mut &deep[..]).unwrap_err().contains("nesting"));
         let bytes = Schema::parse_str(r#""bytes""#).unwrap();

@@ -45,7 +45,11 @@ pub fn json_text_to_value(text: &str, schema: &Schema) -> Result<Value> {
 }
 
 /// A field default (the spec's form: a union default is for its first branch, unwrapped).
-pub(crate) fn default_value<'a>(json: &Json, schema: &'a Schema, names: &Names<'a>) -> std::result::Result<Value, String> {
+pub(crate) fn default_value<'a>(
+    json: &Json,
+    schema: &'a Schema,
+    names: &Names<'a>,
+) -> std::result::Result<Value, String> {
     let mut b = Bridge { names, path: Vec::new(), default_mode: true };
     b.from_json(json, schema).map_err(|e| format!("bad default: {e}"))
 }
@@ -67,7 +71,10 @@ fn branch_label(node: &Node<'_>) -> String {
 
 fn latin1(s: &str) -> std::result::Result<Vec<u8>, String> {
     s.chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("character {c:?} is not a byte (bytes are ISO-8859-1 strings)")))
+        .map(|c| {
+            u8::try_from(u32::from(c))
+                .map_err(|_| format!("character {c:?} is not a byte (bytes are ISO-8859-1 strings)"))
+        })
         .collect()
 }
 
@@ -217,8 +224,11 @@ impl<'a> Bridge<'_, 'a> {
             let first = branches.first().ok_or_else(|| self.err("empty union"))?;
             return Ok(Value::Union(0, Box::new(self.from_json(json, first)?)));
         }
-        let nodes: Vec<Node<'a>> =
-            branches.iter().map(|b| self.names.node(b)).collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?;
+        let nodes: Vec<Node<'a>> = branches
+            .iter()
+            .map(|b| self.names.node(b))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))?;
         // Wrapped: {"<branch>": value}.
         if let Some((label, inner)) = json.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
             let found = nodes.iter().position(|n| {
@@ -302,7 +312,10 @@ mod tests {
         let s = Schema::parse_str(SCHEMA).unwrap();
         let v = json_to_value(&json!({"id": 1, "tag": "x", "data": null}), &s).unwrap();
         let back = value_to_json(&v, &s).unwrap();
-        assert_eq!(back, json!({"id": 1, "tag": {"string": "x"}, "data": null, "raw": "\u{ff}", "kind": "B", "day": 3}));
+        assert_eq!(
+            back,
+            json!({"id": 1, "tag": {"string": "x"}, "data": null, "raw": "\u{ff}", "kind": "B", "day": 3})
+        );
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! A view of `apache_avro::Schema` as the Avro spec's types: logical types
 //! become their underlying type and named references are followed.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use apache_avro::schema::{
-    EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema, UuidSchema,
-};
+use apache_avro::schema::{EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema, UuidSchema};
 use apache_avro::Schema;
 
 /// One schema node as the resolution rules see it.
@@ -76,53 +75,62 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The named types defined inside one schema.
-#[derive(Default)]
+/// The named types defined inside one schema, collected on the first
+/// reference (most schemas have none, and the hot paths build one per call).
 pub(crate) struct Names<'a> {
-    map: HashMap<&'a Name, Node<'a>>,
+    root: &'a Schema,
+    map: OnceCell<HashMap<&'a Name, Node<'a>>>,
 }
 
 impl<'a> Names<'a> {
     pub(crate) fn of(schema: &'a Schema) -> Self {
-        let mut names = Names::default();
-        names.collect(schema, 0);
-        names
+        Names { root: schema, map: OnceCell::new() }
     }
 
-    fn collect(&mut self, schema: &'a Schema, depth: usize) {
-        // Parsed schemas are trees (recursion goes through Ref); the guard is for hand-built ones.
-        if depth > 1_000 {
-            return;
-        }
-        match schema {
-            Schema::Record(r) => {
-                self.map.insert(&r.name, Node::Record(r));
-                for f in &r.fields {
-                    self.collect(&f.schema, depth + 1);
-                }
-            }
-            Schema::Enum(e) => {
-                self.map.insert(&e.name, Node::Enum(e));
-            }
-            Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
-                self.map.insert(&f.name, Node::Fixed(f));
-            }
-            Schema::Decimal(d) => {
-                if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                    self.map.insert(&f.name, Node::Fixed(f));
-                }
-            }
-            Schema::Array(a) => self.collect(&a.items, depth + 1),
-            Schema::Map(m) => self.collect(&m.types, depth + 1),
-            Schema::Union(u) => {
-                for v in u.variants() {
-                    self.collect(v, depth + 1);
-                }
-            }
-            _ => {}
-        }
+    fn map(&self) -> &HashMap<&'a Name, Node<'a>> {
+        self.map.get_or_init(|| {
+            let mut map = HashMap::new();
+            collect(&mut map, self.root, 0);
+            map
+        })
     }
+}
 
+fn collect<'a>(map: &mut HashMap<&'a Name, Node<'a>>, schema: &'a Schema, depth: usize) {
+    // Parsed schemas are trees (recursion goes through Ref); the guard is for hand-built ones.
+    if depth > 1_000 {
+        return;
+    }
+    match schema {
+        Schema::Record(r) => {
+            map.insert(&r.name, Node::Record(r));
+            for f in &r.fields {
+                collect(map, &f.schema, depth + 1);
+            }
+        }
+        Schema::Enum(e) => {
+            map.insert(&e.name, Node::Enum(e));
+        }
+        Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
+            map.insert(&f.name, Node::Fixed(f));
+        }
+        Schema::Decimal(d) => {
+            if let InnerDecimalSchema::Fixed(f) = &d.inner {
+                map.insert(&f.name, Node::Fixed(f));
+            }
+        }
+        Schema::Array(a) => collect(map, &a.items, depth + 1),
+        Schema::Map(m) => collect(map, &m.types, depth + 1),
+        Schema::Union(u) => {
+            for v in u.variants() {
+                collect(map, v, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl<'a> Names<'a> {
     /// The node of `schema`, following a reference; `Err` names an unknown reference.
     pub(crate) fn node(&self, schema: &'a Schema) -> Result<Node<'a>, String> {
         Ok(match schema {
@@ -151,16 +159,20 @@ impl<'a> Names<'a> {
                 InnerDecimalSchema::Bytes => Node::Bytes,
                 InnerDecimalSchema::Fixed(f) => Node::Fixed(f),
             },
-            Schema::Ref { name } => {
-                *self.map.get(name).ok_or_else(|| format!("unresolved reference to named type `{}`", name.fullname(None)))?
-            }
+            Schema::Ref { name } => *self
+                .map()
+                .get(name)
+                .ok_or_else(|| format!("unresolved reference to named type `{}`", name.fullname(None)))?,
         })
     }
 }
 
 /// The writer field a reader field reads: same name, or named by one of the
 /// reader field's aliases. `Err` when several writer fields match.
-pub(crate) fn writer_field<'w>(writer: &'w RecordSchema, reader_field: &RecordField) -> Result<Option<&'w RecordField>, String> {
+pub(crate) fn writer_field<'w>(
+    writer: &'w RecordSchema,
+    reader_field: &RecordField,
+) -> Result<Option<&'w RecordField>, String> {
     let mut found: Option<&RecordField> = None;
     let names = std::iter::once(&reader_field.name).chain(reader_field.aliases.iter());
     for name in names {

@@ -82,10 +82,8 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
             }
             (N::Map(rv), N::Map(wv), Value::Map(entries)) => {
                 self.path.push("values".into());
-                let out = entries
-                    .into_iter()
-                    .map(|(k, v)| self.resolve(v, wv, rv).map(|v| (k, v)))
-                    .collect::<Result<_, _>>();
+                let out =
+                    entries.into_iter().map(|(k, v)| self.resolve(v, wv, rv).map(|v| (k, v))).collect::<Result<_, _>>();
                 self.path.pop();
                 Ok(Value::Map(out?))
             }

@@ -61,7 +61,8 @@ struct Pair {
 
 fn corpus() -> Vec<Pair> {
     let dir = format!("{ROOT}/tests/fixtures/avro-compat");
-    let pairs: Vec<Json> = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/pairs.json")).unwrap()).unwrap();
+    let pairs: Vec<Json> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/pairs.json")).unwrap()).unwrap();
     let verdicts: Vec<Json> =
         serde_json::from_str(&std::fs::read_to_string(format!("{dir}/verdicts.json")).unwrap()).unwrap();
     assert_eq!(pairs.len(), verdicts.len(), "regenerate with scripts/gen-avro-compat-verdicts");
@@ -70,7 +71,11 @@ fn corpus() -> Vec<Pair> {
         .zip(&verdicts)
         .map(|(p, v)| {
             let name = p["name"].as_str().unwrap().to_owned();
-            assert_eq!(v["name"].as_str(), Some(name.as_str()), "verdicts out of date: run scripts/gen-avro-compat-verdicts");
+            assert_eq!(
+                v["name"].as_str(),
+                Some(name.as_str()),
+                "verdicts out of date: run scripts/gen-avro-compat-verdicts"
+            );
             let parse = |j: &Json| Schema::parse_str(&j.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
             let verdict = |k: &str| v[k]["verdict"].as_str().unwrap().to_owned();
             Pair {
@@ -106,7 +111,11 @@ fn local_checker_agrees_with_avro_reference_checker() {
             let ours = can_read(r, w);
             kinds.extend(ours.iter().map(|i| i.kind));
             let java = java_compatible(&p.java[dir]);
-            if java { yes += 1 } else { no += 1 }
+            if java {
+                yes += 1
+            } else {
+                no += 1
+            }
             if ours.is_empty() != java {
                 let which = ["reader<-writer", "writer<-reader"][dir];
                 disagreements.push(format!("{} ({which}): Avro says {}, we say {:?}", p.name, p.java[dir], ours));
@@ -118,7 +127,15 @@ fn local_checker_agrees_with_avro_reference_checker() {
     }
     assert!(disagreements.is_empty(), "{} disagreements with Avro:\n{}", disagreements.len(), disagreements.join("\n"));
     use IncompatibilityKind::*;
-    for k in [TypeMismatch, NameMismatch, FixedSizeMismatch, MissingEnumSymbols, ReaderFieldMissingDefault, MissingUnionBranch, AmbiguousField] {
+    for k in [
+        TypeMismatch,
+        NameMismatch,
+        FixedSizeMismatch,
+        MissingEnumSymbols,
+        ReaderFieldMissingDefault,
+        MissingUnionBranch,
+        AmbiguousField,
+    ] {
         assert!(kinds.contains(&k), "corpus never exercises {k:?}");
     }
     assert!(yes > 60 && no > 60, "{yes} compatible, {no} incompatible directions");
@@ -126,7 +143,13 @@ fn local_checker_agrees_with_avro_reference_checker() {
 
 /// A random value of `schema` (depth-limited through recursion). Strings
 /// are UUIDs when `uuids` (a reader `uuid` rejects other strings).
-fn random_value(schema: &Schema, names: &HashMap<Name, &Schema>, rng: &mut fastrand::Rng, depth: usize, uuids: bool) -> Value {
+fn random_value(
+    schema: &Schema,
+    names: &HashMap<Name, &Schema>,
+    rng: &mut fastrand::Rng,
+    depth: usize,
+    uuids: bool,
+) -> Value {
     let mut go = |s: &Schema, rng: &mut fastrand::Rng| random_value(s, names, rng, depth + 1, uuids);
     match schema {
         Schema::Null => Value::Null,
@@ -138,7 +161,9 @@ fn random_value(schema: &Schema, names: &HashMap<Name, &Schema>, rng: &mut fastr
         Schema::Bytes => Value::Bytes((0..rng.usize(0..8)).map(|_| rng.u8(..)).collect()),
         Schema::String if uuids => Value::String(Uuid::from_u128(rng.u128(..)).to_string()),
         Schema::String => Value::String((0..rng.usize(0..8)).map(|_| rng.alphanumeric()).collect::<String>() + "é"),
-        Schema::Array(a) => Value::Array((0..if depth > 4 { 0 } else { rng.usize(0..3) }).map(|_| go(&a.items, rng)).collect()),
+        Schema::Array(a) => {
+            Value::Array((0..if depth > 4 { 0 } else { rng.usize(0..3) }).map(|_| go(&a.items, rng)).collect())
+        }
         Schema::Map(m) => Value::Map(
             (0..if depth > 4 { 0 } else { rng.usize(0..3) }).map(|i| (format!("k{i}"), go(&m.types, rng))).collect(),
         ),
@@ -315,7 +340,10 @@ async fn schemas_evolution_local_checker_agrees_with_registry() {
                 Err(Error::IncompatibleSchema { .. }) => false,
                 Err(e) => panic!("{level} {name}: {e}"),
             };
-            table.push(format!("{level:>20} {name:<26} local={} registry={accepted} endpoints(latest,all)={asked:?}", local.is_compatible()));
+            table.push(format!(
+                "{level:>20} {name:<26} local={} registry={accepted} endpoints(latest,all)={asked:?}",
+                local.is_compatible()
+            ));
             assert_eq!(local.is_compatible(), accepted, "{level} {name}: local {:?}", local.problems);
             if accepted {
                 registered.push(schema);
@@ -414,7 +442,9 @@ async fn bad_bytes_and_bad_values_are_typed_errors() {
 
     // Values that do not conform are refused before anything is encoded.
     let before = reg.request_count();
-    let e = ser.serialize_json(&topic, r#"{"event_id":"x","timestamp":2.5,"status":"ok","data":{"sensor":"s","value":1}}"#).await;
+    let e = ser
+        .serialize_json(&topic, r#"{"event_id":"x","timestamp":2.5,"status":"ok","data":{"sensor":"s","value":1}}"#)
+        .await;
     assert!(matches!(e, Err(Error::Json(_))), "{e:?}");
     let bad_value = Value::Record(vec![("event_id".into(), Value::Long(1))]);
     let e = ser.serialize(&topic, &bad_value).await.unwrap_err();
@@ -429,7 +459,8 @@ async fn subject_strategies_and_serializer_modes() {
     let topic = unique("sr-strat");
     // A unique record name: RecordNameStrategy subjects are shared across topics.
     let ns = topic.replace('-', "_");
-    let schema = format!(r#"{{"type":"record","name":"Reading","namespace":"{ns}","fields":[{{"name":"v","type":"double"}}]}}"#);
+    let schema =
+        format!(r#"{{"type":"record","name":"Reading","namespace":"{ns}","fields":[{{"name":"v","type":"double"}}]}}"#);
     let value = Value::Record(vec![("v".into(), Value::Double(1.5))]);
 
     let mut cfg = config();
@@ -546,7 +577,8 @@ async fn end_to_end_evolution_through_kafka() {
     let end = |m: BTreeMap<TopicPartition, kafka_ingest::ListedOffset>| m[&tp].offset;
     let before = end(admin.list_offsets(&[(tp.clone(), OffsetSpec::Latest)]).await.unwrap());
     let bad_ser = AvroSerializer::new(reg.clone(), &config(), RecordPart::Value, &bad).unwrap();
-    let event = json!({"event_id": "x", "timestamp": 1.0, "status": "ok", "data": {"sensor": "s", "value": 1.0, "unit": "C"}});
+    let event =
+        json!({"event_id": "x", "timestamp": 1.0, "status": "ok", "data": {"sensor": "s", "value": 1.0, "unit": "C"}});
     let e = bad_ser.serialize_json(&topic, &event.to_string()).await.unwrap_err();
     assert!(matches!(&e, Error::IncompatibleSchema { subject: s, .. } if *s == subject), "{e}");
     assert!(e.to_string().contains("incompatible") && e.to_string().contains(&subject), "{e}");
@@ -567,7 +599,8 @@ async fn end_to_end_evolution_through_kafka() {
     // A v1 reader reads v2 data (forward compatibility): `source` is dropped.
     let de1 = AvroDeserializer::with_reader_schema(reg.clone(), &v1).unwrap();
     for (i, r) in records.iter().enumerate() {
-        let json: Json = serde_json::from_str(&de1.deserialize_json(r.value.as_deref().unwrap()).await.unwrap()).unwrap();
+        let json: Json =
+            serde_json::from_str(&de1.deserialize_json(r.value.as_deref().unwrap()).await.unwrap()).unwrap();
         assert_eq!(json["event_id"], json!(i));
         assert!(json.get("source").is_none(), "{json}");
     }

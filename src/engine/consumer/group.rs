@@ -62,7 +62,6 @@ struct Membership {
 pub(crate) struct Joined {
     pub assignment: Vec<TopicPartition>,
     pub generation: i32,
-    pub protocol: Option<Strategy>,
 }
 
 pub(crate) struct Group {
@@ -343,7 +342,7 @@ impl Group {
         }
         self.polled();
         tracing::debug!(group = %self.cfg.group_id, generation, member = %member_id, partitions = assignment.len(), "joined");
-        Ok(Joined { assignment, generation, protocol })
+        Ok(Joined { assignment, generation })
     }
 
     /// Leader: decode every member's subscription and compute the plan.

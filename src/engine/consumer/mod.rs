@@ -19,7 +19,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use assignor::Strategy;
-pub(crate) use offsets::{commit, committed};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::cluster::wire::InRecord;
@@ -33,14 +32,6 @@ pub(crate) struct FetchConfig {
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
     pub read_committed: bool,
-}
-
-/// What to do for a partition without a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reset {
-    Earliest,
-    Latest,
-    None,
 }
 
 /// Records fetched for one partition, waiting for `poll`.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backoff::Backoff;
-use crate::cluster::{codes, msg, versions, Cluster, ClusterError, ErrorCode, Topics};
+use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Topics};
 use crate::cluster::wire::OutRecord;
 use crate::cluster::Compression;
 use crate::types::TopicPartition;
@@ -447,4 +447,3 @@ async fn init_producer_id(e: &ProducerEngine, bump: Option<ProducerId>) -> Resul
     Ok(ProducerId { id: resp.producer_id.0, epoch: resp.producer_epoch })
 }
 
-pub(crate) use codes::needs_metadata_refresh;
