@@ -1,34 +1,46 @@
-//! The ingestion demo (README command 1): a producer streams ingestion events
-//! into `ingest-events`, three consumers in one group process them with
-//! manual commits, and the demo reports counts and the group's final lag.
-//! Ctrl-C stops it gracefully: the producer flushes, consumers commit and leave.
+//! The ingestion demo (README command 1): a producer streams ingestion events,
+//! Avro-encoded against `schemas/ingest_event_v1.avsc` through the schema
+//! registry, into `ingest-events`; three consumers in one group decode and
+//! validate them, commit manually, and the demo reports counts and the group's
+//! final lag. Ctrl-C stops it gracefully: the producer flushes, consumers
+//! commit and leave the group.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_ingest::schema_registry::{AvroDeserializer, AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig};
 use kafka_ingest::{Client, Consumer, NewTopic, Producer, ProducerRecord};
+
+const SCHEMA: &str = include_str!("../schemas/ingest_event_v1.avsc");
 
 const TOPIC: &str = "ingest-events";
 const GROUP: &str = "ingest-demo";
 const CONSUMERS: usize = 3;
-const SENSORS: [&str; 8] = ["thermo-1", "thermo-2", "thermo-3", "hygro-1", "hygro-2", "baro-1", "baro-2", "lux-1"];
+const SENSORS: u64 = 24;
 
 fn event(id: u64) -> (String, String) {
-    let sensor = SENSORS[(id % SENSORS.len() as u64) as usize];
+    let sensor = format!("sensor-{:02}", id % SENSORS);
     let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let status = if id % 10 == 0 { "warning" } else { "ok" };
     let value = 20.0 + (id % 50) as f64 / 10.0;
     let json = format!(
         r#"{{"event_id":{id},"timestamp":{ts:.3},"status":"{status}","data":{{"sensor":"{sensor}","value":{value:.1}}}}}"#
     );
-    (sensor.to_owned(), json)
+    (sensor, json)
 }
 
 #[tokio::main]
 async fn main() -> kafka_ingest::Result<()> {
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let total: u64 = std::env::var("DEMO_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let registry_url = std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| kafka_ingest::schema_registry::DEFAULT_URL.to_owned());
+    let registry_config = SchemaRegistryConfig::new(&registry_url);
+    let registry = SchemaRegistryClient::new(&registry_config).map_err(demo_err)?;
+    let serializer = AvroSerializer::new(registry.clone(), &registry_config, RecordPart::Value, SCHEMA).map_err(demo_err)?;
+    let id = serializer.schema_id(TOPIC).await.map_err(demo_err)?;
+    println!("registered IngestEvent v1 as schema id {id} under {TOPIC}-value at {registry_url}");
     let client = Client::builder().bootstrap(&bootstrap).api_timeout(Duration::from_secs(20)).build().await?;
     let admin = client.admin();
     match admin.create_topic(NewTopic::new(TOPIC, 6, 1)).await {
@@ -63,17 +75,20 @@ async fn main() -> kafka_ingest::Result<()> {
             .await?;
         consumer.subscribe(&[TOPIC]).await?;
         let (stop, consumed) = (stop.clone(), consumed.clone());
+        let decoder = AvroDeserializer::with_reader_schema(registry.clone(), SCHEMA).map_err(demo_err)?;
         workers.push(tokio::spawn(async move {
             let mut mine = 0usize;
             let mut warnings = 0usize;
+            let mut invalid = 0usize;
             let mut idle_since = Instant::now();
             loop {
                 let records = consumer.poll(Duration::from_millis(200)).await?;
                 for r in &records {
-                    // "Processing": parse and validate each event.
-                    let v = r.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                    if v.contains(r#""status":"warning""#) {
-                        warnings += 1;
+                    // "Processing": decode against the schema and look at the event.
+                    match decoder.deserialize_json(r.value.as_deref().unwrap_or_default()).await {
+                        Ok(json) if json.contains(r#""status":"warning""#) => warnings += 1,
+                        Ok(_) => {}
+                        Err(_) => invalid += 1,
                     }
                 }
                 if !records.is_empty() {
@@ -89,7 +104,7 @@ async fn main() -> kafka_ingest::Result<()> {
             }
             let parts = consumer.assignment().len();
             consumer.close().await; // leaves the group: no waiting for the session timeout
-            Ok::<_, kafka_ingest::Error>((n, mine, warnings, parts))
+            Ok::<_, kafka_ingest::Error>((n, mine, warnings, invalid, parts))
         }));
     }
 
@@ -99,7 +114,8 @@ async fn main() -> kafka_ingest::Result<()> {
     let mut batch = Vec::new();
     while sent < total && !stop.load(Ordering::SeqCst) {
         let (key, json) = event(sent);
-        batch.push(producer.send(ProducerRecord::new(TOPIC).key(key).value(json)).await?);
+        let value = serializer.serialize_json(TOPIC, &json).await.map_err(demo_err)?;
+        batch.push(producer.send(ProducerRecord::new(TOPIC).key(key).value(value)).await?);
         sent += 1;
         if batch.len() == 1000 || sent == total {
             let mut last = None;
@@ -124,12 +140,20 @@ async fn main() -> kafka_ingest::Result<()> {
     }
     stop.store(true, Ordering::SeqCst);
     for w in workers {
-        let (n, count, warnings, parts) = w.await.expect("consumer task")?;
-        println!("consumer {n}: processed {count} events ({warnings} warnings), owned {parts} partitions at the end");
+        let (n, count, warnings, invalid, parts) = w.await.expect("consumer task")?;
+        println!(
+            "consumer {n}: processed {count} events ({warnings} warnings, {invalid} not valid IngestEvent Avro), \
+             owned {parts} partitions at the end"
+        );
     }
     let g = admin.describe_group(GROUP).await?;
     let lag: i64 = g.offsets.iter().filter_map(|o| o.lag).sum();
     println!("group {GROUP}: state {}, total lag {lag}", g.state);
     client.close();
     Ok(())
+}
+
+/// Registry errors are their own type; the demo reports them as config errors.
+fn demo_err(e: kafka_ingest::schema_registry::Error) -> kafka_ingest::Error {
+    kafka_ingest::Error::Config { key: "schema.registry.url".into(), message: e.to_string() }
 }

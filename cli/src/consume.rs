@@ -28,6 +28,20 @@ pub(crate) struct ConsumeArgs {
     /// %h headers, %T timestamp, \n, \t, %% a percent sign.
     #[arg(long, short, default_value = "%v")]
     format: String,
+    /// Values are Avro in the Confluent wire format: print them as JSON,
+    /// resolved into this reader schema (.avsc).
+    #[arg(long)]
+    value_schema: Option<std::path::PathBuf>,
+    /// Schema registry URL (for --value-schema).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = kafka_ingest::schema_registry::DEFAULT_URL)]
+    registry: String,
+}
+
+fn avro_decoder(file: &std::path::Path, registry: &str) -> std::result::Result<kafka_ingest::schema_registry::AvroDeserializer, String> {
+    use kafka_ingest::schema_registry::{AvroDeserializer, SchemaRegistryClient, SchemaRegistryConfig};
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let client = SchemaRegistryClient::new(&SchemaRegistryConfig::new(registry)).map_err(|e| e.to_string())?;
+    AvroDeserializer::with_reader_schema(client, &text).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -81,6 +95,16 @@ pub(crate) fn render(fmt: &str, r: &ConsumerRecord) -> String {
 }
 
 pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> {
+    let avro = match &args.value_schema {
+        Some(f) => match avro_decoder(f, &args.registry) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     let mut b = global
         .consumer_builder()?
         .set("enable.auto.commit", "false")
@@ -108,6 +132,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
     let mut printed = 0usize;
     let limit = args.max_messages.unwrap_or(usize::MAX);
     let mut result = Ok(());
+    let mut bad_record = false;
     'outer: while printed < limit {
         let records = tokio::select! {
             r = consumer.poll(Duration::from_millis(500)) => r,
@@ -121,9 +146,19 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
             }
         };
         let mut done = Vec::new();
-        for r in records {
+        for mut r in records {
             if printed >= limit {
                 break;
+            }
+            if let (Some(de), Some(v)) = (&avro, &r.value) {
+                match de.deserialize_json(v).await {
+                    Ok(json) => r.value = Some(Bytes::from(json)),
+                    Err(e) => {
+                        eprintln!("error: {}-{}@{}: {e}", r.topic, r.partition, r.offset);
+                        bad_record = true;
+                        break 'outer;
+                    }
+                }
             }
             let mut line = render(&args.format, &r);
             line.push('\n');
@@ -148,7 +183,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
     }
     consumer.close().await;
     result?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if bad_record { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 pub(crate) async fn groups(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> {
