@@ -108,6 +108,22 @@ async fn main() -> kafka_ingest::Result<()> {
         }));
     }
 
+    // Let the group settle (every member owns partitions) before events flow.
+    let settle = Instant::now();
+    loop {
+        let g = admin.describe_group(GROUP).await?;
+        let owners = g.members.iter().filter(|m| !m.assignment.is_empty()).count();
+        if g.state == "Stable" && owners == CONSUMERS {
+            println!("group {GROUP} is stable: {CONSUMERS} members, {} partitions each", 6 / CONSUMERS);
+            break;
+        }
+        if settle.elapsed() > Duration::from_secs(30) || stop.load(Ordering::SeqCst) {
+            println!("group {GROUP} not settled yet ({} of {CONSUMERS} members own partitions); producing anyway", owners);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let producer = Producer::builder().bootstrap(&bootstrap).set("linger.ms", "10").set("compression.type", "lz4").build().await?;
     let start = Instant::now();
     let mut sent = 0u64;
