@@ -277,7 +277,10 @@ impl AvroDeserializer {
             .get_or_load(&id, || async {
                 let text = self.client.schema_by_id(id).await?;
                 let schema = parse_schema(&text, Some(&format!("writer schema id {id}")))?;
-                let same_as_reader = self.reader.as_deref().is_some_and(|r| *r == schema);
+                // Full JSON, not Schema's PartialEq: that compares canonical forms, which drop logical types.
+                let same_as_reader = self.reader.as_deref().is_some_and(|r| {
+                    matches!((serde_json::to_value(r), serde_json::to_value(&schema)), (Ok(a), Ok(b)) if a == b)
+                });
                 Ok(WriterEntry { schema: Arc::new(schema), same_as_reader })
             })
             .await
@@ -502,8 +505,10 @@ mod tests {
     async fn serde_structs_round_trip() {
         #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         enum Status {
-            OK,
-            BAD,
+            #[serde(rename = "OK")]
+            Ok,
+            #[serde(rename = "BAD")]
+            Bad,
         }
         #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         struct Event {
@@ -515,7 +520,7 @@ mod tests {
         let c = client(&fake.clone().start().await);
         let ser = AvroSerializer::new(c.clone(), &SchemaRegistryConfig::default(), RecordPart::Value, V1).unwrap();
         let de = AvroDeserializer::new(c);
-        let e = Event { id: 4, status: Status::BAD, note: Some("n".into()) };
+        let e = Event { id: 4, status: Status::Bad, note: Some("n".into()) };
         let bytes = ser.serialize_serde("t", &e).await.unwrap();
         assert_eq!(de.deserialize_into::<Event>(&bytes).await.unwrap(), e);
         assert_eq!(de.deserialize(&bytes).await.unwrap(), v1_record(4, "BAD", Some("n")));

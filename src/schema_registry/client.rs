@@ -490,12 +490,16 @@ pub(crate) mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    type Routes = HashMap<(String, String), Vec<(u16, String)>>;
+    /// (method, path, body, request head).
+    type Logged = (String, String, Option<String>, String);
+
     /// `(method, path) -> (status, body)`; every request is logged.
     #[derive(Clone, Default)]
     pub(crate) struct Fake {
-        pub routes: Arc<Mutex<HashMap<(String, String), Vec<(u16, String)>>>>,
+        pub routes: Arc<Mutex<Routes>>,
         /// (method, path, body, request head).
-        pub log: Arc<Mutex<Vec<(String, String, Option<String>, String)>>>,
+        pub log: Arc<Mutex<Vec<Logged>>>,
         pub delay: Duration,
     }
 

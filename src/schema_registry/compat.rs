@@ -499,7 +499,7 @@ mod tests {
         // v3 drops `a` (no default): backward yes, forward no.
         assert!(check_compatibility(Backward, &v3, &[v1.clone(), v2.clone()]).is_compatible());
         assert!(!check_compatibility(Forward, &v3, &[v1.clone(), v2.clone()]).is_compatible());
-        assert!(check_compatibility(None, &v3, &[v1.clone()]).is_compatible());
+        assert!(check_compatibility(None, &v3, std::slice::from_ref(&v1)).is_compatible());
         assert_eq!("full-transitive".parse::<CompatibilityLevel>(), Ok(FullTransitive));
         assert!("fuller".parse::<CompatibilityLevel>().unwrap_err().contains("BACKWARD_TRANSITIVE"));
     }

@@ -307,6 +307,10 @@ mod tests {
         let e = c.set("value.subject.name.strategy", "Mine").unwrap_err().to_string();
         assert!(e.contains("value.subject.name.strategy") && e.contains("Mine"), "{e}");
         assert!(c.set("basic.auth.user.info", "nocolon").unwrap_err().to_string().contains("user:password"));
+        c.set("schema.registry.url", "https://x:1").unwrap();
+        if !cfg!(feature = "rustls") {
+            assert!(c.validate().unwrap_err().to_string().contains("`rustls` feature"));
+        }
         c.set("schema.registry.url", "ftp://x").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("schema.registry.url"));
         c.set("schema.registry.url", "").unwrap();

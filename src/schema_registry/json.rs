@@ -28,14 +28,14 @@ use super::resolve::{to_logical, to_physical};
 pub fn value_to_json(value: &Value, schema: &Schema) -> Result<Json> {
     let names = Names::of(schema);
     let mut b = Bridge { names: &names, path: Vec::new(), default_mode: false };
-    b.to_json(value.clone(), schema).map_err(Error::Json)
+    b.value_json(value.clone(), schema).map_err(Error::Json)
 }
 
 /// Parses a JSON value under `schema` into an Avro value ready to encode.
 pub fn json_to_value(json: &Json, schema: &Schema) -> Result<Value> {
     let names = Names::of(schema);
     let mut b = Bridge { names: &names, path: Vec::new(), default_mode: false };
-    b.from_json(json, schema).map_err(Error::Json)
+    b.parse(json, schema).map_err(Error::Json)
 }
 
 /// Parses JSON text under `schema`.
@@ -51,7 +51,7 @@ pub(crate) fn default_value<'a>(
     names: &Names<'a>,
 ) -> std::result::Result<Value, String> {
     let mut b = Bridge { names, path: Vec::new(), default_mode: true };
-    b.from_json(json, schema).map_err(|e| format!("bad default: {e}"))
+    b.parse(json, schema).map_err(|e| format!("bad default: {e}"))
 }
 
 struct Bridge<'n, 'a> {
@@ -94,7 +94,7 @@ impl<'a> Bridge<'_, 'a> {
         r
     }
 
-    fn to_json(&mut self, value: Value, schema: &'a Schema) -> std::result::Result<Json, String> {
+    fn value_json(&mut self, value: Value, schema: &'a Schema) -> std::result::Result<Json, String> {
         let value = to_physical(value, schema).map_err(|e| self.err(e))?;
         let node = self.names.node(schema).map_err(|e| self.err(e))?;
         Ok(match (node, value) {
@@ -109,13 +109,13 @@ impl<'a> Bridge<'_, 'a> {
             (Node::Array(items), Value::Array(vs)) => Json::Array(
                 vs.into_iter()
                     .enumerate()
-                    .map(|(i, v)| self.at(i.to_string(), |b| b.to_json(v, items)))
+                    .map(|(i, v)| self.at(i.to_string(), |b| b.value_json(v, items)))
                     .collect::<std::result::Result<_, _>>()?,
             ),
             (Node::Map(values), Value::Map(m)) => {
                 let mut out = Map::new();
                 for (k, v) in m {
-                    let j = self.at(k.clone(), |b| b.to_json(v, values))?;
+                    let j = self.at(k.clone(), |b| b.value_json(v, values))?;
                     out.insert(k, j);
                 }
                 Json::Object(out)
@@ -123,7 +123,7 @@ impl<'a> Bridge<'_, 'a> {
             (Node::Record(r), Value::Record(fields)) => {
                 let mut out = Map::new();
                 for (f, (name, v)) in r.fields.iter().zip(fields) {
-                    let j = self.at(name.clone(), |b| b.to_json(v, &f.schema))?;
+                    let j = self.at(name.clone(), |b| b.value_json(v, &f.schema))?;
                     out.insert(name, j);
                 }
                 Json::Object(out)
@@ -131,7 +131,7 @@ impl<'a> Bridge<'_, 'a> {
             (Node::Union(branches), Value::Union(i, v)) => {
                 let b = branches.get(i as usize).ok_or_else(|| self.err(format!("union has no branch {i}")))?;
                 let bn = self.names.node(b).map_err(|e| self.err(e))?;
-                let j = self.to_json(*v, b)?;
+                let j = self.value_json(*v, b)?;
                 match bn {
                     Node::Null => Json::Null,
                     _ => Json::Object(Map::from_iter([(branch_label(&bn), j)])),
@@ -141,13 +141,13 @@ impl<'a> Bridge<'_, 'a> {
         })
     }
 
-    fn from_json(&mut self, json: &Json, schema: &'a Schema) -> std::result::Result<Value, String> {
+    fn parse(&mut self, json: &Json, schema: &'a Schema) -> std::result::Result<Value, String> {
         let node = self.names.node(schema).map_err(|e| self.err(e))?;
-        let v = self.from_json_node(json, node)?;
+        let v = self.parse_node(json, node)?;
         to_logical(v, schema).map_err(|e| self.err(e))
     }
 
-    fn from_json_node(&mut self, json: &Json, node: Node<'a>) -> std::result::Result<Value, String> {
+    fn parse_node(&mut self, json: &Json, node: Node<'a>) -> std::result::Result<Value, String> {
         let mismatch = |b: &Self| b.err(format!("expected {}, got {}", node.describe(), json_kind(json)));
         Ok(match node {
             Node::Null => match json {
@@ -182,7 +182,7 @@ impl<'a> Bridge<'_, 'a> {
                 let a = json.as_array().ok_or_else(|| mismatch(self))?;
                 let mut out = Vec::with_capacity(a.len());
                 for (i, j) in a.iter().enumerate() {
-                    out.push(self.at(i.to_string(), |b| b.from_json(j, items))?);
+                    out.push(self.at(i.to_string(), |b| b.parse(j, items))?);
                 }
                 Value::Array(out)
             }
@@ -190,7 +190,7 @@ impl<'a> Bridge<'_, 'a> {
                 let o = json.as_object().ok_or_else(|| mismatch(self))?;
                 let mut out = HashMap::with_capacity(o.len());
                 for (k, j) in o {
-                    out.insert(k.clone(), self.at(k.clone(), |b| b.from_json(j, values))?);
+                    out.insert(k.clone(), self.at(k.clone(), |b| b.parse(j, values))?);
                 }
                 Value::Map(out)
             }
@@ -202,10 +202,10 @@ impl<'a> Bridge<'_, 'a> {
                 let mut out = Vec::with_capacity(r.fields.len());
                 for f in &r.fields {
                     let v = match (o.get(&f.name), &f.default) {
-                        (Some(j), _) => self.at(f.name.clone(), |b| b.from_json(j, &f.schema))?,
+                        (Some(j), _) => self.at(f.name.clone(), |b| b.parse(j, &f.schema))?,
                         (None, Some(d)) => {
                             let saved = std::mem::replace(&mut self.default_mode, true);
-                            let v = self.at(f.name.clone(), |b| b.from_json(d, &f.schema));
+                            let v = self.at(f.name.clone(), |b| b.parse(d, &f.schema));
                             self.default_mode = saved;
                             v?
                         }
@@ -222,7 +222,7 @@ impl<'a> Bridge<'_, 'a> {
     fn union_from_json(&mut self, json: &Json, branches: &'a [Schema]) -> std::result::Result<Value, String> {
         if self.default_mode {
             let first = branches.first().ok_or_else(|| self.err("empty union"))?;
-            return Ok(Value::Union(0, Box::new(self.from_json(json, first)?)));
+            return Ok(Value::Union(0, Box::new(self.parse(json, first)?)));
         }
         let nodes: Vec<Node<'a>> = branches
             .iter()
@@ -236,13 +236,13 @@ impl<'a> Bridge<'_, 'a> {
                 &l == label || n.name().is_some_and(|x| x.name() == label)
             });
             if let Some(i) = found {
-                let v = self.at(label.clone(), |b| b.from_json(inner, &branches[i]))?;
+                let v = self.at(label.clone(), |b| b.parse(inner, &branches[i]))?;
                 return Ok(Value::Union(i as u32, Box::new(v)));
             }
         }
         // Bare: the first branch it fits.
         for (i, b) in branches.iter().enumerate() {
-            if let Ok(v) = self.from_json(json, b) {
+            if let Ok(v) = self.parse(json, b) {
                 return Ok(Value::Union(i as u32, Box::new(v)));
             }
         }

@@ -22,7 +22,8 @@ pub(crate) fn resolve(value: Value, writer: &Schema, reader: &Schema) -> Result<
 struct Resolver<'n, 'r, 'w> {
     rn: &'n Names<'r>,
     wn: &'n Names<'w>,
-    path: Vec<String>,
+    /// Steps into the reader schema, for error messages.
+    path: Vec<&'r str>,
 }
 
 impl<'r, 'w> Resolver<'_, 'r, 'w> {
@@ -31,10 +32,10 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
     }
 
     fn resolve(&mut self, value: Value, writer: &'w Schema, reader: &'r Schema) -> Result<Value, String> {
-        // Values under a logical writer type come decoded; bring them back to Avro's base types.
         if let (Value::BigDecimal(_), Schema::BigDecimal) = (&value, reader) {
             return Ok(value);
         }
+        // Values under a logical writer type come decoded; bring them back to Avro's base types.
         let value = to_physical(value, writer).map_err(|e| self.err(e))?;
         let w = self.wn.node(writer).map_err(|e| self.err(e))?;
         let r = self.rn.node(reader).map_err(|e| self.err(e))?;
@@ -53,7 +54,7 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
             return self.resolve_nodes(inner, bn, r);
         }
         match (r, w, value) {
-            (N::Union(rb), _, value) => self.into_reader_union(value, w, rb),
+            (N::Union(rb), _, value) => self.pick_reader_branch(value, w, rb),
             (N::Null, N::Null, v @ Value::Null)
             | (N::Boolean, N::Boolean, v @ Value::Boolean(_))
             | (N::Int, N::Int, v @ Value::Int(_))
@@ -75,13 +76,13 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             })),
             (N::Array(ri), N::Array(wi), Value::Array(items)) => {
-                self.path.push("items".into());
+                self.path.push("items");
                 let out = items.into_iter().map(|v| self.resolve(v, wi, ri)).collect::<Result<Vec<_>, _>>();
                 self.path.pop();
                 Ok(Value::Array(out?))
             }
             (N::Map(rv), N::Map(wv), Value::Map(entries)) => {
-                self.path.push("values".into());
+                self.path.push("values");
                 let out =
                     entries.into_iter().map(|(k, v)| self.resolve(v, wv, rv).map(|v| (k, v))).collect::<Result<_, _>>();
                 self.path.pop();
@@ -116,9 +117,9 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
                 }
                 let mut written: Vec<Option<Value>> = fields.into_iter().map(|(_, v)| Some(v)).collect();
                 let mut out = Vec::with_capacity(rr.fields.len());
-                self.path.push("fields".into());
+                self.path.push("fields");
                 for rf in &rr.fields {
-                    self.path.push(rf.name.clone());
+                    self.path.push(&rf.name);
                     let v = match writer_field(wr, rf).map_err(|e| self.err(e))? {
                         Some(wf) => {
                             let i = wr.fields.iter().position(|f| std::ptr::eq(f, wf)).unwrap_or(usize::MAX);
@@ -148,7 +149,7 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
 
     /// Picks the reader branch as Avro does: an exact match (same type, or
     /// same full name) first, then the first branch that can read the writer.
-    fn into_reader_union(&mut self, value: Value, w: Node<'w>, branches: &'r [Schema]) -> Result<Value, String> {
+    fn pick_reader_branch(&mut self, value: Value, w: Node<'w>, branches: &'r [Schema]) -> Result<Value, String> {
         let mut pick = None;
         for (i, b) in branches.iter().enumerate() {
             let Ok(bn) = self.rn.node(b) else { continue };

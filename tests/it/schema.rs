@@ -150,7 +150,7 @@ fn random_value(
     depth: usize,
     uuids: bool,
 ) -> Value {
-    let mut go = |s: &Schema, rng: &mut fastrand::Rng| random_value(s, names, rng, depth + 1, uuids);
+    let go = |s: &Schema, rng: &mut fastrand::Rng| random_value(s, names, rng, depth + 1, uuids);
     match schema {
         Schema::Null => Value::Null,
         Schema::Boolean => Value::Boolean(rng.bool()),
@@ -237,7 +237,7 @@ fn schemas_directory_evolution_offline() {
     assert_eq!(v3_passes, vec![L::None, L::Backward], "v3: backward against v2 only");
     let bad_passes: Vec<_> = CompatibilityLevel::ALL.into_iter().filter(|l| ok(*l, &bad, &[&v1, &v2])).collect();
     assert_eq!(bad_passes, vec![L::None]);
-    let r = check_compatibility(L::Backward, &bad, &[v2.clone()]);
+    let r = check_compatibility(L::Backward, &bad, std::slice::from_ref(&v2));
     let paths: Vec<String> = r.problems.iter().map(|p| p.incompatibility.to_string()).collect();
     assert!(paths.iter().any(|p| p.starts_with("/fields/data/fields/unit: ")), "{paths:?}");
     assert!(paths.iter().any(|p| p.starts_with("/fields/event_id: ")), "{paths:?}");
