@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use kafka_ingest::{Error, NewTopic, OffsetSpec, RetryAction, TopicPartition};
 
-use crate::support::{cluster_client, cluster_lock, harness, unique};
+use crate::support::{cluster_client, cluster_lock, unique, KilledNode};
 
 #[tokio::test]
 async fn replicated_topic_and_broker_failure() {
@@ -38,8 +38,8 @@ async fn replicated_topic_and_broker_failure() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!poller.is_finished(), "the fetch should still be in flight");
     let killed_at = Instant::now();
-    harness(&["kill-node", &victim.to_string()]);
-    let e = poller.await.unwrap().unwrap_err();
+    let killed = KilledNode::kill(victim);
+    let e = poller.await.unwrap().expect_err("the broker holding the fetch was killed");
     assert!(matches!(e, Error::Connection { .. }), "in-flight request fails with a connection error: {e:?}");
     assert_eq!(e.retry_action(), RetryAction::Retry);
     assert!(killed_at.elapsed() < Duration::from_secs(20), "failed promptly, not by timeout");
@@ -48,7 +48,7 @@ async fn replicated_topic_and_broker_failure() {
     let offs = admin.list_offsets(&specs).await.unwrap();
     assert_eq!(offs.len(), 6);
 
-    harness(&["start-node", &victim.to_string()]);
+    killed.restart();
     // The next request to the restarted broker succeeds (after reconnect).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafka_ingest::{Error, NewTopic, Producer, ProducerRecord, TopicPartition};
 
-use crate::support::{cluster_bootstrap, cluster_client, cluster_lock, harness, peer_dump, unique};
+use crate::support::{cluster_bootstrap, cluster_client, cluster_lock, peer_dump, unique, KilledNode};
 
 const RECORDS: usize = 200_000;
 const KEYS: usize = 500;
@@ -61,10 +61,10 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     while acked.load(Ordering::Relaxed) < RECORDS / 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    harness(&["kill-node", &victim.to_string()]);
+    let killed = KilledNode::kill(victim);
     let killed_at = acked.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    harness(&["start-node", &victim.to_string()]);
+    killed.restart();
     sender.await.unwrap();
     producer.flush().await;
     producer.close(Duration::from_secs(30)).await;
@@ -133,7 +133,7 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
     // Both know the topic before the node goes.
     short.send(ProducerRecord::new(&topic).partition(p).value("warm")).await.unwrap().await.unwrap();
     full.send(ProducerRecord::new(&topic).partition(p).value("warm")).await.unwrap().await.unwrap();
-    harness(&["kill-node", &victim.to_string()]);
+    let killed = KilledNode::kill(victim);
 
     // Down longer than delivery.timeout.ms: every record gets its own timeout.
     let start = Instant::now();
@@ -162,7 +162,7 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
     assert!(accepted.len() <= 65536 / 1000, "at most buffer.memory worth of records queued: {}", accepted.len());
     assert!(accepted.len() >= 30, "the buffer did hold records: {}", accepted.len());
 
-    harness(&["start-node", &victim.to_string()]);
+    killed.restart();
     // Once the partition is back, the queued records go out and sending resumes.
     for f in accepted {
         f.await.unwrap();

@@ -96,10 +96,40 @@ pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> 
         .collect()
 }
 
-/// Serialises tests that kill or restart cluster nodes.
+/// Serialises tests that kill or restart cluster nodes, and makes sure all
+/// three nodes run first (a node a failed test left down is restarted).
 pub async fn cluster_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+    let guard = LOCK.lock().await;
+    tokio::task::spawn_blocking(|| harness(&["up", "--cluster"])).await.expect("harness up --cluster");
+    guard
+}
+
+/// A SIGKILLed cluster node that is restarted when this is dropped, even if
+/// the test panics first.
+pub struct KilledNode(Option<i32>);
+
+impl KilledNode {
+    pub fn kill(id: i32) -> KilledNode {
+        harness(&["kill-node", &id.to_string()]);
+        KilledNode(Some(id))
+    }
+
+    /// Restarts the node now and waits until it is back in the cluster.
+    pub fn restart(mut self) {
+        if let Some(id) = self.0.take() {
+            harness(&["start-node", &id.to_string()]);
+        }
+    }
+}
+
+impl Drop for KilledNode {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/harness");
+            let _ = std::process::Command::new(script).args(["start-node", &id.to_string()]).status();
+        }
+    }
 }
 
 /// Runs tests/peers/librdkafka_peer.py with `args` and returns its stdout.
