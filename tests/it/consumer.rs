@@ -67,11 +67,15 @@ impl Poller {
                             let n = rs.len();
                             seen.lock().unwrap().extend(rs);
                             if commit_each_poll && n > 0 {
-                                c.commit().await.unwrap();
+                                // A commit racing a rebalance fails (REBALANCE_IN_PROGRESS or a
+                                // stale generation); like any app, poll again and rejoin.
+                                if let Err(e) = c.commit().await {
+                                    eprintln!("commit failed, polling on: {e}");
+                                }
                             }
                         }
                         Err(Error::Closed) => break,
-                        Err(e) => panic!("poll: {e}"),
+                        Err(e) => panic!("poll: {e:?}"),
                     }
                 }
             })

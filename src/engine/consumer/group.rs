@@ -54,6 +54,8 @@ struct Membership {
     lost: bool,
     /// Between a successful SyncGroup and the next rejoin.
     stable: bool,
+    /// A JoinGroup/SyncGroup round is in flight: no heartbeats (as in Java).
+    joining: bool,
     fatal: Option<ClusterError>,
 }
 
@@ -215,6 +217,13 @@ impl Group {
         if let Some(e) = self.fatal() {
             return Err(e);
         }
+        self.member().joining = true;
+        let result = self.join_rounds(owned).await;
+        self.member().joining = false;
+        result
+    }
+
+    async fn join_rounds(&self, owned: &[TopicPartition]) -> Result<Joined, ClusterError> {
         let c = self.cluster.config();
         let deadline = Instant::now() + self.cfg.rebalance_timeout + c.api_timeout;
         let mut backoff = Backoff::new(c.retry_backoff, c.retry_backoff_max);
@@ -232,6 +241,7 @@ impl Group {
 
     async fn join_once(&self, owned: &[TopicPartition]) -> Result<Joined, JoinError> {
         let conn = self.coordinator().await.map_err(JoinError::Retry)?;
+        tracing::debug!(group = %self.cfg.group_id, member = %self.member().member_id, owned = owned.len(), "JoinGroup");
         let topics = self.subscription();
         let (member_id, generation) = {
             let m = self.member();
@@ -389,6 +399,16 @@ impl Group {
             .collect()
     }
 
+    /// Forgets the generation after the coordinator rejected it. `seen` is the
+    /// generation the failed request carried: a reply about an older one
+    /// (overtaken by a join that already succeeded) is ignored.
+    fn reset_member_if(&self, seen: i32, forget_id: bool) {
+        if self.member().generation != seen {
+            return;
+        }
+        self.reset_member(forget_id);
+    }
+
     fn reset_member(&self, forget_id: bool) {
         let mut m = self.member();
         if forget_id {
@@ -413,9 +433,11 @@ impl Group {
         if offsets.is_empty() {
             return Ok(());
         }
+        let used = &std::sync::atomic::AtomicI32::new(-1);
         let result = self
             .with_coordinator("OffsetCommit", |conn| async move {
                 let (generation, member_id) = self.generation();
+                used.store(generation, std::sync::atomic::Ordering::Relaxed);
                 let who = Committer {
                     group: self.cfg.group_id.clone(),
                     generation,
@@ -427,7 +449,7 @@ impl Group {
             .await;
         if let Err(ClusterError::Broker { code, .. }) = &result {
             if matches!(code.0, code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION) {
-                self.reset_member(code.0 == code::UNKNOWN_MEMBER_ID);
+                self.reset_member_if(used.load(std::sync::atomic::Ordering::Relaxed), code.0 == code::UNKNOWN_MEMBER_ID);
                 self.wake_poll.notify_waiters();
             }
         }
@@ -526,11 +548,11 @@ async fn heartbeat_loop(group: Weak<Group>) {
         if g.closed.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let (generation, member_id, stable) = {
+        let (generation, member_id, stable, joining) = {
             let m = g.member();
-            (m.generation, m.member_id.clone(), m.stable)
+            (m.generation, m.member_id.clone(), m.stable, m.joining)
         };
-        if member_id.is_empty() || generation < 0 {
+        if member_id.is_empty() || generation < 0 || joining {
             continue;
         }
         let since_poll = g.last_poll.lock().map(|t| t.elapsed()).unwrap_or_default();
@@ -556,11 +578,17 @@ async fn heartbeat_loop(group: Weak<Group>) {
         match result {
             Ok(0) => {}
             Ok(code::REBALANCE_IN_PROGRESS) => {
+                tracing::debug!(group = %g.cfg.group_id, member = %member_id, generation, "heartbeat: rebalance in progress");
+                // Only for the generation it was about: a join may have finished meanwhile.
+                if g.member().generation != generation {
+                    continue;
+                }
                 g.request_rejoin();
                 g.wake_poll.notify_waiters();
             }
             Ok(c @ (code::ILLEGAL_GENERATION | code::UNKNOWN_MEMBER_ID)) => {
-                g.reset_member(c == code::UNKNOWN_MEMBER_ID);
+                tracing::debug!(group = %g.cfg.group_id, member = %member_id, generation, code = c, "heartbeat: member fenced");
+                g.reset_member_if(generation, c == code::UNKNOWN_MEMBER_ID);
                 g.wake_poll.notify_waiters();
             }
             Ok(code::FENCED_INSTANCE_ID) => {
