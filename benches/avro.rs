@@ -27,7 +27,11 @@ struct IngestEvent {
 }
 
 fn schema(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/schemas/{name}.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/schemas/{name}.avsc",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn event(i: i64) -> IngestEvent {
@@ -35,7 +39,10 @@ fn event(i: i64) -> IngestEvent {
         event_id: i,
         timestamp: 1.7e9,
         status: "ok".into(),
-        data: SensorData { sensor: "sensor-17".into(), value: 21.5 },
+        data: SensorData {
+            sensor: "sensor-17".into(),
+            value: 21.5,
+        },
         source: Some("gateway-3".into()),
     }
 }
@@ -52,7 +59,10 @@ fn value(i: i64) -> Value {
                 ("value".into(), Value::Double(21.5)),
             ]),
         ),
-        ("source".into(), Value::Union(1, Box::new(Value::String("gateway-3".into())))),
+        (
+            "source".into(),
+            Value::Union(1, Box::new(Value::String("gateway-3".into()))),
+        ),
     ])
 }
 
@@ -72,14 +82,23 @@ where
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into());
     let config = SchemaRegistryConfig::new(&url);
     let client = SchemaRegistryClient::new(&config).unwrap();
     if let Err(e) = rt.block_on(client.global_compatibility()) {
-        panic!("schema registry is not reachable at {url}: {e}\nStart it with `scripts/harness up`.");
+        panic!(
+            "schema registry is not reachable at {url}: {e}\nStart it with `scripts/harness up`."
+        );
     }
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let topic = format!("bench-avro-{nanos}");
     let (v1, v2) = (schema("ingest_event_v1"), schema("ingest_event_v2"));
     let ser = AvroSerializer::new(client.clone(), &config, RecordPart::Value, &v2).unwrap();
@@ -124,7 +143,11 @@ fn main() {
     g.bench_function("deserialize_serde", |b| {
         b.iter_custom(|n| {
             timed(&rt, n, || async {
-                black_box(de.deserialize_into::<IngestEvent>(black_box(&bytes)).await.unwrap());
+                black_box(
+                    de.deserialize_into::<IngestEvent>(black_box(&bytes))
+                        .await
+                        .unwrap(),
+                );
             })
         })
     });
@@ -138,7 +161,16 @@ fn main() {
     g.finish();
     c.final_summary();
 
-    assert_eq!(client.request_count(), warm, "the measured loops made HTTP requests");
-    eprintln!("record size: {} bytes (v2), {} bytes (v1); HTTP requests after warm-up: 0", bytes.len(), bytes_v1.len());
-    rt.block_on(client.delete_subject(&format!("{topic}-value"), true)).unwrap();
+    assert_eq!(
+        client.request_count(),
+        warm,
+        "the measured loops made HTTP requests"
+    );
+    eprintln!(
+        "record size: {} bytes (v2), {} bytes (v1); HTTP requests after warm-up: 0",
+        bytes.len(),
+        bytes_v1.len()
+    );
+    rt.block_on(client.delete_subject(&format!("{topic}-value"), true))
+        .unwrap();
 }

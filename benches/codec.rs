@@ -11,8 +11,12 @@ fn records(size: usize) -> Vec<OutRecord> {
     let n = (16 * 1024 / size).max(1);
     (0..n)
         .map(|i| {
-            let mut v = format!(r#"{{"event_id":{i},"status":"ok","data":{{"sensor":"thermo-{}","value":{}.5}}}}"#, i % 8, i % 40)
-                .into_bytes();
+            let mut v = format!(
+                r#"{{"event_id":{i},"status":"ok","data":{{"sensor":"thermo-{}","value":{}.5}}}}"#,
+                i % 8,
+                i % 40
+            )
+            .into_bytes();
             v.resize(size, b' ');
             OutRecord {
                 timestamp: 1_700_000_000_000 + i as i64,
@@ -25,7 +29,11 @@ fn records(size: usize) -> Vec<OutRecord> {
 }
 
 fn bench(c: &mut Criterion) {
-    let stamp = ProducerStamp { producer_id: 1, epoch: 0, base_sequence: 0 };
+    let stamp = ProducerStamp {
+        producer_id: 1,
+        epoch: 0,
+        base_sequence: 0,
+    };
     for size in [100usize, 1024] {
         let recs = records(size);
         let bytes: u64 = (recs.len() * size) as u64;

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_ingest::schema_registry::{AvroDeserializer, AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig};
+use kafka_ingest::schema_registry::{
+    AvroDeserializer, AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig,
+};
 use kafka_ingest::{Client, Consumer, NewTopic, Producer, ProducerRecord};
 
 const SCHEMA: &str = include_str!("../schemas/ingest_event_v1.avsc");
@@ -21,7 +23,9 @@ const SENSORS: u64 = 24;
 
 fn event(id: u64) -> (String, String) {
     let sensor = format!("sensor-{:02}", id % SENSORS);
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let status = if id % 10 == 0 { "warning" } else { "ok" };
     let value = 20.0 + (id % 50) as f64 / 10.0;
     let json = format!(
@@ -33,15 +37,28 @@ fn event(id: u64) -> (String, String) {
 #[tokio::main]
 async fn main() -> kafka_ingest::Result<()> {
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let total: u64 = std::env::var("DEMO_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let total: u64 = std::env::var("DEMO_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     let registry_url = std::env::var("SCHEMA_REGISTRY_URL")
         .unwrap_or_else(|_| kafka_ingest::schema_registry::DEFAULT_URL.to_owned());
     let registry_config = SchemaRegistryConfig::new(&registry_url);
     let registry = SchemaRegistryClient::new(&registry_config).map_err(demo_err)?;
-    let serializer = AvroSerializer::new(registry.clone(), &registry_config, RecordPart::Value, SCHEMA).map_err(demo_err)?;
+    let serializer = AvroSerializer::new(
+        registry.clone(),
+        &registry_config,
+        RecordPart::Value,
+        SCHEMA,
+    )
+    .map_err(demo_err)?;
     let id = serializer.schema_id(TOPIC).await.map_err(demo_err)?;
     println!("registered IngestEvent v1 as schema id {id} under {TOPIC}-value at {registry_url}");
-    let client = Client::builder().bootstrap(&bootstrap).api_timeout(Duration::from_secs(20)).build().await?;
+    let client = Client::builder()
+        .bootstrap(&bootstrap)
+        .api_timeout(Duration::from_secs(20))
+        .build()
+        .await?;
     let admin = client.admin();
     match admin.create_topic(NewTopic::new(TOPIC, 6, 1)).await {
         Ok(()) => println!("created topic {TOPIC} (6 partitions)"),
@@ -75,7 +92,8 @@ async fn main() -> kafka_ingest::Result<()> {
             .await?;
         consumer.subscribe(&[TOPIC]).await?;
         let (stop, consumed) = (stop.clone(), consumed.clone());
-        let decoder = AvroDeserializer::with_reader_schema(registry.clone(), SCHEMA).map_err(demo_err)?;
+        let decoder =
+            AvroDeserializer::with_reader_schema(registry.clone(), SCHEMA).map_err(demo_err)?;
         workers.push(tokio::spawn(async move {
             let mut mine = 0usize;
             let mut warnings = 0usize;
@@ -85,7 +103,10 @@ async fn main() -> kafka_ingest::Result<()> {
                 let records = consumer.poll(Duration::from_millis(200)).await?;
                 for r in &records {
                     // "Processing": decode against the schema and look at the event.
-                    match decoder.deserialize_json(r.value.as_deref().unwrap_or_default()).await {
+                    match decoder
+                        .deserialize_json(r.value.as_deref().unwrap_or_default())
+                        .await
+                    {
                         Ok(json) if json.contains(r#""status":"warning""#) => warnings += 1,
                         Ok(_) => {}
                         Err(_) => invalid += 1,
@@ -112,9 +133,16 @@ async fn main() -> kafka_ingest::Result<()> {
     let settle = Instant::now();
     loop {
         let g = admin.describe_group(GROUP).await?;
-        let owners = g.members.iter().filter(|m| !m.assignment.is_empty()).count();
+        let owners = g
+            .members
+            .iter()
+            .filter(|m| !m.assignment.is_empty())
+            .count();
         if g.state == "Stable" && owners == CONSUMERS {
-            println!("group {GROUP} is stable: {CONSUMERS} members, {} partitions each", 6 / CONSUMERS);
+            println!(
+                "group {GROUP} is stable: {CONSUMERS} members, {} partitions each",
+                6 / CONSUMERS
+            );
             break;
         }
         if settle.elapsed() > Duration::from_secs(30) || stop.load(Ordering::SeqCst) {
@@ -124,14 +152,26 @@ async fn main() -> kafka_ingest::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let producer = Producer::builder().bootstrap(&bootstrap).set("linger.ms", "10").set("compression.type", "lz4").build().await?;
+    let producer = Producer::builder()
+        .bootstrap(&bootstrap)
+        .set("linger.ms", "10")
+        .set("compression.type", "lz4")
+        .build()
+        .await?;
     let start = Instant::now();
     let mut sent = 0u64;
     let mut batch = Vec::new();
     while sent < total && !stop.load(Ordering::SeqCst) {
         let (key, json) = event(sent);
-        let value = serializer.serialize_json(TOPIC, &json).await.map_err(demo_err)?;
-        batch.push(producer.send(ProducerRecord::new(TOPIC).key(key).value(value)).await?);
+        let value = serializer
+            .serialize_json(TOPIC, &json)
+            .await
+            .map_err(demo_err)?;
+        batch.push(
+            producer
+                .send(ProducerRecord::new(TOPIC).key(key).value(value))
+                .await?,
+        );
         sent += 1;
         if batch.len() == 1000 || sent == total {
             let mut last = None;
@@ -139,7 +179,10 @@ async fn main() -> kafka_ingest::Result<()> {
                 last = Some(d.await?);
             }
             if let Some(m) = last {
-                println!("delivered {sent} events (last: partition {} offset {})", m.partition, m.offset);
+                println!(
+                    "delivered {sent} events (last: partition {} offset {})",
+                    m.partition, m.offset
+                );
             }
         }
     }
@@ -151,7 +194,10 @@ async fn main() -> kafka_ingest::Result<()> {
 
     // Wait until the group has caught up, then stop the consumers.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while consumed.load(Ordering::SeqCst) < sent as usize && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+    while consumed.load(Ordering::SeqCst) < sent as usize
+        && Instant::now() < deadline
+        && !stop.load(Ordering::SeqCst)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::SeqCst);
@@ -171,5 +217,8 @@ async fn main() -> kafka_ingest::Result<()> {
 
 /// Registry errors are their own type; the demo reports them as config errors.
 fn demo_err(e: kafka_ingest::schema_registry::Error) -> kafka_ingest::Error {
-    kafka_ingest::Error::Config { key: "schema.registry.url".into(), message: e.to_string() }
+    kafka_ingest::Error::Config {
+        key: "schema.registry.url".into(),
+        message: e.to_string(),
+    }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::engine::{admin, Cluster};
 use crate::error::{Error, Result};
 use crate::types::{
-    ApiSupport, ClusterDescription, GroupDescription, ListedOffset, NewTopic, OffsetSpec, TopicDescription, TopicPartition,
+    ApiSupport, ClusterDescription, GroupDescription, ListedOffset, NewTopic, OffsetSpec,
+    TopicDescription, TopicPartition,
 };
 
 /// Cluster administration. Cheap to clone; shares the client's connections.
@@ -32,13 +33,20 @@ impl Admin {
     /// Successful topics are usable (have leaders) when this returns.
     pub async fn create_topics(&self, topics: Vec<NewTopic>) -> Result<Vec<(String, Result<()>)>> {
         let r = admin::create_topics(&self.cluster, &topics, false).await?;
-        Ok(r.into_iter().map(|(n, r)| (n, r.map_err(Error::from))).collect())
+        Ok(r.into_iter()
+            .map(|(n, r)| (n, r.map_err(Error::from)))
+            .collect())
     }
 
     /// Asks the controller to validate topics without creating them.
-    pub async fn validate_topics(&self, topics: Vec<NewTopic>) -> Result<Vec<(String, Result<()>)>> {
+    pub async fn validate_topics(
+        &self,
+        topics: Vec<NewTopic>,
+    ) -> Result<Vec<(String, Result<()>)>> {
         let r = admin::create_topics(&self.cluster, &topics, true).await?;
-        Ok(r.into_iter().map(|(n, r)| (n, r.map_err(Error::from))).collect())
+        Ok(r.into_iter()
+            .map(|(n, r)| (n, r.map_err(Error::from)))
+            .collect())
     }
 
     /// Deletes one topic.
@@ -50,7 +58,9 @@ impl Admin {
     /// Deletes topics; returns each topic's own outcome in input order.
     pub async fn delete_topics(&self, names: &[String]) -> Result<Vec<(String, Result<()>)>> {
         let r = admin::delete_topics(&self.cluster, names).await?;
-        Ok(r.into_iter().map(|(n, r)| (n, r.map_err(Error::from))).collect())
+        Ok(r.into_iter()
+            .map(|(n, r)| (n, r.map_err(Error::from)))
+            .collect())
     }
 
     /// All topics, sorted by name.
@@ -99,7 +109,12 @@ impl Admin {
     /// Long-polls the partition leader until a record at or after `offset`
     /// exists or `max_wait` passes; returns whether one exists. The request
     /// stays in flight on the leader's connection for up to `max_wait`.
-    pub async fn wait_for_records(&self, tp: &TopicPartition, offset: i64, max_wait: std::time::Duration) -> Result<bool> {
+    pub async fn wait_for_records(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_wait: std::time::Duration,
+    ) -> Result<bool> {
         Ok(admin::wait_for_records(&self.cluster, tp, offset, max_wait).await?)
     }
 

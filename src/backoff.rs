@@ -14,12 +14,18 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff that starts at `initial` and never exceeds `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max: max.max(initial), attempt: 0 }
+        Backoff {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
-        let base = self.initial.saturating_mul(2u32.saturating_pow(self.attempt.min(31)));
+        let base = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(self.attempt.min(31)));
         self.attempt = self.attempt.saturating_add(1);
         let base = base.min(self.max);
         let jitter = 0.8 + fastrand::f64() * 0.4;

@@ -17,7 +17,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("bootstrap", &self.config.bootstrap_servers).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("bootstrap", &self.config.bootstrap_servers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -31,7 +33,10 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client> {
         config.validate()?;
         let cluster = Cluster::new(cluster_config(&config));
-        let client = Client { cluster, config: Arc::new(config) };
+        let client = Client {
+            cluster,
+            config: Arc::new(config),
+        };
         // Fail fast on an unreachable or non-Kafka bootstrap.
         client.admin().describe_cluster().await?;
         Ok(client)
@@ -39,7 +44,9 @@ impl Client {
 
     /// The admin API on this client's connections.
     pub fn admin(&self) -> Admin {
-        Admin { cluster: self.cluster.clone() }
+        Admin {
+            cluster: self.cluster.clone(),
+        }
     }
 
     /// The validated config.

@@ -86,10 +86,17 @@ impl ClientConfig {
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, v)?,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, v)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, v)?,
-            "socket.connection.setup.timeout.ms" => self.connection_setup_timeout = parse_ms(key, v)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout = parse_ms(key, v)?
+            }
             "receive.message.max.bytes" => self.receive_message_max_bytes = parse_num(key, v)?,
             "security.protocol" if v.eq_ignore_ascii_case("PLAINTEXT") => {}
-            "security.protocol" => return Err(Error::config(key, format!("`{v}` is not supported; only PLAINTEXT is"))),
+            "security.protocol" => {
+                return Err(Error::config(
+                    key,
+                    format!("`{v}` is not supported; only PLAINTEXT is"),
+                ))
+            }
             other => return Err(unknown_key(other)),
         }
         Ok(())
@@ -98,22 +105,37 @@ impl ClientConfig {
     /// Checks the whole config; every builder calls this before use.
     pub fn validate(&self) -> Result<()> {
         if self.bootstrap_servers.is_empty() {
-            return Err(Error::config("bootstrap.servers", "must list at least one host:port"));
+            return Err(Error::config(
+                "bootstrap.servers",
+                "must list at least one host:port",
+            ));
         }
         for s in &self.bootstrap_servers {
             check_host_port(s)?;
         }
         positive("request.timeout.ms", self.request_timeout)?;
         positive("default.api.timeout.ms", self.default_api_timeout)?;
-        positive("socket.connection.setup.timeout.ms", self.connection_setup_timeout)?;
+        positive(
+            "socket.connection.setup.timeout.ms",
+            self.connection_setup_timeout,
+        )?;
         if self.reconnect_backoff_max < self.reconnect_backoff {
-            return Err(Error::config("reconnect.backoff.max.ms", "must be at least reconnect.backoff.ms"));
+            return Err(Error::config(
+                "reconnect.backoff.max.ms",
+                "must be at least reconnect.backoff.ms",
+            ));
         }
         if self.retry_backoff_max < self.retry_backoff {
-            return Err(Error::config("retry.backoff.max.ms", "must be at least retry.backoff.ms"));
+            return Err(Error::config(
+                "retry.backoff.max.ms",
+                "must be at least retry.backoff.ms",
+            ));
         }
         if self.receive_message_max_bytes < 1024 {
-            return Err(Error::config("receive.message.max.bytes", "must be at least 1024"));
+            return Err(Error::config(
+                "receive.message.max.bytes",
+                "must be at least 1024",
+            ));
         }
         Ok(())
     }
@@ -141,7 +163,11 @@ fn positive(key: &str, d: Duration) -> Result<()> {
 
 /// Splits a comma-separated list, dropping blanks.
 pub fn parse_list(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses a non-negative millisecond count.
@@ -151,7 +177,9 @@ pub fn parse_ms(key: &str, v: &str) -> Result<Duration> {
 
 /// Parses a number, naming the key on failure.
 pub fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
-    v.trim().parse().map_err(|_| Error::config(key, format!("`{v}` is not a valid non-negative number")))
+    v.trim()
+        .parse()
+        .map_err(|_| Error::config(key, format!("`{v}` is not a valid non-negative number")))
 }
 
 /// Parses `true`/`false`.
@@ -172,10 +200,13 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let split = line.find(['=', ':']).ok_or_else(|| {
-            Error::config(line, format!("line {} is not `key=value`", n + 1))
-        })?;
-        out.push((line[..split].trim().to_owned(), line[split + 1..].trim().to_owned()));
+        let split = line
+            .find(['=', ':'])
+            .ok_or_else(|| Error::config(line, format!("line {} is not `key=value`", n + 1)))?;
+        out.push((
+            line[..split].trim().to_owned(),
+            line[split + 1..].trim().to_owned(),
+        ));
     }
     Ok(out)
 }
@@ -183,8 +214,10 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
 /// Reads and parses a `.properties` file.
 pub fn load_properties(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::File { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_properties(&text)
 }
 
@@ -214,7 +247,10 @@ impl<C: Settable> Pending<C> {
         }
     }
 
-    pub(crate) fn properties<K: AsRef<str>, V: AsRef<str>>(&mut self, props: impl IntoIterator<Item = (K, V)>) {
+    pub(crate) fn properties<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        props: impl IntoIterator<Item = (K, V)>,
+    ) {
         for (k, v) in props {
             self.set(k.as_ref(), v.as_ref());
         }
@@ -253,7 +289,10 @@ macro_rules! property_setters {
         }
 
         /// Sets many properties.
-        pub fn properties<K: AsRef<str>, V: AsRef<str>>(mut self, props: impl IntoIterator<Item = (K, V)>) -> Self {
+        pub fn properties<K: AsRef<str>, V: AsRef<str>>(
+            mut self,
+            props: impl IntoIterator<Item = (K, V)>,
+        ) -> Self {
             self.pending.properties(props);
             self
         }
@@ -289,20 +328,40 @@ mod tests {
     fn errors_name_the_key() {
         let mut c = ClientConfig::default();
         let e = c.set("request.timeout.ms", "soon").unwrap_err().to_string();
-        assert!(e.contains("request.timeout.ms") && e.contains("soon"), "{e}");
+        assert!(
+            e.contains("request.timeout.ms") && e.contains("soon"),
+            "{e}"
+        );
         let e = c.set("bootstrap.server", "x:1").unwrap_err().to_string();
-        assert!(e.contains("bootstrap.server") && e.contains("unknown"), "{e}");
+        assert!(
+            e.contains("bootstrap.server") && e.contains("unknown"),
+            "{e}"
+        );
         c.set("bootstrap.servers", "nohost").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("bootstrap.servers"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("bootstrap.servers"));
         let mut c = ClientConfig::default();
         c.set("reconnect.backoff.ms", "5000").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("reconnect.backoff.max.ms"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("reconnect.backoff.max.ms"));
     }
 
     #[test]
     fn properties_text() {
         let p = parse_properties("# c\n\nbootstrap.servers = h:9092\nclient.id: me\n").unwrap();
-        assert_eq!(p, vec![("bootstrap.servers".into(), "h:9092".into()), ("client.id".into(), "me".into())]);
+        assert_eq!(
+            p,
+            vec![
+                ("bootstrap.servers".into(), "h:9092".into()),
+                ("client.id".into(), "me".into())
+            ]
+        );
         assert!(parse_properties("nonsense").is_err());
     }
 }

@@ -43,7 +43,11 @@ pub enum Error {
     UnsupportedVersion(String),
     /// The broker answered with a Kafka error code.
     #[error("{context}: {code}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Broker { context: String, code: ErrorCode, message: Option<String> },
+    Broker {
+        context: String,
+        code: ErrorCode,
+        message: Option<String>,
+    },
     /// None of the bootstrap or known brokers answered.
     #[error("no broker reachable; tried: {}", tried.join("; "))]
     NoBrokerAvailable { tried: Vec<String> },
@@ -67,14 +71,19 @@ pub enum Error {
     RecordTooLarge { size: usize, max: usize },
     /// Reading a file (config, schema) failed.
     #[error("{path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// What a caller can do about this error.
     pub fn retry_action(&self) -> RetryAction {
         match self {
-            Error::Connection { .. } | Error::Timeout { .. } | Error::NoBrokerAvailable { .. } => RetryAction::Retry,
+            Error::Connection { .. } | Error::Timeout { .. } | Error::NoBrokerAvailable { .. } => {
+                RetryAction::Retry
+            }
             Error::LeaderNotAvailable { .. } => RetryAction::RefreshMetadataAndRetry,
             Error::Broker { code, .. } if crate::engine::codes::needs_metadata_refresh(code.0) => {
                 RetryAction::RefreshMetadataAndRetry
@@ -98,7 +107,10 @@ impl Error {
     }
 
     pub(crate) fn config(key: &str, message: impl Into<String>) -> Error {
-        Error::Config { key: key.to_owned(), message: message.into() }
+        Error::Config {
+            key: key.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -106,22 +118,32 @@ impl From<ConnError> for Error {
     fn from(e: ConnError) -> Self {
         let message = e.to_string();
         match e {
-            ConnError::Connect { addr, .. } | ConnError::Io { addr, .. } | ConnError::Closed { addr } => {
-                Error::Connection { broker: addr, message }
-            }
-            ConnError::ConnectTimeout { addr, after } => {
-                Error::Timeout { operation: format!("connecting to {addr}"), after }
-            }
-            ConnError::RequestTimeout { addr, api, after } => {
-                Error::Timeout { operation: format!("{api} request to {addr}"), after }
-            }
-            ConnError::FrameTooLarge { addr, .. } | ConnError::UnknownCorrelation { addr, .. } | ConnError::Codec { addr, .. } => {
-                Error::Protocol { broker: addr, message }
-            }
+            ConnError::Connect { addr, .. }
+            | ConnError::Io { addr, .. }
+            | ConnError::Closed { addr } => Error::Connection {
+                broker: addr,
+                message,
+            },
+            ConnError::ConnectTimeout { addr, after } => Error::Timeout {
+                operation: format!("connecting to {addr}"),
+                after,
+            },
+            ConnError::RequestTimeout { addr, api, after } => Error::Timeout {
+                operation: format!("{api} request to {addr}"),
+                after,
+            },
+            ConnError::FrameTooLarge { addr, .. }
+            | ConnError::UnknownCorrelation { addr, .. }
+            | ConnError::Codec { addr, .. } => Error::Protocol {
+                broker: addr,
+                message,
+            },
             ConnError::UnsupportedVersion { .. } => Error::UnsupportedVersion(message),
-            ConnError::Handshake { addr, code } => {
-                Error::Broker { context: format!("ApiVersions handshake with {addr}"), code, message: None }
-            }
+            ConnError::Handshake { addr, code } => Error::Broker {
+                context: format!("ApiVersions handshake with {addr}"),
+                code,
+                message: None,
+            },
         }
     }
 }
@@ -131,23 +153,48 @@ impl From<ClusterError> for Error {
         match e {
             ClusterError::Conn(c) => c.into(),
             // Every address answered with bytes that are not Kafka: say so.
-            ClusterError::NoBrokerAvailable { tried, last: Some(last) } if last.is_protocol() => {
+            ClusterError::NoBrokerAvailable {
+                tried,
+                last: Some(last),
+            } if last.is_protocol() => {
                 let broker = last.addr().to_owned();
-                Error::Protocol { broker, message: tried.join("; ") }
+                Error::Protocol {
+                    broker,
+                    message: tried.join("; "),
+                }
             }
             ClusterError::NoBrokerAvailable { tried, .. } => Error::NoBrokerAvailable { tried },
             ClusterError::UnknownTopic(t) => Error::UnknownTopic(t),
-            ClusterError::UnknownPartition { topic, partition } => Error::UnknownPartition { topic, partition },
-            ClusterError::LeaderNotAvailable { topic, partition } => Error::LeaderNotAvailable { topic, partition },
-            ClusterError::UnknownBroker(id) => {
-                Error::Connection { broker: id.to_string(), message: format!("broker {id} is not in the cluster metadata") }
+            ClusterError::UnknownPartition { topic, partition } => {
+                Error::UnknownPartition { topic, partition }
             }
-            ClusterError::Broker { context, code, message } => Error::Broker { context, code, message },
+            ClusterError::LeaderNotAvailable { topic, partition } => {
+                Error::LeaderNotAvailable { topic, partition }
+            }
+            ClusterError::UnknownBroker(id) => Error::Connection {
+                broker: id.to_string(),
+                message: format!("broker {id} is not in the cluster metadata"),
+            },
+            ClusterError::Broker {
+                context,
+                code,
+                message,
+            } => Error::Broker {
+                context,
+                code,
+                message,
+            },
             ClusterError::Timeout { what, after, last } => match last.map(|l| Error::from(*l)) {
                 // A protocol failure is the real story, not the clock.
                 Some(e @ Error::Protocol { .. }) => e,
-                Some(e) => Error::Timeout { operation: format!("{what} (last error: {e})"), after },
-                None => Error::Timeout { operation: what, after },
+                Some(e) => Error::Timeout {
+                    operation: format!("{what} (last error: {e})"),
+                    after,
+                },
+                None => Error::Timeout {
+                    operation: what,
+                    after,
+                },
             },
             ClusterError::Closed => Error::Closed,
             ClusterError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
@@ -161,11 +208,23 @@ mod tests {
 
     #[test]
     fn retry_actions_follow_codes() {
-        let b = |c| Error::Broker { context: "x".into(), code: ErrorCode(c), message: None };
+        let b = |c| Error::Broker {
+            context: "x".into(),
+            code: ErrorCode(c),
+            message: None,
+        };
         assert_eq!(b(6).retry_action(), RetryAction::RefreshMetadataAndRetry);
         assert_eq!(b(7).retry_action(), RetryAction::Retry, "REQUEST_TIMED_OUT");
-        assert_eq!(b(36).retry_action(), RetryAction::NoRetry, "TOPIC_ALREADY_EXISTS");
+        assert_eq!(
+            b(36).retry_action(),
+            RetryAction::NoRetry,
+            "TOPIC_ALREADY_EXISTS"
+        );
         assert_eq!(Error::Closed.retry_action(), RetryAction::NoRetry);
-        assert!(b(36).to_string().contains("TopicAlreadyExists"), "{}", b(36));
+        assert!(
+            b(36).to_string().contains("TopicAlreadyExists"),
+            "{}",
+            b(36)
+        );
     }
 }

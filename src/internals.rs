@@ -3,11 +3,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{self, msg};
 pub use crate::codec::compression::{compress, decompress};
 pub use crate::codec::group::{decode_assignment, decode_subscription};
-pub use crate::codec::records::{decode_batches, encode_batch, InBatch, InRecord, OutRecord, ProducerStamp};
+pub use crate::codec::records::{
+    decode_batches, encode_batch, InBatch, InRecord, OutRecord, ProducerStamp,
+};
 pub use crate::codec::CodecError;
+use crate::codec::{self, msg};
 /// The protocol crate the codec wraps, so tests build messages with the same version.
 pub use kafka_protocol as kp;
 
@@ -15,7 +17,10 @@ use kp::protocol::{Decodable, Encodable, HeaderVersion};
 
 /// `(api key, lowest, highest)` version the client speaks, per API.
 pub fn supported_versions() -> Vec<(i16, i16, i16)> {
-    codec::versions::ALL.iter().map(|r| (r.key, r.min, r.max)).collect()
+    codec::versions::ALL
+        .iter()
+        .map(|r| (r.key, r.min, r.max))
+        .collect()
 }
 
 /// The correlation id leading a response frame (after its size prefix).
@@ -29,7 +34,12 @@ pub fn api_versions_error(frame: &[u8]) -> Option<i16> {
 }
 
 /// Encodes `req` as a size-prefixed request frame, exactly as a connection does.
-pub fn encode_request<R>(req: &R, version: i16, correlation_id: i32, client_id: &str) -> Result<Bytes, CodecError>
+pub fn encode_request<R>(
+    req: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> Result<Bytes, CodecError>
 where
     R: kp::protocol::Request + kp::protocol::Message + Encodable + HeaderVersion + Send + 'static,
 {
@@ -40,34 +50,93 @@ where
 macro_rules! by_api {
     ($key:expr, $R:ident => $body:expr) => {
         match $key {
-            0 => { type $R = msg::ProduceRequest; $body }
-            1 => { type $R = msg::FetchRequest; $body }
-            2 => { type $R = msg::ListOffsetsRequest; $body }
-            3 => { type $R = msg::MetadataRequest; $body }
-            8 => { type $R = msg::OffsetCommitRequest; $body }
-            9 => { type $R = msg::OffsetFetchRequest; $body }
-            10 => { type $R = msg::FindCoordinatorRequest; $body }
-            11 => { type $R = msg::JoinGroupRequest; $body }
-            12 => { type $R = msg::HeartbeatRequest; $body }
-            13 => { type $R = msg::LeaveGroupRequest; $body }
-            14 => { type $R = msg::SyncGroupRequest; $body }
-            15 => { type $R = msg::DescribeGroupsRequest; $body }
-            18 => { type $R = msg::ApiVersionsRequest; $body }
-            19 => { type $R = msg::CreateTopicsRequest; $body }
-            20 => { type $R = msg::DeleteTopicsRequest; $body }
-            22 => { type $R = msg::InitProducerIdRequest; $body }
-            32 => { type $R = msg::DescribeConfigsRequest; $body }
+            0 => {
+                type $R = msg::ProduceRequest;
+                $body
+            }
+            1 => {
+                type $R = msg::FetchRequest;
+                $body
+            }
+            2 => {
+                type $R = msg::ListOffsetsRequest;
+                $body
+            }
+            3 => {
+                type $R = msg::MetadataRequest;
+                $body
+            }
+            8 => {
+                type $R = msg::OffsetCommitRequest;
+                $body
+            }
+            9 => {
+                type $R = msg::OffsetFetchRequest;
+                $body
+            }
+            10 => {
+                type $R = msg::FindCoordinatorRequest;
+                $body
+            }
+            11 => {
+                type $R = msg::JoinGroupRequest;
+                $body
+            }
+            12 => {
+                type $R = msg::HeartbeatRequest;
+                $body
+            }
+            13 => {
+                type $R = msg::LeaveGroupRequest;
+                $body
+            }
+            14 => {
+                type $R = msg::SyncGroupRequest;
+                $body
+            }
+            15 => {
+                type $R = msg::DescribeGroupsRequest;
+                $body
+            }
+            18 => {
+                type $R = msg::ApiVersionsRequest;
+                $body
+            }
+            19 => {
+                type $R = msg::CreateTopicsRequest;
+                $body
+            }
+            20 => {
+                type $R = msg::DeleteTopicsRequest;
+                $body
+            }
+            22 => {
+                type $R = msg::InitProducerIdRequest;
+                $body
+            }
+            32 => {
+                type $R = msg::DescribeConfigsRequest;
+                $body
+            }
             k => Err(unknown(k)),
         }
     };
 }
 
 fn unknown(key: i16) -> CodecError {
-    CodecError::Decode { api: codec::api_name(key), version: -1, reason: format!("API key {key} is not used by the client") }
+    CodecError::Decode {
+        api: codec::api_name(key),
+        version: -1,
+        reason: format!("API key {key} is not used by the client"),
+    }
 }
 
 fn enc_err(e: anyhow::Error) -> CodecError {
-    CodecError::Encode { api: "re-encode", version: -1, reason: e.to_string() }
+    CodecError::Encode {
+        api: "re-encode",
+        version: -1,
+        reason: e.to_string(),
+    }
 }
 
 /// Decodes a response frame (after its size prefix) as the client does.
@@ -95,9 +164,25 @@ pub fn response_round_trip(api_key: i16, version: i16, frame: Bytes) -> Result<B
 /// client never decodes requests): for trusted fixtures only, never fuzzing.
 pub fn request_round_trip(frame: Bytes) -> Result<(i16, i16, Bytes), CodecError> {
     let short = || CodecError::ShortFrame(frame.len());
-    let key = i16::from_be_bytes(frame.get(..2).ok_or_else(short)?.try_into().map_err(|_| short())?);
-    let version = i16::from_be_bytes(frame.get(2..4).ok_or_else(short)?.try_into().map_err(|_| short())?);
-    let dec = |e: anyhow::Error| CodecError::Decode { api: codec::api_name(key), version, reason: e.to_string() };
+    let key = i16::from_be_bytes(
+        frame
+            .get(..2)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    );
+    let version = i16::from_be_bytes(
+        frame
+            .get(2..4)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    );
+    let dec = |e: anyhow::Error| CodecError::Decode {
+        api: codec::api_name(key),
+        version,
+        reason: e.to_string(),
+    };
     by_api!(key, R => {
         let hv = <R as HeaderVersion>::header_version(version);
         let mut buf = frame.clone();
@@ -112,7 +197,11 @@ pub fn request_round_trip(frame: Bytes) -> Result<(i16, i16, Bytes), CodecError>
 
 /// A default-valued response of `api_key` at `version`, encoded as a frame
 /// body (header included), for layout checks across versions.
-pub fn default_response_body(api_key: i16, version: i16, correlation_id: i32) -> Result<Bytes, CodecError> {
+pub fn default_response_body(
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Bytes, CodecError> {
     by_api!(api_key, R => {
         type Resp = <R as kp::protocol::Request>::Response;
         let hv = <Resp as HeaderVersion>::header_version(version);

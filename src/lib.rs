@@ -3,10 +3,10 @@
 
 // Layers, bottom up; each imports only the one below (see DESIGN.md).
 // (unstable-internals re-exports codec items that document little.)
+mod cluster;
 #[cfg_attr(feature = "unstable-internals", allow(missing_docs))]
 mod codec;
 mod conn;
-mod cluster;
 mod engine;
 
 mod admin;
@@ -15,19 +15,24 @@ mod client;
 pub mod config;
 pub mod consumer;
 mod error;
-pub mod producer;
-pub mod schema_registry;
 #[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
 pub mod internals;
+pub mod producer;
+pub mod schema_registry;
 mod types;
 
 pub use admin::Admin;
 pub use backoff::Backoff;
 pub use client::{Client, ClientBuilder};
-pub use engine::Compression;
 pub use config::ClientConfig;
-pub use consumer::{Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, Strategy};
+pub use consumer::{
+    Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener,
+    Strategy,
+};
+pub use engine::Compression;
 pub use error::{Error, ErrorCode, Result, RetryAction};
-pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
+};
 pub use types::*;

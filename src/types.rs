@@ -15,7 +15,10 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Builds a topic-partition.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -41,7 +44,12 @@ pub struct NewTopic {
 impl NewTopic {
     /// A topic with `partitions` partitions and `replication_factor` replicas.
     pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> Self {
-        NewTopic { name: name.into(), partitions, replication_factor, configs: BTreeMap::new() }
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        }
     }
 
     /// Adds a topic config.

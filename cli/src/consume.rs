@@ -37,10 +37,16 @@ pub(crate) struct ConsumeArgs {
     registry: String,
 }
 
-fn avro_decoder(file: &std::path::Path, registry: &str) -> std::result::Result<kafka_ingest::schema_registry::AvroDeserializer, String> {
-    use kafka_ingest::schema_registry::{AvroDeserializer, SchemaRegistryClient, SchemaRegistryConfig};
+fn avro_decoder(
+    file: &std::path::Path,
+    registry: &str,
+) -> std::result::Result<kafka_ingest::schema_registry::AvroDeserializer, String> {
+    use kafka_ingest::schema_registry::{
+        AvroDeserializer, SchemaRegistryClient, SchemaRegistryConfig,
+    };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let client = SchemaRegistryClient::new(&SchemaRegistryConfig::new(registry)).map_err(|e| e.to_string())?;
+    let client = SchemaRegistryClient::new(&SchemaRegistryConfig::new(registry))
+        .map_err(|e| e.to_string())?;
     AvroDeserializer::with_reader_schema(client, &text).map_err(|e| e.to_string())
 }
 
@@ -51,7 +57,8 @@ pub(crate) enum GroupsCmd {
 }
 
 fn text(b: &Option<Bytes>) -> String {
-    b.as_ref().map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+    b.as_ref()
+        .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// Renders one record with a kcat-style format string.
@@ -70,7 +77,11 @@ pub(crate) fn render(fmt: &str, r: &ConsumerRecord) -> String {
                     'v' => out.push_str(&text(&r.value)),
                     'T' => out.push_str(&r.timestamp.to_string()),
                     'h' => {
-                        let hs: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
+                        let hs: Vec<String> = r
+                            .headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", text(v)))
+                            .collect();
                         out.push_str(&hs.join(","));
                     }
                     '%' => out.push('%'),
@@ -108,7 +119,14 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
     let mut b = global
         .consumer_builder()?
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", if args.from_beginning { "earliest" } else { "latest" });
+        .set(
+            "auto.offset.reset",
+            if args.from_beginning {
+                "earliest"
+            } else {
+                "latest"
+            },
+        );
     if let Some(g) = &args.group {
         b = b.set("group.id", g);
     }
@@ -119,7 +137,11 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
         let client = global.builder()?.build().await?;
         let t = client.admin().describe_topic(&args.topic).await?;
         client.close();
-        let tps: Vec<TopicPartition> = t.partitions.iter().map(|p| TopicPartition::new(&args.topic, p.partition)).collect();
+        let tps: Vec<TopicPartition> = t
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(&args.topic, p.partition))
+            .collect();
         consumer.assign(&tps).await?;
         if args.from_beginning {
             consumer.seek_to_beginning(&tps).await?;
@@ -183,7 +205,11 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
     }
     consumer.close().await;
     result?;
-    Ok(if bad_record { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if bad_record {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub(crate) async fn groups(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> {
@@ -191,13 +217,22 @@ pub(crate) async fn groups(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> 
     match cmd {
         GroupsCmd::Describe { group } => {
             let d = client.admin().describe_group(&group).await?;
-            println!("Group: {}\tState: {}\tAssignor: {}\tMembers: {}", d.group, d.state, d.protocol, d.members.len());
+            println!(
+                "Group: {}\tState: {}\tAssignor: {}\tMembers: {}",
+                d.group,
+                d.state,
+                d.protocol,
+                d.members.len()
+            );
             for m in &d.members {
                 let parts: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();
                 println!(
                     "  Member: {}{}\tClient: {}\tHost: {}\tPartitions: {}",
                     m.member_id,
-                    m.instance_id.as_deref().map(|i| format!(" (instance {i})")).unwrap_or_default(),
+                    m.instance_id
+                        .as_deref()
+                        .map(|i| format!(" (instance {i})"))
+                        .unwrap_or_default(),
                     m.client_id,
                     m.host,
                     parts.join(",")
@@ -237,6 +272,9 @@ mod tests {
             value: Some(Bytes::from_static(b"v")),
             headers: vec![("a".into(), Some(Bytes::from_static(b"1")))],
         };
-        assert_eq!(render("%t/%p@%o %k=%v [%h] %T 100%%\\n", &r), "t/2@7 k=v [a=1] 99 100%\n");
+        assert_eq!(
+            render("%t/%p@%o %k=%v [%h] %T 100%%\\n", &r),
+            "t/2@7 k=v [a=1] 99 100%\n"
+        );
     }
 }

@@ -12,10 +12,20 @@ use clap::{Parser, Subcommand};
 use kafka_ingest::{Client, ClientBuilder, Consumer, ConsumerBuilder, Producer, ProducerBuilder};
 
 #[derive(Parser)]
-#[command(name = "kafka-ingest", version, about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas")]
+#[command(
+    name = "kafka-ingest",
+    version,
+    about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas"
+)]
 struct Cli {
     /// Bootstrap servers, comma-separated host:port.
-    #[arg(long, short = 'b', global = true, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        short = 'b',
+        global = true,
+        env = "KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     bootstrap: String,
     /// Java-style .properties file with client settings.
     #[arg(long, global = true)]
@@ -86,10 +96,11 @@ pub(crate) fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Out
     Box::pin(async {
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return std::future::pending().await,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return std::future::pending().await,
+                };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -108,7 +119,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let global = Global { bootstrap: cli.bootstrap, config_file: cli.config_file, set: cli.set };
+    let global = Global {
+        bootstrap: cli.bootstrap,
+        config_file: cli.config_file,
+        set: cli.set,
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

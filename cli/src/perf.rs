@@ -41,15 +41,32 @@ pub(crate) enum PerfCmd {
 }
 
 fn kv(props: &[String]) -> Vec<(String, String)> {
-    props.iter().filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))).collect()
+    props
+        .iter()
+        .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
 }
 
 pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
     match cmd {
-        PerfCmd::Produce { topic, num_records, record_size, throughput, props } => {
-            let producer = global.producer_builder()?.properties(kv(&props)).build().await?;
+        PerfCmd::Produce {
+            topic,
+            num_records,
+            record_size,
+            throughput,
+            props,
+        } => {
+            let producer = global
+                .producer_builder()?
+                .properties(kv(&props))
+                .build()
+                .await?;
             // Random-looking but fixed payload, like ProducerPerformance's.
-            let payload = Bytes::from((0..record_size).map(|i| b'A' + (i * 7 % 26) as u8).collect::<Vec<u8>>());
+            let payload = Bytes::from(
+                (0..record_size)
+                    .map(|i| b'A' + (i * 7 % 26) as u8)
+                    .collect::<Vec<u8>>(),
+            );
             let latencies = Arc::new(Mutex::new(Vec::with_capacity(num_records as usize)));
             let errors = Arc::new(Mutex::new(0u64));
             let start = Instant::now();
@@ -61,10 +78,16 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 let sent_at = Instant::now();
                 let (lat, err) = (latencies.clone(), errors.clone());
                 producer
-                    .send_with_callback(ProducerRecord::new(&topic).value(payload.clone()), move |r| match r {
-                        Ok(_) => lat.lock().unwrap_or_else(|p| p.into_inner()).push(sent_at.elapsed()),
-                        Err(_) => *err.lock().unwrap_or_else(|p| p.into_inner()) += 1,
-                    })
+                    .send_with_callback(
+                        ProducerRecord::new(&topic).value(payload.clone()),
+                        move |r| match r {
+                            Ok(_) => lat
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(sent_at.elapsed()),
+                            Err(_) => *err.lock().unwrap_or_else(|p| p.into_inner()) += 1,
+                        },
+                    )
                     .await?;
             }
             producer.flush().await;
@@ -72,7 +95,11 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             producer.close(Duration::from_secs(10)).await;
             let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
             lat.sort();
-            let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+            let pct = |p: f64| {
+                lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or_default()
+            };
             let secs = elapsed.as_secs_f64();
             println!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
@@ -89,12 +116,24 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 errors.lock().unwrap_or_else(|p| p.into_inner()),
             );
         }
-        PerfCmd::Consume { topic, num_records, props } => {
+        PerfCmd::Consume {
+            topic,
+            num_records,
+            props,
+        } => {
             let client = global.builder()?.build().await?;
             let t = client.admin().describe_topic(&topic).await?;
             client.close();
-            let tps: Vec<TopicPartition> = t.partitions.iter().map(|p| TopicPartition::new(&topic, p.partition)).collect();
-            let consumer = global.consumer_builder()?.properties(kv(&props)).build().await?;
+            let tps: Vec<TopicPartition> = t
+                .partitions
+                .iter()
+                .map(|p| TopicPartition::new(&topic, p.partition))
+                .collect();
+            let consumer = global
+                .consumer_builder()?
+                .properties(kv(&props))
+                .build()
+                .await?;
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
             let start = Instant::now();
@@ -106,7 +145,10 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     idle = Instant::now();
                 }
                 n += rs.len() as u64;
-                bytes += rs.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64).sum::<u64>();
+                bytes += rs
+                    .iter()
+                    .map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64)
+                    .sum::<u64>();
             }
             let secs = start.elapsed().as_secs_f64();
             consumer.close().await;

@@ -52,7 +52,9 @@ async fn avro_encoder(
     file: &std::path::Path,
     registry: &str,
 ) -> std::result::Result<kafka_ingest::schema_registry::AvroSerializer, String> {
-    use kafka_ingest::schema_registry::{AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig};
+    use kafka_ingest::schema_registry::{
+        AvroSerializer, RecordPart, SchemaRegistryClient, SchemaRegistryConfig,
+    };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let config = SchemaRegistryConfig::new(registry);
     let client = SchemaRegistryClient::new(&config).map_err(|e| e.to_string())?;
@@ -68,7 +70,10 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
         };
         headers.push((k.to_owned(), Some(bytes::Bytes::from(v.to_owned()))));
     }
-    let mut b = global.producer_builder()?.set("compression.type", &args.compression).set("acks", &args.acks);
+    let mut b = global
+        .producer_builder()?
+        .set("compression.type", &args.compression)
+        .set("acks", &args.acks);
     if let Some(l) = args.linger_ms {
         b = b.set("linger.ms", &l.to_string());
     }
@@ -121,7 +126,10 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
             Some(ser) => match ser.serialize_json(&args.topic, &value).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    failures.lock().unwrap_or_else(|p| p.into_inner()).push(format!("Avro: {e}"));
+                    failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("Avro: {e}"));
                     break;
                 }
             },
@@ -137,13 +145,19 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
                 Ok(_) => {
                     ok2.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => failures2.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string()),
+                Err(e) => failures2
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(e.to_string()),
             })
             .await;
         match sent_now {
             Ok(()) => {}
             Err(e) => {
-                failures.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+                failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(e.to_string());
                 break;
             }
         }
@@ -151,9 +165,17 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
     producer.flush().await;
     let report = producer.close(Duration::from_secs(30)).await;
     let failed = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    eprintln!("produced {} records to {}", ok.load(Ordering::Relaxed), args.topic);
+    eprintln!(
+        "produced {} records to {}",
+        ok.load(Ordering::Relaxed),
+        args.topic
+    );
     if !failed.is_empty() || report.undelivered > 0 {
-        eprintln!("failed: {} records (first error: {})", failed.len().max(report.undelivered), failed.first().map_or("closed", |s| s.as_str()));
+        eprintln!(
+            "failed: {} records (first error: {})",
+            failed.len().max(report.undelivered),
+            failed.first().map_or("closed", |s| s.as_str())
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use kafka_ingest::schema_registry::compat::{check_compatibility, CompatibilityLevel, Direction};
-use kafka_ingest::schema_registry::{parse_schema, SchemaRegistryClient, SchemaRegistryConfig, Version, DEFAULT_URL};
+use kafka_ingest::schema_registry::{
+    parse_schema, SchemaRegistryClient, SchemaRegistryConfig, Version, DEFAULT_URL,
+};
 
 /// Exit code for an incompatible schema.
 const INCOMPATIBLE: u8 = 1;
@@ -18,7 +20,12 @@ pub(crate) struct SchemaArgs {
     #[arg(long, global = true, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_URL)]
     registry: String,
     /// Basic auth for the registry, USER:PASSWORD.
-    #[arg(long, global = true, env = "SCHEMA_REGISTRY_USER_INFO", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEMA_REGISTRY_USER_INFO",
+        hide_env_values = true
+    )]
     registry_user_info: Option<String>,
     #[command(subcommand)]
     command: SchemaCmd,
@@ -87,7 +94,9 @@ fn parse_version(s: &str) -> Result<Version, String> {
     if s.eq_ignore_ascii_case("latest") {
         return Ok(Version::Latest);
     }
-    s.parse().map(Version::Number).map_err(|_| format!("version `{s}` is not a number or `latest`"))
+    s.parse()
+        .map(Version::Number)
+        .map_err(|_| format!("version `{s}` is not a number or `latest`"))
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -101,7 +110,11 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 
 pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
     match args.command {
-        SchemaCmd::Check { level, new, previous } => check(level, &new, &previous),
+        SchemaCmd::Check {
+            level,
+            new,
+            previous,
+        } => check(level, &new, &previous),
         cmd => {
             let mut config = SchemaRegistryConfig::new(&args.registry);
             if let Some(info) = &args.registry_user_info {
@@ -119,8 +132,11 @@ pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
 }
 
 fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCode {
-    let parse =
-        |p: &Path| read(p).and_then(|t| parse_schema(&t, Some(&p.display().to_string())).map_err(|e| e.to_string()));
+    let parse = |p: &Path| {
+        read(p).and_then(|t| {
+            parse_schema(&t, Some(&p.display().to_string())).map_err(|e| e.to_string())
+        })
+    };
     let new_schema = match parse(new) {
         Ok(s) => s,
         Err(e) => return fail(USAGE, e),
@@ -138,7 +154,11 @@ fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCod
     } else if level.is_transitive() {
         previous.iter().map(|p| p.display().to_string()).collect()
     } else {
-        previous.last().map(|p| p.display().to_string()).into_iter().collect()
+        previous
+            .last()
+            .map(|p| p.display().to_string())
+            .into_iter()
+            .collect()
     };
     let against = if against.is_empty() {
         "nothing to check against".to_owned()
@@ -184,7 +204,9 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             println!("{}", pretty(&s));
             ExitCode::SUCCESS
         }),
-        SchemaCmd::Get { subject, version, .. } => {
+        SchemaCmd::Get {
+            subject, version, ..
+        } => {
             let version = match parse_version(&version) {
                 Ok(v) => v,
                 Err(e) => return fail(USAGE, e),
@@ -196,7 +218,11 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        SchemaCmd::Compat { subject, file, version } => {
+        SchemaCmd::Compat {
+            subject,
+            file,
+            version,
+        } => {
             let text = match schema_text(&file) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -209,7 +235,14 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 None => client.test_compatibility_all(&subject, &text).await,
             };
             answer.map(|c| {
-                println!("{}", if c.is_compatible { "compatible" } else { "incompatible" });
+                println!(
+                    "{}",
+                    if c.is_compatible {
+                        "compatible"
+                    } else {
+                        "incompatible"
+                    }
+                );
                 for m in &c.messages {
                     println!("  {m}");
                 }
@@ -220,10 +253,15 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 }
             })
         }
-        SchemaCmd::Delete { subject, permanent } => client.delete_subject(&subject, permanent).await.map(|v| {
-            println!("{}", v.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
-            ExitCode::SUCCESS
-        }),
+        SchemaCmd::Delete { subject, permanent } => {
+            client.delete_subject(&subject, permanent).await.map(|v| {
+                println!(
+                    "{}",
+                    v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+                );
+                ExitCode::SUCCESS
+            })
+        }
         SchemaCmd::Config { subject, level } => {
             let answer = match (subject.as_deref(), level) {
                 (None, None) => client.global_compatibility().await.map(Some),

@@ -36,7 +36,12 @@ pub(crate) async fn run(global: &Global, cmd: TopicsCmd) -> Result<ExitCode> {
     let client = global.builder()?.build().await?;
     let admin = client.admin();
     match cmd {
-        TopicsCmd::Create { name, partitions, replication_factor, configs } => {
+        TopicsCmd::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
             let mut topic = NewTopic::new(&name, partitions, replication_factor);
             for kv in configs {
                 let Some((k, v)) = kv.split_once('=') else {
@@ -59,11 +64,20 @@ pub(crate) async fn run(global: &Global, cmd: TopicsCmd) -> Result<ExitCode> {
         }
         TopicsCmd::Describe { name } => {
             let t = admin.describe_topic(&name).await?;
-            let tps: Vec<TopicPartition> = t.partitions.iter().map(|p| TopicPartition::new(&name, p.partition)).collect();
+            let tps: Vec<TopicPartition> = t
+                .partitions
+                .iter()
+                .map(|p| TopicPartition::new(&name, p.partition))
+                .collect();
             let spec = |s: OffsetSpec| tps.iter().map(|tp| (tp.clone(), s)).collect::<Vec<_>>();
             let earliest = admin.list_offsets(&spec(OffsetSpec::Earliest)).await?;
             let latest = admin.list_offsets(&spec(OffsetSpec::Latest)).await?;
-            println!("Topic: {}\tTopicId: {}\tPartitionCount: {}", t.name, t.id, t.partitions.len());
+            println!(
+                "Topic: {}\tTopicId: {}\tPartitionCount: {}",
+                t.name,
+                t.id,
+                t.partitions.len()
+            );
             for (p, tp) in t.partitions.iter().zip(&tps) {
                 let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
                 println!(

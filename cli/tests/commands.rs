@@ -10,7 +10,10 @@ fn bootstrap() -> String {
 }
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -22,47 +25,124 @@ fn cmd(args: &[&str]) -> Command {
 
 /// Runs to completion: (exit code, stdout, stderr).
 fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let mut child = cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }
 
 fn must(args: &[&str], stdin: &str) -> String {
     let (code, out, err) = run(args, stdin);
-    assert_eq!(code, 0, "kafka-ingest {args:?} failed: {err}\n(is `scripts/harness up` running?)");
+    assert_eq!(
+        code, 0,
+        "kafka-ingest {args:?} failed: {err}\n(is `scripts/harness up` running?)"
+    );
     out
 }
 
 #[test]
 fn topics_produce_consume_and_groups() {
     let topic = unique("cli");
-    must(&["topics", "create", &topic, "--partitions", "3", "--replication-factor", "1", "--config", "retention.ms=3600000"], "");
+    must(
+        &[
+            "topics",
+            "create",
+            &topic,
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        "",
+    );
     let (code, _, err) = run(&["topics", "create", &topic, "--partitions", "3"], "");
     assert_eq!(code, 1, "exists: non-zero exit");
     assert_eq!(err.lines().count(), 1, "one-line error: {err}");
     assert!(err.contains("TopicAlreadyExists"), "{err}");
-    assert!(must(&["topics", "list"], "").lines().any(|l| l.starts_with(&format!("{topic}\t"))));
+    assert!(must(&["topics", "list"], "")
+        .lines()
+        .any(|l| l.starts_with(&format!("{topic}\t"))));
 
-    let input: String = (0..30).map(|i| format!("key{}|value {i}\n", i % 5)).collect::<String>() + "no key here\n";
-    let (code, _, err) = run(&["produce", "-t", &topic, "-K", "|", "-H", "source=cli", "-H", "run=1", "--compression", "zstd"], &input);
+    let input: String = (0..30)
+        .map(|i| format!("key{}|value {i}\n", i % 5))
+        .collect::<String>()
+        + "no key here\n";
+    let (code, _, err) = run(
+        &[
+            "produce",
+            "-t",
+            &topic,
+            "-K",
+            "|",
+            "-H",
+            "source=cli",
+            "-H",
+            "run=1",
+            "--compression",
+            "zstd",
+        ],
+        &input,
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains(&format!("produced 31 records to {topic}")), "{err}");
+    assert!(
+        err.contains(&format!("produced 31 records to {topic}")),
+        "{err}"
+    );
     let desc = must(&["topics", "describe", &topic], "");
-    let latest: i64 = desc.lines().filter_map(|l| l.split("Latest: ").nth(1)).map(|v| v.trim().parse::<i64>().unwrap()).sum();
+    let latest: i64 = desc
+        .lines()
+        .filter_map(|l| l.split("Latest: ").nth(1))
+        .map(|v| v.trim().parse::<i64>().unwrap())
+        .sum();
     assert_eq!(latest, 31, "{desc}");
-    assert!(desc.contains("Leader: ") && desc.contains("Isr: "), "{desc}");
+    assert!(
+        desc.contains("Leader: ") && desc.contains("Isr: "),
+        "{desc}"
+    );
 
     let group = unique("cli-g");
     let out = must(
-        &["consume", "-t", &topic, "-g", &group, "--from-beginning", "--max-messages", "31", "-f", "%k|%v|%h|%p|%o"],
+        &[
+            "consume",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--from-beginning",
+            "--max-messages",
+            "31",
+            "-f",
+            "%k|%v|%h|%p|%o",
+        ],
         "",
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 31);
-    assert!(lines.iter().all(|l| l.contains("|source=cli,run=1|")), "{out}");
-    assert!(lines.contains(&"|no key here|source=cli,run=1|0|0") || lines.iter().any(|l| l.starts_with("|no key here|")));
+    assert!(
+        lines.iter().all(|l| l.contains("|source=cli,run=1|")),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"|no key here|source=cli,run=1|0|0")
+            || lines.iter().any(|l| l.starts_with("|no key here|"))
+    );
     let groups = must(&["groups", "describe", &group], "");
     let lag: i64 = groups
         .lines()
@@ -70,7 +150,10 @@ fn topics_produce_consume_and_groups() {
         .map(|l| l.split('\t').nth(4).unwrap().parse::<i64>().unwrap())
         .sum();
     assert_eq!(lag, 0, "committed everything it printed:\n{groups}");
-    assert!(groups.contains("Members: 0"), "left the group on exit:\n{groups}");
+    assert!(
+        groups.contains("Members: 0"),
+        "left the group on exit:\n{groups}"
+    );
 
     must(&["topics", "delete", &topic], "");
     let (code, _, err) = run(&["topics", "describe", &topic], "");
@@ -80,9 +163,22 @@ fn topics_produce_consume_and_groups() {
 
 #[test]
 fn bad_input_exits_non_zero_with_one_line() {
-    let (code, _, err) = run(&["-X", "bootstrap.servers=127.0.0.1:1", "-X", "default.api.timeout.ms=1500", "topics", "list"], "");
+    let (code, _, err) = run(
+        &[
+            "-X",
+            "bootstrap.servers=127.0.0.1:1",
+            "-X",
+            "default.api.timeout.ms=1500",
+            "topics",
+            "list",
+        ],
+        "",
+    );
     assert_eq!(code, 1);
-    assert!(err.starts_with("error: ") && err.contains("127.0.0.1:1"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
     let (code, _, err) = run(&["-X", "no.such.key=1", "topics", "list"], "");
     assert_eq!(code, 1);
     assert!(err.contains("no.such.key"), "{err}");
@@ -115,13 +211,25 @@ fn sigint_commits_and_leaves() {
         if committed == 10 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "consumer never committed: {g}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumer never committed: {g}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "clean exit on SIGINT: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "clean exit on SIGINT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 10);
     let g = must(&["groups", "describe", &group], "");
     assert!(g.contains("Members: 0"), "left the group:\n{g}");

@@ -85,7 +85,10 @@ fn parse_name(name: &str) -> Option<Golden> {
 /// Fuzz input layout for response decoding: byte 0 picks the API (index into
 /// [`APIS`]), byte 1 the version (mod 19), the rest is the frame after its size prefix.
 pub fn frame_input(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
-    let idx = APIS.iter().position(|(_, k)| *k == api_key).expect("known API") as u8;
+    let idx = APIS
+        .iter()
+        .position(|(_, k)| *k == api_key)
+        .expect("known API") as u8;
     let mut v = Vec::with_capacity(2 + body.len());
     v.extend_from_slice(&[idx, version as u8]);
     v.extend_from_slice(body);
@@ -94,7 +97,9 @@ pub fn frame_input(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
 
 /// Fuzz body: decodes a [`frame_input`] as the client decodes responses.
 pub fn fuzz_frame(data: &[u8]) {
-    let [idx, version, body @ ..] = data else { return };
+    let [idx, version, body @ ..] = data else {
+        return;
+    };
     let key = APIS[*idx as usize % APIS.len()].1;
     let _ = internals::decode_response(key, (*version % 19) as i16, Bytes::copy_from_slice(body));
 }
@@ -111,7 +116,9 @@ pub fn fuzz_batches(data: &[u8]) {
 /// count, the rest is the (compressed) records section of a batch whose
 /// header and CRC are made valid here.
 pub fn fuzz_batch_payload(data: &[u8]) {
-    let [codec, a, b, c, d, records @ ..] = data else { return };
+    let [codec, a, b, c, d, records @ ..] = data else {
+        return;
+    };
     let batch = wrap_batch(*codec % 5, i32::from_be_bytes([*a, *b, *c, *d]), records);
     if let Ok(batches) = internals::decode_batches(batch, FUZZ_LIMIT) {
         assert!(batches.len() <= 1);
@@ -184,8 +191,11 @@ pub const AVRO_SCHEMA: &str = r#"{"type": "record", "name": "Event", "namespace"
 ]}"#;
 
 fn avro_schema() -> &'static kafka_ingest::schema_registry::apache_avro::Schema {
-    static S: std::sync::OnceLock<kafka_ingest::schema_registry::apache_avro::Schema> = std::sync::OnceLock::new();
-    S.get_or_init(|| kafka_ingest::schema_registry::parse_schema(AVRO_SCHEMA, None).expect("schema"))
+    static S: std::sync::OnceLock<kafka_ingest::schema_registry::apache_avro::Schema> =
+        std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        kafka_ingest::schema_registry::parse_schema(AVRO_SCHEMA, None).expect("schema")
+    })
 }
 
 /// A framed datum of [`AVRO_SCHEMA`] (wire header included), `depth` events deep.
@@ -214,7 +224,9 @@ pub fn avro_sample(depth: usize) -> Vec<u8> {
 /// Decodes a framed [`AVRO_SCHEMA`] datum; for tests.
 pub fn decode_avro(data: &[u8]) -> Result<(), String> {
     let (_, body) = kafka_ingest::schema_registry::wire::split(data).map_err(|e| e.to_string())?;
-    kafka_ingest::schema_registry::decode_datum(avro_schema(), None, body).map(drop).map_err(|e| e.to_string())
+    kafka_ingest::schema_registry::decode_datum(avro_schema(), None, body)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Fuzz body: the Confluent wire format (magic byte, schema id) and the Avro

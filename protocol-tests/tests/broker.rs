@@ -28,17 +28,31 @@ impl Conn {
     fn open() -> Conn {
         let addr = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
         let addr = addr.split(',').next().unwrap().to_owned();
-        let sock = TcpStream::connect(&addr)
-            .unwrap_or_else(|e| panic!("Kafka is not reachable at {addr}: {e}; start it with `scripts/harness up`"));
-        sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let ours = internals::supported_versions().into_iter().map(|(k, _, hi)| (k, hi)).collect();
-        let mut c = Conn { s: sock, corr: 0, ours, broker: HashMap::new() };
+        let sock = TcpStream::connect(&addr).unwrap_or_else(|e| {
+            panic!("Kafka is not reachable at {addr}: {e}; start it with `scripts/harness up`")
+        });
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let ours = internals::supported_versions()
+            .into_iter()
+            .map(|(k, _, hi)| (k, hi))
+            .collect();
+        let mut c = Conn {
+            s: sock,
+            corr: 0,
+            ours,
+            broker: HashMap::new(),
+        };
         let r: ApiVersionsResponse = c.send(
             &ApiVersionsRequest::default()
                 .with_client_software_name(s("protocol-tests"))
                 .with_client_software_version(s("0")),
         );
-        c.broker = r.api_keys.iter().map(|k| (k.api_key, k.max_version)).collect();
+        c.broker = r
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.max_version))
+            .collect();
         c
     }
 
@@ -52,12 +66,15 @@ impl Conn {
         let frame = internals::encode_request(req, v, self.corr, "protocol-tests").unwrap();
         self.s.write_all(&frame).unwrap();
         let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap_or_else(|e| panic!("API {} v{v}: broker closed ({e})", R::KEY));
+        self.s
+            .read_exact(&mut len)
+            .unwrap_or_else(|e| panic!("API {} v{v}: broker closed ({e})", R::KEY));
         let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
         self.s.read_exact(&mut body).unwrap();
         let body = Bytes::from(body);
         assert_eq!(internals::correlation_id(&body).unwrap(), self.corr);
-        internals::decode_response(R::KEY, v, body.clone()).unwrap_or_else(|e| panic!("API {} v{v}: {e}", R::KEY));
+        internals::decode_response(R::KEY, v, body.clone())
+            .unwrap_or_else(|e| panic!("API {} v{v}: {e}", R::KEY));
         let mut b = body;
         ResponseHeader::decode(&mut b, R::Response::header_version(v)).unwrap();
         R::Response::decode(&mut b, v).unwrap()
@@ -67,7 +84,10 @@ impl Conn {
 #[test]
 fn broker_accepts_every_request_we_encode() {
     let mut c = Conn::open();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let topic = format!("pt-accept-{}-{nanos}", std::process::id());
     let group = format!("{topic}-g");
     let tn = || TopicName(s(&topic));
@@ -75,13 +95,25 @@ fn broker_accepts_every_request_we_encode() {
     let m: MetadataResponse = c.send(&MetadataRequest::default().with_topics(None));
     assert!(!m.brokers.is_empty());
 
-    let mut ct = create_topics_request::CreatableTopic::default().with_name(tn()).with_num_partitions(1).with_replication_factor(1);
+    let mut ct = create_topics_request::CreatableTopic::default()
+        .with_name(tn())
+        .with_num_partitions(1)
+        .with_replication_factor(1);
     ct.assignments = Vec::new();
-    let r: CreateTopicsResponse = c.send(&CreateTopicsRequest::default().with_topics(vec![ct]).with_timeout_ms(20_000));
+    let r: CreateTopicsResponse = c.send(
+        &CreateTopicsRequest::default()
+            .with_topics(vec![ct])
+            .with_timeout_ms(20_000),
+    );
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 
-    let p: InitProducerIdResponse =
-        c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(i32::MAX).with_producer_id(ProducerId(-1)).with_producer_epoch(-1));
+    let p: InitProducerIdResponse = c.send(
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
     assert_eq!(p.error_code, 0);
     let records: Vec<OutRecord> = (0..5)
         .map(|i| OutRecord {
@@ -91,22 +123,46 @@ fn broker_accepts_every_request_we_encode() {
             headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
         })
         .collect();
-    let stamp = ProducerStamp { producer_id: p.producer_id.0, epoch: p.producer_epoch, base_sequence: 0 };
+    let stamp = ProducerStamp {
+        producer_id: p.producer_id.0,
+        epoch: p.producer_epoch,
+        base_sequence: 0,
+    };
     let batch = internals::encode_batch(&records, stamp, Compression::Zstd).unwrap();
-    let part = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch));
-    let data = produce_request::TopicProduceData::default().with_name(tn()).with_partition_data(vec![part]);
-    let r: ProduceResponse =
-        c.send(&ProduceRequest::default().with_acks(-1).with_timeout_ms(20_000).with_topic_data(vec![data]));
+    let part = produce_request::PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(batch));
+    let data = produce_request::TopicProduceData::default()
+        .with_name(tn())
+        .with_partition_data(vec![part]);
+    let r: ProduceResponse = c.send(
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(20_000)
+            .with_topic_data(vec![data]),
+    );
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 
-    let lp = list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1);
-    let lt = list_offsets_request::ListOffsetsTopic::default().with_name(tn()).with_partitions(vec![lp]);
-    let r: ListOffsetsResponse =
-        c.send(&ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![lt]));
+    let lp = list_offsets_request::ListOffsetsPartition::default()
+        .with_partition_index(0)
+        .with_timestamp(-1);
+    let lt = list_offsets_request::ListOffsetsTopic::default()
+        .with_name(tn())
+        .with_partitions(vec![lp]);
+    let r: ListOffsetsResponse = c.send(
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![lt]),
+    );
     assert_eq!(r.topics[0].partitions[0].offset, 5);
 
-    let fp = fetch_request::FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
-    let ft = fetch_request::FetchTopic::default().with_topic(tn()).with_partitions(vec![fp]);
+    let fp = fetch_request::FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(0)
+        .with_partition_max_bytes(1 << 20);
+    let ft = fetch_request::FetchTopic::default()
+        .with_topic(tn())
+        .with_partitions(vec![fp]);
     let r: FetchResponse = c.send(
         &FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -121,8 +177,11 @@ fn broker_accepts_every_request_we_encode() {
     assert_eq!(got[0].records.len(), 5);
     assert_eq!(got[0].records[4].value, records[4].value);
 
-    let r: FindCoordinatorResponse =
-        c.send(&FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s(&group)]));
+    let r: FindCoordinatorResponse = c.send(
+        &FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![s(&group)]),
+    );
     assert_eq!(r.coordinators.len(), 1);
 
     let sub = {
@@ -139,9 +198,10 @@ fn broker_accepts_every_request_we_encode() {
             .with_rebalance_timeout_ms(10_000)
             .with_member_id(s(member))
             .with_protocol_type(s("consumer"))
-            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
-                .with_name(s("range"))
-                .with_metadata(sub.clone())])
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(sub.clone())])
     };
     // A coordinator may still be loading: retry a few times.
     let mut first: JoinGroupResponse = c.send(&join(""));
@@ -153,20 +213,32 @@ fn broker_accepts_every_request_we_encode() {
         first = c.send(&join(""));
     }
     // 79 = MEMBER_ID_REQUIRED: the broker hands out an id to join with.
-    assert!(first.error_code == 79 || first.error_code == 0, "JoinGroup error {}", first.error_code);
+    assert!(
+        first.error_code == 79 || first.error_code == 0,
+        "JoinGroup error {}",
+        first.error_code
+    );
     let member = first.member_id.to_string();
-    let j: JoinGroupResponse = if first.error_code == 79 { c.send(&join(&member)) } else { first };
+    let j: JoinGroupResponse = if first.error_code == 79 {
+        c.send(&join(&member))
+    } else {
+        first
+    };
     assert_eq!(j.error_code, 0);
 
     let assignment = {
-        let tp = consumer_protocol_assignment::TopicPartition::default().with_topic(tn()).with_partitions(vec![0]);
+        let tp = consumer_protocol_assignment::TopicPartition::default()
+            .with_topic(tn())
+            .with_partitions(vec![0]);
         let m = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![tp]);
         let mut b = bytes::BytesMut::new();
         b.extend_from_slice(&0i16.to_be_bytes());
         m.encode(&mut b, 0).unwrap();
         b.freeze()
     };
-    let sa = sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(&member)).with_assignment(assignment);
+    let sa = sync_group_request::SyncGroupRequestAssignment::default()
+        .with_member_id(s(&member))
+        .with_assignment(assignment);
     let r: SyncGroupResponse = c.send(
         &SyncGroupRequest::default()
             .with_group_id(GroupId(s(&group)))
@@ -190,7 +262,9 @@ fn broker_accepts_every_request_we_encode() {
         .with_partition_index(0)
         .with_committed_offset(3)
         .with_committed_leader_epoch(-1);
-    let ot = offset_commit_request::OffsetCommitRequestTopic::default().with_name(tn()).with_partitions(vec![op]);
+    let ot = offset_commit_request::OffsetCommitRequestTopic::default()
+        .with_name(tn())
+        .with_partitions(vec![op]);
     let r: OffsetCommitResponse = c.send(
         &OffsetCommitRequest::default()
             .with_group_id(GroupId(s(&group)))
@@ -201,28 +275,41 @@ fn broker_accepts_every_request_we_encode() {
     );
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
 
-    let ft = offset_fetch_request::OffsetFetchRequestTopic::default().with_name(tn()).with_partition_indexes(vec![0]);
-    let r: OffsetFetchResponse =
-        c.send(&OffsetFetchRequest::default().with_group_id(GroupId(s(&group))).with_topics(Some(vec![ft])));
+    let ft = offset_fetch_request::OffsetFetchRequestTopic::default()
+        .with_name(tn())
+        .with_partition_indexes(vec![0]);
+    let r: OffsetFetchResponse = c.send(
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_topics(Some(vec![ft])),
+    );
     assert_eq!(r.topics[0].partitions[0].committed_offset, 3);
 
-    let r: DescribeGroupsResponse = c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&group))]));
+    let r: DescribeGroupsResponse =
+        c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&group))]));
     assert_eq!(r.groups[0].error_code, 0);
 
     let r: LeaveGroupResponse = c.send(
         &LeaveGroupRequest::default()
             .with_group_id(GroupId(s(&group)))
-            .with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(s(&member))]),
+            .with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(s(&member))
+            ]),
     );
     assert_eq!(r.error_code, 0);
 
     let res = describe_configs_request::DescribeConfigsResource::default()
         .with_resource_type(2)
         .with_resource_name(s(&topic));
-    let r: DescribeConfigsResponse = c.send(&DescribeConfigsRequest::default().with_resources(vec![res]));
+    let r: DescribeConfigsResponse =
+        c.send(&DescribeConfigsRequest::default().with_resources(vec![res]));
     assert_eq!(r.results[0].error_code, 0);
 
     let dt = delete_topics_request::DeleteTopicState::default().with_name(Some(tn()));
-    let r: DeleteTopicsResponse = c.send(&DeleteTopicsRequest::default().with_topics(vec![dt]).with_timeout_ms(20_000));
+    let r: DeleteTopicsResponse = c.send(
+        &DeleteTopicsRequest::default()
+            .with_topics(vec![dt])
+            .with_timeout_ms(20_000),
+    );
     assert_eq!(r.responses[0].error_code, 0);
 }

@@ -23,7 +23,12 @@ fn fuzz_dir() -> PathBuf {
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -39,7 +44,10 @@ fn seeds_and_regressions_never_panic() {
                 ran += 1;
             }
         }
-        assert!(!files(&fuzz_dir().join("corpus").join(name)).is_empty(), "no seeds for {name}");
+        assert!(
+            !files(&fuzz_dir().join("corpus").join(name)).is_empty(),
+            "no seeds for {name}"
+        );
     }
     assert!(ran > 50, "{ran} inputs");
 }
@@ -55,7 +63,11 @@ fn write_seed_corpora() {
         std::fs::write(dir.join(name), data).unwrap();
     };
     for g in golden_frames().into_iter().filter(|g| !g.request) {
-        write("frame_decode", &g.name, &frame_input(g.api_key, g.version, &g.body()));
+        write(
+            "frame_decode",
+            &g.name,
+            &frame_input(g.api_key, g.version, &g.body()),
+        );
     }
     for e in std::fs::read_dir(fixtures().join("batches")).unwrap() {
         let p = e.unwrap().path();
@@ -74,18 +86,38 @@ fn write_seed_corpora() {
         z.extend_from_slice(records);
         write("decompress", &name, &z);
     }
-    for g in golden_frames().into_iter().filter(|g| g.api == "join_group" || g.api == "sync_group") {
+    for g in golden_frames()
+        .into_iter()
+        .filter(|g| g.api == "join_group" || g.api == "sync_group")
+    {
         // The member metadata / assignment bytes inside are found by the round trip tests;
         // seed with the whole frames and a few hand-made messages.
         write("group_metadata", &g.name, &g.body());
     }
-    for (i, w) in [&b"\x00\x00\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff"[..], b"\x01\x00\x01\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01\x00\x00\x00\x00\xff\xff\xff\xff"].iter().enumerate() {
+    for (i, w) in [
+        &b"\x00\x00\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff"[..],
+        b"\x01\x00\x01\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01\x00\x00\x00\x00\xff\xff\xff\xff",
+    ]
+    .iter()
+    .enumerate()
+    {
         write("group_metadata", &format!("seed-{i}"), w);
     }
-    for (i, w) in [&b"\x00\x00\x00\x00\x01\x02abc"[..], b"\x00\x00\x00\x01\x00", b"\x01junk"].iter().enumerate() {
+    for (i, w) in [
+        &b"\x00\x00\x00\x00\x01\x02abc"[..],
+        b"\x00\x00\x00\x01\x00",
+        b"\x01junk",
+    ]
+    .iter()
+    .enumerate()
+    {
         write("wire_format", &format!("seed-{i}"), w);
     }
     for depth in [1, 2, 5] {
-        write("wire_format", &format!("avro-depth-{depth}"), &protocol_tests::avro_sample(depth));
+        write(
+            "wire_format",
+            &format!("avro-depth-{depth}"),
+            &protocol_tests::avro_sample(depth),
+        );
     }
 }

@@ -50,7 +50,12 @@ fn requests_decode_and_reencode_identically() {
 fn correlation_ids_are_read_from_responses() {
     for g in golden_frames().into_iter().filter(|g| !g.request) {
         let want = i32::from_be_bytes([g.frame[4], g.frame[5], g.frame[6], g.frame[7]]);
-        assert_eq!(internals::correlation_id(&g.body()).unwrap(), want, "{}", g.name);
+        assert_eq!(
+            internals::correlation_id(&g.body()).unwrap(),
+            want,
+            "{}",
+            g.name
+        );
     }
 }
 
@@ -88,7 +93,8 @@ fn default_responses_pass_the_guard_at_every_supported_version() {
     for (key, lo, hi) in internals::supported_versions() {
         for v in lo..=hi {
             let body = internals::default_response_body(key, v, 7).unwrap();
-            internals::decode_response(key, v, body).unwrap_or_else(|e| panic!("key {key} v{v}: {e}"));
+            internals::decode_response(key, v, body)
+                .unwrap_or_else(|e| panic!("key {key} v{v}: {e}"));
         }
     }
 }
@@ -96,8 +102,15 @@ fn default_responses_pass_the_guard_at_every_supported_version() {
 #[test]
 fn avro_samples_decode() {
     for depth in [1, 2, 5] {
-        assert_eq!(protocol_tests::decode_avro(&protocol_tests::avro_sample(depth)), Ok(()), "depth {depth}");
+        assert_eq!(
+            protocol_tests::decode_avro(&protocol_tests::avro_sample(depth)),
+            Ok(()),
+            "depth {depth}"
+        );
         let s = protocol_tests::avro_sample(depth);
-        assert!(protocol_tests::decode_avro(&s[..s.len() - 1]).is_err(), "truncated, depth {depth}");
+        assert!(
+            protocol_tests::decode_avro(&s[..s.len() - 1]).is_err(),
+            "truncated, depth {depth}"
+        );
     }
 }

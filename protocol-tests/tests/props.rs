@@ -17,7 +17,11 @@ fn cases(divisor: u32) -> ProptestConfig {
     let base = ProptestConfig::default();
     // Failures are saved (and replayed first) in protocol-tests/proptest-regressions/.
     let saved = FileFailurePersistence::Direct("proptest-regressions/props.txt");
-    ProptestConfig { cases: (base.cases / divisor).max(8), failure_persistence: Some(Box::new(saved)), ..base }
+    ProptestConfig {
+        cases: (base.cases / divisor).max(8),
+        failure_persistence: Some(Box::new(saved)),
+        ..base
+    }
 }
 
 fn golden() -> &'static [Golden] {
@@ -36,16 +40,30 @@ fn payload() -> impl Strategy<Value = Option<Bytes>> {
 
 fn record() -> impl Strategy<Value = OutRecord> {
     // Header keys are unique: kafka-protocol keeps headers in a map (see batches.rs).
-    (0i64..1 << 45, payload(), payload(), btree_map("[a-z0-9._-]{0,12}", payload(), 0..12)).prop_map(
-        |(timestamp, key, value, headers)| OutRecord { timestamp, key, value, headers: headers.into_iter().collect() },
+    (
+        0i64..1 << 45,
+        payload(),
+        payload(),
+        btree_map("[a-z0-9._-]{0,12}", payload(), 0..12),
     )
+        .prop_map(|(timestamp, key, value, headers)| OutRecord {
+            timestamp,
+            key,
+            value,
+            headers: headers.into_iter().collect(),
+        })
 }
 
 fn stamp() -> impl Strategy<Value = ProducerStamp> {
     prop_oneof![
         Just(ProducerStamp::NONE),
-        (0i64..=i64::MAX, 0i16..=i16::MAX, 0i32..=i32::MAX)
-            .prop_map(|(producer_id, epoch, base_sequence)| ProducerStamp { producer_id, epoch, base_sequence }),
+        (0i64..=i64::MAX, 0i16..=i16::MAX, 0i32..=i32::MAX).prop_map(
+            |(producer_id, epoch, base_sequence)| ProducerStamp {
+                producer_id,
+                epoch,
+                base_sequence
+            }
+        ),
     ]
 }
 

@@ -41,7 +41,8 @@ fn run_child(test: &str, mode: &str) -> std::process::Output {
 fn child_entry() {
     match std::env::var(CHILD).as_deref() {
         Ok("unguarded") => {
-            let r = <kp::messages::MetadataResponse as Decodable>::decode(&mut hostile_metadata(), 12);
+            let r =
+                <kp::messages::MetadataResponse as Decodable>::decode(&mut hostile_metadata(), 12);
             println!("UNGUARDED-RETURNED {}", r.is_ok());
         }
         Ok("guarded") => {
@@ -59,16 +60,29 @@ fn unguarded_kafka_protocol_aborts_on_a_hostile_array_count() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // If this fails, kafka-protocol bounds its allocations now: the guard in
     // src/codec/guard.rs is still correct, only no longer needed.
-    assert!(!out.status.success() && !stdout.contains("UNGUARDED-RETURNED"), "{stdout}\n{stderr}");
-    assert!(stderr.contains("memory allocation"), "aborted for another reason: {stderr}");
+    assert!(
+        !out.status.success() && !stdout.contains("UNGUARDED-RETURNED"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("memory allocation"),
+        "aborted for another reason: {stderr}"
+    );
 }
 
 #[test]
 fn guarded_decode_refuses_the_same_bytes() {
     let out = run_child("child_entry", "guarded");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("GUARDED-ERROR") && stdout.contains("exceeds"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("GUARDED-ERROR") && stdout.contains("exceeds"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -80,6 +94,7 @@ fn hostile_record_count_and_header_count_are_refused() {
     let rec = [0u8, 0, 0, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x08];
     let mut records = vec![(rec.len() as u8) << 1];
     records.extend_from_slice(&rec);
-    let e = internals::decode_batches(protocol_tests::wrap_batch(0, 1, &records), 1 << 20).unwrap_err();
+    let e =
+        internals::decode_batches(protocol_tests::wrap_batch(0, 1, &records), 1 << 20).unwrap_err();
     assert!(e.to_string().contains("header"), "{e}");
 }

@@ -9,7 +9,10 @@ pub(crate) enum ClusterError {
     #[error(transparent)]
     Conn(#[from] ConnError),
     #[error("no broker reachable; tried: {}", tried.join("; "))]
-    NoBrokerAvailable { tried: Vec<String>, last: Option<ConnError> },
+    NoBrokerAvailable {
+        tried: Vec<String>,
+        last: Option<ConnError>,
+    },
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
     #[error("partition {topic}-{partition} does not exist")]
@@ -19,9 +22,17 @@ pub(crate) enum ClusterError {
     #[error("broker {0} is not in the cluster metadata")]
     UnknownBroker(i32),
     #[error("{context}: {code}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Broker { context: String, code: ErrorCode, message: Option<String> },
+    Broker {
+        context: String,
+        code: ErrorCode,
+        message: Option<String>,
+    },
     #[error("{what} did not complete within {after:?}{}", last.as_deref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
-    Timeout { what: String, after: Duration, last: Option<Box<ClusterError>> },
+    Timeout {
+        what: String,
+        after: Duration,
+        last: Option<Box<ClusterError>>,
+    },
     #[error("closed before the operation completed")]
     Closed,
     #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
@@ -29,15 +40,25 @@ pub(crate) enum ClusterError {
 }
 
 impl ClusterError {
-    pub(crate) fn broker(context: impl Into<String>, code: ErrorCode, message: Option<String>) -> Self {
-        ClusterError::Broker { context: context.into(), code, message: message.filter(|m| !m.is_empty()) }
+    pub(crate) fn broker(
+        context: impl Into<String>,
+        code: ErrorCode,
+        message: Option<String>,
+    ) -> Self {
+        ClusterError::Broker {
+            context: context.into(),
+            code,
+            message: message.filter(|m| !m.is_empty()),
+        }
     }
 
     /// Whether trying again, perhaps after a metadata refresh, may succeed.
     pub(crate) fn is_retriable(&self) -> bool {
         match self {
             ClusterError::Conn(e) => e.is_retriable(),
-            ClusterError::NoBrokerAvailable { .. } | ClusterError::LeaderNotAvailable { .. } => true,
+            ClusterError::NoBrokerAvailable { .. } | ClusterError::LeaderNotAvailable { .. } => {
+                true
+            }
             ClusterError::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }

@@ -58,7 +58,9 @@ impl Default for Metadata {
             brokers: BTreeMap::new(),
             topics: HashMap::new(),
             // Far enough back that the first use refreshes.
-            fetched: Instant::now().checked_sub(std::time::Duration::from_secs(86_400)).unwrap_or_else(Instant::now),
+            fetched: Instant::now()
+                .checked_sub(std::time::Duration::from_secs(86_400))
+                .unwrap_or_else(Instant::now),
         }
     }
 }
@@ -72,12 +74,26 @@ impl Metadata {
             .into_iter()
             .map(|b| {
                 let id = b.node_id.0;
-                (id, BrokerMeta { id, host: b.host.to_string(), port: b.port, rack: b.rack.map(|r| r.to_string()) })
+                (
+                    id,
+                    BrokerMeta {
+                        id,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.map(|r| r.to_string()),
+                    },
+                )
             })
             .collect();
-        let mut topics = if all_topics { HashMap::new() } else { self.topics.clone() };
+        let mut topics = if all_topics {
+            HashMap::new()
+        } else {
+            self.topics.clone()
+        };
         for t in resp.topics {
-            let Some(name) = t.name.map(|n| n.0.to_string()) else { continue };
+            let Some(name) = t.name.map(|n| n.0.to_string()) else {
+                continue;
+            };
             let error = ErrorCode::check(t.error_code);
             if error.is_some_and(|e| e.0 == crate::conn::codes::UNKNOWN_TOPIC_OR_PARTITION) {
                 topics.remove(&name);
@@ -96,7 +112,13 @@ impl Metadata {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
-            let meta = TopicMeta { name: name.clone(), id: *t.topic_id.as_bytes(), internal: t.is_internal, error, partitions };
+            let meta = TopicMeta {
+                name: name.clone(),
+                id: *t.topic_id.as_bytes(),
+                internal: t.is_internal,
+                error,
+                partitions,
+            };
             topics.insert(name, meta);
         }
         Metadata {
@@ -110,6 +132,8 @@ impl Metadata {
 
     pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
         let t = self.topics.get(topic)?;
-        t.partitions.get(usize::try_from(partition).ok()?).filter(|p| p.partition == partition)
+        t.partitions
+            .get(usize::try_from(partition).ok()?)
+            .filter(|p| p.partition == partition)
     }
 }

@@ -9,7 +9,9 @@ mod pool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::conn::{api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection};
+pub(crate) use crate::conn::{
+    api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection,
+};
 pub use crate::conn::{Compression, ErrorCode};
 pub(crate) use error::ClusterError;
 pub(crate) use metadata::{Metadata, TopicMeta};
@@ -47,8 +49,17 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) fn new(cfg: ClusterConfig) -> Arc<Cluster> {
-        let pool = Pool::new(cfg.conn.clone(), cfg.reconnect_backoff, cfg.reconnect_backoff_max);
-        Arc::new(Cluster { cfg, pool, meta: RwLock::new(Arc::new(Metadata::default())), refresh: Default::default() })
+        let pool = Pool::new(
+            cfg.conn.clone(),
+            cfg.reconnect_backoff,
+            cfg.reconnect_backoff_max,
+        );
+        Arc::new(Cluster {
+            cfg,
+            pool,
+            meta: RwLock::new(Arc::new(Metadata::default())),
+            refresh: Default::default(),
+        })
     }
 
     pub(crate) fn config(&self) -> &ClusterConfig {
@@ -84,15 +95,21 @@ impl Cluster {
         }
         let span = tracing::debug_span!("metadata_refresh");
         let _e = span.enter();
-        let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(self.cfg.auto_create_topics).with_topics(match topics {
-            Topics::All => None,
-            Topics::Some(names) => Some(
-                names
-                    .iter()
-                    .map(|n| msg::MetadataRequestTopic::default().with_name(Some(msg::TopicName(msg::StrBytes::from_string(n.clone())))))
-                    .collect(),
-            ),
-        });
+        let req = msg::MetadataRequest::default()
+            .with_allow_auto_topic_creation(self.cfg.auto_create_topics)
+            .with_topics(match topics {
+                Topics::All => None,
+                Topics::Some(names) => Some(
+                    names
+                        .iter()
+                        .map(|n| {
+                            msg::MetadataRequestTopic::default().with_name(Some(msg::TopicName(
+                                msg::StrBytes::from_string(n.clone()),
+                            )))
+                        })
+                        .collect(),
+                ),
+            });
         drop(_e);
         let mut tried = Vec::new();
         let mut last = None;
@@ -108,7 +125,11 @@ impl Cluster {
             match conn.send(&req, versions::METADATA).await {
                 Ok((resp, _)) => {
                     let merged = cached.merge(resp, matches!(topics, Topics::All));
-                    tracing::debug!(brokers = merged.brokers.len(), topics = merged.topics.len(), "metadata refreshed");
+                    tracing::debug!(
+                        brokers = merged.brokers.len(),
+                        topics = merged.topics.len(),
+                        "metadata refreshed"
+                    );
                     return Ok(self.store(merged));
                 }
                 Err(e) => {
@@ -179,7 +200,11 @@ impl Cluster {
     }
 
     /// Leader of a partition and a connection to it.
-    pub(crate) async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Connection), ClusterError> {
+    pub(crate) async fn leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i32, Connection), ClusterError> {
         let names = [topic.to_owned()];
         let m = self.metadata(Topics::Some(&names)).await?;
         let leader = leader_of(&m, topic, partition)?;
@@ -194,7 +219,8 @@ impl Cluster {
         Fut: std::future::Future<Output = Result<T, ClusterError>>,
     {
         let deadline = Instant::now() + self.cfg.api_timeout;
-        let mut backoff = crate::backoff::Backoff::new(self.cfg.retry_backoff, self.cfg.retry_backoff_max);
+        let mut backoff =
+            crate::backoff::Backoff::new(self.cfg.retry_backoff, self.cfg.retry_backoff_max);
         let mut last: Option<ClusterError> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -231,21 +257,36 @@ impl Cluster {
 fn covers(m: &Metadata, topics: Topics<'_>) -> bool {
     match topics {
         Topics::All => !m.brokers.is_empty(),
-        Topics::Some(names) => !m.brokers.is_empty() && names.iter().all(|n| m.topics.contains_key(n)),
+        Topics::Some(names) => {
+            !m.brokers.is_empty() && names.iter().all(|n| m.topics.contains_key(n))
+        }
     }
 }
 
 /// Leader id of a partition in a snapshot, or why there is none.
 pub(crate) fn leader_of(m: &Metadata, topic: &str, partition: i32) -> Result<i32, ClusterError> {
-    let t = m.topics.get(topic).ok_or_else(|| ClusterError::UnknownTopic(topic.to_owned()))?;
+    let t = m
+        .topics
+        .get(topic)
+        .ok_or_else(|| ClusterError::UnknownTopic(topic.to_owned()))?;
     if let Some(code) = t.error {
-        return Err(ClusterError::broker(format!("metadata for topic `{topic}`"), code, None));
+        return Err(ClusterError::broker(
+            format!("metadata for topic `{topic}`"),
+            code,
+            None,
+        ));
     }
     let p = m
         .partition(topic, partition)
-        .ok_or_else(|| ClusterError::UnknownPartition { topic: topic.to_owned(), partition })?;
+        .ok_or_else(|| ClusterError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })?;
     if p.leader < 0 {
-        return Err(ClusterError::LeaderNotAvailable { topic: topic.to_owned(), partition });
+        return Err(ClusterError::LeaderNotAvailable {
+            topic: topic.to_owned(),
+            partition,
+        });
     }
     Ok(p.leader)
 }

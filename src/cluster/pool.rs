@@ -22,8 +22,16 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(cfg: Arc<ConnConfig>, reconnect_backoff: Duration, reconnect_backoff_max: Duration) -> Self {
-        Pool { cfg, backoff: (reconnect_backoff, reconnect_backoff_max), slots: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(
+        cfg: Arc<ConnConfig>,
+        reconnect_backoff: Duration,
+        reconnect_backoff_max: Duration,
+    ) -> Self {
+        Pool {
+            cfg,
+            backoff: (reconnect_backoff, reconnect_backoff_max),
+            slots: Mutex::new(HashMap::new()),
+        }
     }
 
     fn slot<T>(&self, addr: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
@@ -52,7 +60,9 @@ impl Pool {
         if let Some(c) = self.live(addr) {
             return Ok(c);
         }
-        let wait = self.slot(addr, |s| s.not_before.saturating_duration_since(Instant::now()));
+        let wait = self.slot(addr, |s| {
+            s.not_before.saturating_duration_since(Instant::now())
+        });
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -85,7 +95,9 @@ impl Pool {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         for s in slots.values_mut() {
             if let Some(c) = s.conn.take() {
-                c.poison(ConnError::Closed { addr: c.addr().to_owned() });
+                c.poison(ConnError::Closed {
+                    addr: c.addr().to_owned(),
+                });
             }
         }
     }

@@ -25,8 +25,13 @@ pub enum Compression {
 
 impl Compression {
     /// All codecs, for tests and benches.
-    pub const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
 
     /// The `compression.type` name.
     pub fn name(self) -> &'static str {
@@ -41,7 +46,9 @@ impl Compression {
 
     /// Parses a `compression.type` value.
     pub fn parse(name: &str) -> Option<Compression> {
-        Compression::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name.trim()))
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name.trim()))
     }
 
     pub(crate) fn to_wire(self) -> kafka_protocol::records::Compression {
@@ -79,7 +86,10 @@ const XERIAL_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x0
 const XERIAL_BLOCK: usize = 32 * 1024;
 
 fn err(codec: Compression, reason: impl std::fmt::Display) -> CodecError {
-    CodecError::Compression { codec: codec.name(), reason: reason.to_string() }
+    CodecError::Compression {
+        codec: codec.name(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Compresses `data` with `codec`.
@@ -92,7 +102,8 @@ pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CodecError> 
             enc.finish().map_err(|e| err(codec, e))
         }
         Compression::Snappy => {
-            let mut out = Vec::with_capacity(XERIAL_HEADER.len() + snap::raw::max_compress_len(data.len()));
+            let mut out =
+                Vec::with_capacity(XERIAL_HEADER.len() + snap::raw::max_compress_len(data.len()));
             out.extend_from_slice(XERIAL_HEADER);
             let mut enc = snap::raw::Encoder::new();
             for block in data.chunks(XERIAL_BLOCK) {
@@ -107,7 +118,10 @@ pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CodecError> 
             enc.write_all(data).map_err(|e| err(codec, e))?;
             enc.finish().map_err(|e| err(codec, e))
         }
-        Compression::Zstd => Ok(ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)),
+        Compression::Zstd => Ok(ruzstd::encoding::compress_to_vec(
+            data,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        )),
     }
 }
 
@@ -128,7 +142,8 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
             let mut rest = data;
             // A stream may hold several frames back to back.
             while !rest.is_empty() {
-                let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut rest).map_err(|e| err(codec, e))?;
+                let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut rest)
+                    .map_err(|e| err(codec, e))?;
                 let budget = limit.saturating_sub(out.len());
                 let chunk = read_capped(codec, &mut dec, budget)?;
                 out.extend_from_slice(&chunk);
@@ -139,12 +154,18 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
 }
 
 fn too_big(codec: Compression, limit: usize) -> CodecError {
-    err(codec, format!("decompressed size exceeds the limit of {limit} bytes"))
+    err(
+        codec,
+        format!("decompressed size exceeds the limit of {limit} bytes"),
+    )
 }
 
 fn read_capped(codec: Compression, reader: impl Read, limit: usize) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| err(codec, e))?;
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| err(codec, e))?;
     if out.len() > limit {
         return Err(too_big(codec, limit));
     }
@@ -161,7 +182,8 @@ fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
         }
         let start = out.len();
         out.resize(start + n, 0);
-        dec.decompress(block, &mut out[start..]).map_err(|e| err(codec, e))?;
+        dec.decompress(block, &mut out[start..])
+            .map_err(|e| err(codec, e))?;
         Ok(())
     };
     let mut out = Vec::new();
@@ -170,14 +192,18 @@ fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
         one(data, &mut out)?;
         return Ok(out);
     }
-    let mut rest = data.get(XERIAL_HEADER.len()..).ok_or_else(|| err(codec, "truncated xerial header"))?;
+    let mut rest = data
+        .get(XERIAL_HEADER.len()..)
+        .ok_or_else(|| err(codec, "truncated xerial header"))?;
     while !rest.is_empty() {
         let len_bytes: [u8; 4] = rest
             .get(..4)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| err(codec, "truncated xerial block length"))?;
         let len = u32::from_be_bytes(len_bytes) as usize;
-        let block = rest.get(4..4 + len).ok_or_else(|| err(codec, "truncated xerial block"))?;
+        let block = rest
+            .get(4..4 + len)
+            .ok_or_else(|| err(codec, "truncated xerial block"))?;
         one(block, &mut out)?;
         rest = &rest[4 + len..];
     }
@@ -190,7 +216,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for c in Compression::ALL {
             let z = compress(c, &data).unwrap();
             assert_eq!(decompress(c, &z, data.len()).unwrap(), data, "{c}");
@@ -209,8 +237,16 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for c in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            assert!(decompress(c, b"\x82SNAPPY\x00garbage-garbage-garbage", 1 << 20).is_err(), "{c}");
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            assert!(
+                decompress(c, b"\x82SNAPPY\x00garbage-garbage-garbage", 1 << 20).is_err(),
+                "{c}"
+            );
         }
     }
 

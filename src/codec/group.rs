@@ -37,7 +37,11 @@ pub struct Assignment {
 }
 
 fn bad(what: &str, e: impl std::fmt::Display) -> CodecError {
-    CodecError::Decode { api: what_static(what), version: -1, reason: e.to_string() }
+    CodecError::Decode {
+        api: what_static(what),
+        version: -1,
+        reason: e.to_string(),
+    }
 }
 
 fn what_static(what: &str) -> &'static str {
@@ -54,20 +58,33 @@ fn name(t: &str) -> TopicName {
 
 pub fn encode_subscription(s: &Subscription) -> Result<Bytes, CodecError> {
     let m = ConsumerProtocolSubscription::default()
-        .with_topics(s.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+        .with_topics(
+            s.topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
         .with_user_data(s.user_data.clone())
         .with_owned_partitions(
-            s.owned.iter().map(|(t, p)| OwnedTp::default().with_topic(name(t)).with_partitions(p.clone())).collect(),
+            s.owned
+                .iter()
+                .map(|(t, p)| {
+                    OwnedTp::default()
+                        .with_topic(name(t))
+                        .with_partitions(p.clone())
+                })
+                .collect(),
         )
         .with_generation_id(s.generation)
         .with_rack_id(s.rack.as_ref().map(|r| StrBytes::from_string(r.clone())));
     let mut buf = BytesMut::new();
     buf.put_i16(SUBSCRIPTION_VERSION);
-    m.encode(&mut buf, SUBSCRIPTION_VERSION).map_err(|e| CodecError::Encode {
-        api: "ConsumerProtocolSubscription",
-        version: SUBSCRIPTION_VERSION,
-        reason: e.to_string(),
-    })?;
+    m.encode(&mut buf, SUBSCRIPTION_VERSION)
+        .map_err(|e| CodecError::Encode {
+            api: "ConsumerProtocolSubscription",
+            version: SUBSCRIPTION_VERSION,
+            reason: e.to_string(),
+        })?;
     Ok(buf.freeze())
 }
 
@@ -81,12 +98,18 @@ pub fn decode_subscription(mut b: Bytes) -> Result<Subscription, CodecError> {
         return Err(bad("subscription", format!("negative version {v}")));
     }
     // kafka-protocol pre-allocates from counts it reads: check they fit first.
-    super::guard::check_embedded("ConsumerProtocolSubscription", v.min(3), &b).map_err(|e| bad("subscription", e))?;
-    let m = ConsumerProtocolSubscription::decode(&mut b, v.min(3)).map_err(|e| bad("subscription", e))?;
+    super::guard::check_embedded("ConsumerProtocolSubscription", v.min(3), &b)
+        .map_err(|e| bad("subscription", e))?;
+    let m = ConsumerProtocolSubscription::decode(&mut b, v.min(3))
+        .map_err(|e| bad("subscription", e))?;
     Ok(Subscription {
         topics: m.topics.into_iter().map(|t| t.to_string()).collect(),
         user_data: m.user_data,
-        owned: m.owned_partitions.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),
+        owned: m
+            .owned_partitions
+            .into_iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions))
+            .collect(),
         generation: if v >= 2 { m.generation_id } else { -1 },
         rack: m.rack_id.map(|r| r.to_string()),
     })
@@ -95,16 +118,24 @@ pub fn decode_subscription(mut b: Bytes) -> Result<Subscription, CodecError> {
 pub fn encode_assignment(a: &Assignment) -> Result<Bytes, CodecError> {
     let m = ConsumerProtocolAssignment::default()
         .with_assigned_partitions(
-            a.partitions.iter().map(|(t, p)| AssignedTp::default().with_topic(name(t)).with_partitions(p.clone())).collect(),
+            a.partitions
+                .iter()
+                .map(|(t, p)| {
+                    AssignedTp::default()
+                        .with_topic(name(t))
+                        .with_partitions(p.clone())
+                })
+                .collect(),
         )
         .with_user_data(a.user_data.clone());
     let mut buf = BytesMut::new();
     buf.put_i16(ASSIGNMENT_VERSION);
-    m.encode(&mut buf, ASSIGNMENT_VERSION).map_err(|e| CodecError::Encode {
-        api: "ConsumerProtocolAssignment",
-        version: ASSIGNMENT_VERSION,
-        reason: e.to_string(),
-    })?;
+    m.encode(&mut buf, ASSIGNMENT_VERSION)
+        .map_err(|e| CodecError::Encode {
+            api: "ConsumerProtocolAssignment",
+            version: ASSIGNMENT_VERSION,
+            reason: e.to_string(),
+        })?;
     Ok(buf.freeze())
 }
 
@@ -120,10 +151,16 @@ pub fn decode_assignment(mut b: Bytes) -> Result<Assignment, CodecError> {
     if v < 0 {
         return Err(bad("assignment", format!("negative version {v}")));
     }
-    super::guard::check_embedded("ConsumerProtocolAssignment", v.min(3), &b).map_err(|e| bad("assignment", e))?;
-    let m = ConsumerProtocolAssignment::decode(&mut b, v.min(3)).map_err(|e| bad("assignment", e))?;
+    super::guard::check_embedded("ConsumerProtocolAssignment", v.min(3), &b)
+        .map_err(|e| bad("assignment", e))?;
+    let m =
+        ConsumerProtocolAssignment::decode(&mut b, v.min(3)).map_err(|e| bad("assignment", e))?;
     Ok(Assignment {
-        partitions: m.assigned_partitions.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),
+        partitions: m
+            .assigned_partitions
+            .into_iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions))
+            .collect(),
         user_data: m.user_data,
     })
 }
@@ -141,10 +178,22 @@ mod tests {
             generation: 4,
             rack: None,
         };
-        assert_eq!(decode_subscription(encode_subscription(&s).unwrap()).unwrap(), s);
-        let a = Assignment { partitions: vec![("a".into(), vec![1, 3])], user_data: None };
-        assert_eq!(decode_assignment(encode_assignment(&a).unwrap()).unwrap(), a);
-        assert_eq!(decode_assignment(Bytes::new()).unwrap(), Assignment::default());
+        assert_eq!(
+            decode_subscription(encode_subscription(&s).unwrap()).unwrap(),
+            s
+        );
+        let a = Assignment {
+            partitions: vec![("a".into(), vec![1, 3])],
+            user_data: None,
+        };
+        assert_eq!(
+            decode_assignment(encode_assignment(&a).unwrap()).unwrap(),
+            a
+        );
+        assert_eq!(
+            decode_assignment(Bytes::new()).unwrap(),
+            Assignment::default()
+        );
         assert!(decode_subscription(Bytes::from_static(&[0, 3, 0xff])).is_err());
     }
 }

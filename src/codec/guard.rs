@@ -64,12 +64,19 @@ impl Cur<'_> {
                 self.0 = rest;
                 Ok(())
             }
-            None => Err(format!("{what} of {n} bytes overruns the {} bytes left", self.0.len())),
+            None => Err(format!(
+                "{what} of {n} bytes overruns the {} bytes left",
+                self.0.len()
+            )),
         }
     }
 
     fn be<const N: usize>(&mut self) -> R<[u8; N]> {
-        let b: [u8; N] = self.0.get(..N).and_then(|b| b.try_into().ok()).ok_or("truncated field")?;
+        let b: [u8; N] = self
+            .0
+            .get(..N)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("truncated field")?;
         self.0 = &self.0[N..];
         Ok(b)
     }
@@ -120,7 +127,10 @@ impl Cur<'_> {
     /// An element count: each element takes at least one byte.
     fn count(&self, n: usize, what: &str) -> R<()> {
         if n > self.0.len() {
-            return Err(format!("{what} count {n} exceeds the {} bytes left", self.0.len()));
+            return Err(format!(
+                "{what} count {n} exceeds the {} bytes left",
+                self.0.len()
+            ));
         }
         Ok(())
     }
@@ -176,7 +186,11 @@ fn walk_struct(c: &mut Cur, s: &St, v: i16) -> R<()> {
     for _ in 0..c.uvar()? {
         let tag = c.uvar()?;
         let size = c.uvar()? as usize;
-        match s.tags.iter().find(|t| t.tag == tag && (t.lo..=t.hi).contains(&v)) {
+        match s
+            .tags
+            .iter()
+            .find(|t| t.tag == tag && (t.lo..=t.hi).contains(&v))
+        {
             Some(t) => walk(c, &t.ty, v),
             None => c.skip(size, "tagged field"),
         }
@@ -187,14 +201,16 @@ fn walk_struct(c: &mut Cur, s: &St, v: i16) -> R<()> {
 
 /// Checks a response body (after its header) of `api_key` at `version`.
 pub(crate) fn check_response(api_key: i16, version: i16, body: &[u8]) -> Result<(), String> {
-    let s = shapes::response(api_key)
-        .ok_or_else(|| format!("no wire layout for API key {api_key} (run scripts/gen-codec-shapes)"))?;
+    let s = shapes::response(api_key).ok_or_else(|| {
+        format!("no wire layout for API key {api_key} (run scripts/gen-codec-shapes)")
+    })?;
     walk_struct(&mut Cur(body), s, version)
 }
 
 /// Checks an embedded message (e.g. `ConsumerProtocolAssignment`) at `version`.
 pub(crate) fn check_embedded(name: &str, version: i16, body: &[u8]) -> Result<(), String> {
-    let s = shapes::embedded(name).ok_or_else(|| format!("no wire layout for {name} (run scripts/gen-codec-shapes)"))?;
+    let s = shapes::embedded(name)
+        .ok_or_else(|| format!("no wire layout for {name} (run scripts/gen-codec-shapes)"))?;
     walk_struct(&mut Cur(body), s, version)
 }
 
@@ -202,26 +218,36 @@ pub(crate) fn check_embedded(name: &str, version: i16, body: &[u8]) -> Result<()
 /// whose lengths and header counts all fit, and whose offsets and timestamps
 /// (deltas from the batch header's `base_offset`, `first_timestamp`) do not
 /// overflow (kafka-protocol adds them unchecked).
-pub(crate) fn check_records(data: &[u8], (count, base_offset, first_timestamp): (i32, i64, i64)) -> Result<(), String> {
+pub(crate) fn check_records(
+    data: &[u8],
+    (count, base_offset, first_timestamp): (i32, i64, i64),
+) -> Result<(), String> {
     let mut c = Cur(data);
     let count = usize::try_from(count).map_err(|_| format!("negative record count {count}"))?;
     c.count(count, "record")?;
     for i in 0..count {
-        record(&mut c, base_offset, first_timestamp).map_err(|e| format!("record {i} of {count}: {e}"))?;
+        record(&mut c, base_offset, first_timestamp)
+            .map_err(|e| format!("record {i} of {count}: {e}"))?;
     }
     Ok(())
 }
 
 fn record(c: &mut Cur, base_offset: i64, first_timestamp: i64) -> R<()> {
     let size = usize::try_from(c.var()?).map_err(|_| "negative record size")?;
-    let body = c.0.get(..size).ok_or_else(|| format!("record of {size} bytes overruns the {} left", c.0.len()))?;
+    let body =
+        c.0.get(..size)
+            .ok_or_else(|| format!("record of {size} bytes overruns the {} left", c.0.len()))?;
     c.0 = &c.0[size..];
     let mut r = Cur(body);
     r.i8()?; // attributes
     let z = r.uvarlong()?;
     let ts_delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
-    first_timestamp.checked_add(ts_delta).ok_or("timestamp delta overflows")?;
-    base_offset.checked_add(i64::from(r.var()?)).ok_or("offset delta overflows")?;
+    first_timestamp
+        .checked_add(ts_delta)
+        .ok_or("timestamp delta overflows")?;
+    base_offset
+        .checked_add(i64::from(r.var()?))
+        .ok_or("offset delta overflows")?;
     for what in ["key", "value"] {
         match r.var()? {
             -1 => {}
@@ -269,9 +295,15 @@ mod tests {
     #[test]
     fn hostile_embedded_counts_are_refused() {
         // A subscription v0 whose topic count is i32::MAX.
-        let e = check_embedded("ConsumerProtocolSubscription", 0, &[0x7f, 0xff, 0xff, 0xff]).unwrap_err();
+        let e = check_embedded("ConsumerProtocolSubscription", 0, &[0x7f, 0xff, 0xff, 0xff])
+            .unwrap_err();
         assert!(e.contains("exceeds"), "{e}");
-        assert!(check_embedded("ConsumerProtocolAssignment", 1, &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_ok());
+        assert!(check_embedded(
+            "ConsumerProtocolAssignment",
+            1,
+            &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        )
+        .is_ok());
     }
 
     #[test]

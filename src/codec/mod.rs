@@ -23,11 +23,11 @@ pub(crate) mod msg {
         create_topics_request::{CreatableTopic, CreatableTopicConfig},
         delete_topics_request::DeleteTopicState,
         fetch_request::{FetchPartition, FetchTopic},
+        join_group_request::JoinGroupRequestProtocol,
+        leave_group_request::MemberIdentity,
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
         produce_request::{PartitionProduceData, TopicProduceData},
-        join_group_request::JoinGroupRequestProtocol,
-        leave_group_request::MemberIdentity,
         sync_group_request::SyncGroupRequestAssignment,
     };
     pub(crate) use kafka_protocol::protocol::StrBytes;
@@ -40,10 +40,18 @@ pub(crate) mod msg {
 pub enum CodecError {
     /// A request could not be encoded (a client bug or an oversized field).
     #[error("cannot encode {api} v{version} request: {reason}")]
-    Encode { api: &'static str, version: i16, reason: String },
+    Encode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
     /// A response did not parse at the negotiated version.
     #[error("malformed {api} v{version} response: {reason}")]
-    Decode { api: &'static str, version: i16, reason: String },
+    Decode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
     /// A frame shorter than its fixed header.
     #[error("frame of {0} bytes is shorter than a response header")]
     ShortFrame(usize),
@@ -112,7 +120,8 @@ pub(crate) fn encode_request<R: Request>(
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
     let header_version = R::header_version(version);
-    let size = header.compute_size(header_version).map_err(err)? + req.compute_size(version).map_err(err)?;
+    let size = header.compute_size(header_version).map_err(err)?
+        + req.compute_size(version).map_err(err)?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version).map_err(err)?;
@@ -134,7 +143,10 @@ pub(crate) fn api_versions_error(frame: &[u8]) -> Option<i16> {
 }
 
 /// Decodes a response frame (without its size prefix) at `version`.
-pub(crate) fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Result<R::Response, CodecError> {
+pub(crate) fn decode_response<R: Request>(
+    mut frame: Bytes,
+    version: i16,
+) -> Result<R::Response, CodecError> {
     let err = |e: anyhow::Error| CodecError::Decode {
         api: api_name(R::KEY),
         version,
@@ -162,7 +174,8 @@ impl ErrorCode {
 
     /// Whether the protocol guide marks this error as retriable.
     pub fn is_retriable(self) -> bool {
-        kafka_protocol::error::ResponseError::try_from_code(self.0).is_some_and(|e| e.is_retriable())
+        kafka_protocol::error::ResponseError::try_from_code(self.0)
+            .is_some_and(|e| e.is_retriable())
     }
 
     /// `Some(code)` unless the code means success.

@@ -4,7 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
 };
 
 use super::compression::{self, Compression};
@@ -29,7 +30,11 @@ pub struct ProducerStamp {
 }
 
 impl ProducerStamp {
-    pub const NONE: ProducerStamp = ProducerStamp { producer_id: -1, epoch: -1, base_sequence: -1 };
+    pub const NONE: ProducerStamp = ProducerStamp {
+        producer_id: -1,
+        epoch: -1,
+        base_sequence: -1,
+    };
 }
 
 /// A record read from a batch.
@@ -61,11 +66,19 @@ pub struct InBatch {
 }
 
 /// Encodes `records` as one record batch (magic 2, CRC32C).
-pub fn encode_batch(records: &[OutRecord], stamp: ProducerStamp, codec: Compression) -> Result<Bytes, CodecError> {
+pub fn encode_batch(
+    records: &[OutRecord],
+    stamp: ProducerStamp,
+    codec: Compression,
+) -> Result<Bytes, CodecError> {
     // kafka-protocol subtracts timestamps unchecked (a panic in debug builds).
-    let (lo, hi) = records.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.timestamp), hi.max(r.timestamp)));
+    let (lo, hi) = records.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+        (lo.min(r.timestamp), hi.max(r.timestamp))
+    });
     if !records.is_empty() && hi.checked_sub(lo).is_none() {
-        return Err(CodecError::Records(format!("timestamps {lo} and {hi} are too far apart for one batch")));
+        return Err(CodecError::Records(format!(
+            "timestamps {lo} and {hi} are too far apart for one batch"
+        )));
     }
     let wire: Vec<WireRecord> = records
         .iter()
@@ -85,20 +98,29 @@ pub fn encode_batch(records: &[OutRecord], stamp: ProducerStamp, codec: Compress
             timestamp: r.timestamp,
             key: r.key.clone(),
             value: r.value.clone(),
-            headers: r.headers.iter().map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone())).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                .collect(),
         })
         .collect();
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: codec.to_wire() };
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: codec.to_wire(),
+    };
     RecordBatchEncoder::encode_with_custom_compression(
         &mut buf,
         wire.iter(),
         &options,
-        Some(|raw: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
-            let z = compression::compress(codec, raw).map_err(anyhow::Error::new)?;
-            out.extend_from_slice(&z);
-            Ok(())
-        }),
+        Some(
+            |raw: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
+                let z = compression::compress(codec, raw).map_err(anyhow::Error::new)?;
+                out.extend_from_slice(&z);
+                Ok(())
+            },
+        ),
     )
     .map_err(|e| CodecError::Records(e.to_string()))?;
     Ok(buf.freeze())
@@ -108,16 +130,33 @@ pub fn encode_batch(records: &[OutRecord], stamp: ProducerStamp, codec: Compress
 /// A trailing partial batch, which brokers send when a fetch hits its byte
 /// limit, is left out. Each batch may expand to at most `max_decompressed` bytes.
 pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatch>, CodecError> {
+    decode_batches_within(data, max_decompressed, usize::MAX)
+}
+
+/// Like [`decode_batches`], also stopping (with the batches decoded so far)
+/// once the decompressed total passes `budget`: many small bombs in one
+/// response cannot add up without bound. The first batch is always decoded,
+/// so a reader still makes progress.
+pub fn decode_batches_within(
+    data: Bytes,
+    max_decompressed: usize,
+    budget: usize,
+) -> Result<Vec<InBatch>, CodecError> {
     let mut buf = data;
     let mut out = Vec::new();
+    let mut used = 0usize;
+    let last_size = std::cell::Cell::new(0usize);
     // kafka-protocol reserves the header's record count: prove it first.
     let header = std::cell::Cell::new((0, 0, 0));
-    let decompress = |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
-        let codec = Compression::from_wire(c);
-        let data = compression::decompress(codec, raw, max_decompressed).map_err(anyhow::Error::new)?;
-        super::guard::check_records(&data, header.get()).map_err(anyhow::Error::msg)?;
-        Ok(Bytes::from(data))
-    };
+    let decompress =
+        |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
+            let codec = Compression::from_wire(c);
+            let data = compression::decompress(codec, raw, max_decompressed)
+                .map_err(anyhow::Error::new)?;
+            last_size.set(data.len());
+            super::guard::check_records(&data, header.get()).map_err(anyhow::Error::msg)?;
+            Ok(Bytes::from(data))
+        };
     while buf.len() >= BATCH_OVERHEAD {
         // baseOffset (8) then batchLength (4) counting the bytes after it.
         let len = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
@@ -125,23 +164,38 @@ pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatc
             return Err(CodecError::Records(format!("negative batch length {len}")));
         }
         if (len as usize) < BATCH_OVERHEAD - 12 {
-            return Err(CodecError::Records(format!("batch length {len} is shorter than a batch header")));
+            return Err(CodecError::Records(format!(
+                "batch length {len} is shorter than a batch header"
+            )));
         }
         if buf.len() - 12 < len as usize {
             break;
         }
+        if !out.is_empty() && used >= budget {
+            break;
+        }
         let mut one = buf.split_to(12 + len as usize);
+        last_size.set(one.len());
         header.set((
             i32::from_be_bytes([one[57], one[58], one[59], one[60]]),
-            i64::from_be_bytes([one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7]]),
-            i64::from_be_bytes([one[27], one[28], one[29], one[30], one[31], one[32], one[33], one[34]]),
+            i64::from_be_bytes([
+                one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7],
+            ]),
+            i64::from_be_bytes([
+                one[27], one[28], one[29], one[30], one[31], one[32], one[33], one[34],
+            ]),
         ));
-        let base = i64::from_be_bytes([one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7]]);
+        let base = i64::from_be_bytes([
+            one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7],
+        ]);
         let last_delta = i32::from_be_bytes([one[23], one[24], one[25], one[26]]);
         let attributes = i16::from_be_bytes([one[21], one[22]]);
-        let producer_id = i64::from_be_bytes([one[43], one[44], one[45], one[46], one[47], one[48], one[49], one[50]]);
+        let producer_id = i64::from_be_bytes([
+            one[43], one[44], one[45], one[46], one[47], one[48], one[49], one[50],
+        ]);
         let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(&decompress))
             .map_err(|e| CodecError::Records(format!("{e:#}")))?;
+        used = used.saturating_add(last_size.get());
         out.push(InBatch {
             compression: Compression::from_wire(set.compression),
             last_offset: base.saturating_add(i64::from(last_delta)),
@@ -163,11 +217,54 @@ fn in_record(r: WireRecord) -> InRecord {
         log_append_time: r.timestamp_type == TimestampType::LogAppend,
         key: r.key,
         value: r.value,
-        headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         producer_id: r.producer_id,
         sequence: r.sequence,
         transactional: r.transactional,
         control: r.control,
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn total_budget_stops_after_the_batch_that_spends_it() {
+        let rec = OutRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(vec![0u8; 10_000])),
+            headers: vec![],
+        };
+        let one = encode_batch(
+            std::slice::from_ref(&rec),
+            ProducerStamp::NONE,
+            Compression::Gzip,
+        )
+        .unwrap();
+        let mut many = Vec::new();
+        for _ in 0..10 {
+            many.extend_from_slice(&one);
+        }
+        let many = Bytes::from(many);
+        assert_eq!(decode_batches(many.clone(), 1 << 20).unwrap().len(), 10);
+        // Each batch expands to ~10 KB: a 25 KB budget admits three.
+        assert_eq!(
+            decode_batches_within(many.clone(), 1 << 20, 25_000)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            decode_batches_within(many, 1 << 20, 1).unwrap().len(),
+            1,
+            "always progress"
+        );
     }
 }
 
@@ -180,14 +277,21 @@ mod tests {
             timestamp: 1_700_000_000_000 + i,
             key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(vec![b'v'; i as usize * 10])),
-            headers: vec![("h".into(), Some(Bytes::from_static(b"x"))), ("n".into(), None)],
+            headers: vec![
+                ("h".into(), Some(Bytes::from_static(b"x"))),
+                ("n".into(), None),
+            ],
         }
     }
 
     #[test]
     fn round_trip_every_codec() {
         let records: Vec<_> = (0..50).map(rec).collect();
-        let stamp = ProducerStamp { producer_id: 7, epoch: 1, base_sequence: 100 };
+        let stamp = ProducerStamp {
+            producer_id: 7,
+            epoch: 1,
+            base_sequence: 100,
+        };
         for c in Compression::ALL {
             let b = encode_batch(&records, stamp, c).unwrap();
             let batches = decode_batches(b, 1 << 20).unwrap();
@@ -197,7 +301,10 @@ mod tests {
             for (i, (g, w)) in got.iter().zip(&records).enumerate() {
                 assert_eq!(g.offset, i as i64);
                 assert_eq!(g.sequence, 100 + i as i32);
-                assert_eq!((&g.key, &g.value, &g.headers, g.timestamp), (&w.key, &w.value, &w.headers, w.timestamp));
+                assert_eq!(
+                    (&g.key, &g.value, &g.headers, g.timestamp),
+                    (&w.key, &w.value, &w.headers, w.timestamp)
+                );
             }
             assert_eq!(batches[0].compression, c);
         }
@@ -215,11 +322,17 @@ mod tests {
         let b = encode_batch(&[rec(3)], ProducerStamp::NONE, Compression::Lz4).unwrap();
         // A truncated tail is a partial batch: skipped, not an error.
         for cut in [1, 10, 30, b.len() - 1] {
-            assert!(decode_batches(b.slice(..cut), 1 << 20).unwrap().is_empty(), "cut {cut}");
+            assert!(
+                decode_batches(b.slice(..cut), 1 << 20).unwrap().is_empty(),
+                "cut {cut}"
+            );
         }
         let mut flipped = b.to_vec();
         let last = flipped.len() - 3;
         flipped[last] ^= 0xff;
-        assert!(decode_batches(Bytes::from(flipped), 1 << 20).is_err(), "bit flip caught (CRC or codec)");
+        assert!(
+            decode_batches(Bytes::from(flipped), 1 << 20).is_err(),
+            "bit flip caught (CRC or codec)"
+        );
     }
 }

@@ -7,786 +7,1996 @@ pub(super) static API_VERSIONS__API_VERSION: St = St {
     name: "ApiVersion",
     flex_from: 3,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // api_key
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // min_version
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // max_version
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // api_key
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // min_version
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // max_version
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static API_VERSIONS_RESPONSE: St = St {
     name: "ApiVersionsResponse",
     flex_from: 3,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 2, ty: Ty::Arr(&Ty::S(&API_VERSIONS__API_VERSION)) }, // api_keys
-        Fld { lo: 3, hi: 4, ty: Ty::CArr(&Ty::S(&API_VERSIONS__API_VERSION)) }, // api_keys
-        Fld { lo: 1, hi: 4, ty: Ty::I32 }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::Arr(&Ty::S(&API_VERSIONS__API_VERSION)),
+        }, // api_keys
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&API_VERSIONS__API_VERSION)),
+        }, // api_keys
+        Fld {
+            lo: 1,
+            hi: 4,
+            ty: Ty::I32,
+        }, // throttle_time_ms
     ],
     tags: &[
-        Tag { tag: 0, lo: 0, hi: 4, ty: Ty::CArr(&Ty::S(&API_VERSIONS__SUPPORTED_FEATURE_KEY)) }, // supported_features
-        Tag { tag: 1, lo: 0, hi: 4, ty: Ty::I64 }, // finalized_features_epoch
-        Tag { tag: 2, lo: 0, hi: 4, ty: Ty::CArr(&Ty::S(&API_VERSIONS__FINALIZED_FEATURE_KEY)) }, // finalized_features
-        Tag { tag: 3, lo: 0, hi: 4, ty: Ty::I8 }, // zk_migration_ready
+        Tag {
+            tag: 0,
+            lo: 0,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&API_VERSIONS__SUPPORTED_FEATURE_KEY)),
+        }, // supported_features
+        Tag {
+            tag: 1,
+            lo: 0,
+            hi: 4,
+            ty: Ty::I64,
+        }, // finalized_features_epoch
+        Tag {
+            tag: 2,
+            lo: 0,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&API_VERSIONS__FINALIZED_FEATURE_KEY)),
+        }, // finalized_features
+        Tag {
+            tag: 3,
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // zk_migration_ready
     ],
 };
 pub(super) static API_VERSIONS__FINALIZED_FEATURE_KEY: St = St {
     name: "FinalizedFeatureKey",
     flex_from: 3,
     fields: &[
-        Fld { lo: 3, hi: 4, ty: Ty::CStr }, // name
-        Fld { lo: 3, hi: 4, ty: Ty::I16 }, // max_version_level
-        Fld { lo: 3, hi: 4, ty: Ty::I16 }, // min_version_level
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::I16,
+        }, // max_version_level
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::I16,
+        }, // min_version_level
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static API_VERSIONS__SUPPORTED_FEATURE_KEY: St = St {
     name: "SupportedFeatureKey",
     flex_from: 3,
     fields: &[
-        Fld { lo: 3, hi: 4, ty: Ty::CStr }, // name
-        Fld { lo: 3, hi: 4, ty: Ty::I16 }, // min_version
-        Fld { lo: 3, hi: 4, ty: Ty::I16 }, // max_version
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::I16,
+        }, // min_version
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::I16,
+        }, // max_version
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CONSUMER_PROTOCOL_ASSIGNMENT: St = St {
     name: "ConsumerProtocolAssignment",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_ASSIGNMENT__TOPIC_PARTITION)) }, // assigned_partitions
-        Fld { lo: 0, hi: 3, ty: Ty::Bytes }, // user_data
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_ASSIGNMENT__TOPIC_PARTITION)),
+        }, // assigned_partitions
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Bytes,
+        }, // user_data
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CONSUMER_PROTOCOL_ASSIGNMENT__TOPIC_PARTITION: St = St {
     name: "TopicPartition",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // topic
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::I32) }, // partitions
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // topic
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::I32),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CONSUMER_PROTOCOL_SUBSCRIPTION: St = St {
     name: "ConsumerProtocolSubscription",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::Str) }, // topics
-        Fld { lo: 0, hi: 3, ty: Ty::Bytes }, // user_data
-        Fld { lo: 1, hi: 3, ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION)) }, // owned_partitions
-        Fld { lo: 2, hi: 3, ty: Ty::I32 }, // generation_id
-        Fld { lo: 3, hi: 3, ty: Ty::Str }, // rack_id
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::Str),
+        }, // topics
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Bytes,
+        }, // user_data
+        Fld {
+            lo: 1,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION)),
+        }, // owned_partitions
+        Fld {
+            lo: 2,
+            hi: 3,
+            ty: Ty::I32,
+        }, // generation_id
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::Str,
+        }, // rack_id
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION: St = St {
     name: "TopicPartition",
     flex_from: 4,
     fields: &[
-        Fld { lo: 1, hi: 3, ty: Ty::Str }, // topic
-        Fld { lo: 1, hi: 3, ty: Ty::Arr(&Ty::I32) }, // partitions
+        Fld {
+            lo: 1,
+            hi: 3,
+            ty: Ty::Str,
+        }, // topic
+        Fld {
+            lo: 1,
+            hi: 3,
+            ty: Ty::Arr(&Ty::I32),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CREATE_TOPICS__CREATABLE_TOPIC_CONFIGS: St = St {
     name: "CreatableTopicConfigs",
     flex_from: 5,
     fields: &[
-        Fld { lo: 5, hi: 7, ty: Ty::CStr }, // name
-        Fld { lo: 5, hi: 7, ty: Ty::CStr }, // value
-        Fld { lo: 5, hi: 7, ty: Ty::I8 }, // read_only
-        Fld { lo: 5, hi: 7, ty: Ty::I8 }, // config_source
-        Fld { lo: 5, hi: 7, ty: Ty::I8 }, // is_sensitive
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // value
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I8,
+        }, // read_only
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I8,
+        }, // config_source
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I8,
+        }, // is_sensitive
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static CREATE_TOPICS__CREATABLE_TOPIC_RESULT: St = St {
     name: "CreatableTopicResult",
     flex_from: 5,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // name
-        Fld { lo: 5, hi: 7, ty: Ty::CStr }, // name
-        Fld { lo: 7, hi: 7, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 0, hi: 7, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // error_message
-        Fld { lo: 5, hi: 7, ty: Ty::CStr }, // error_message
-        Fld { lo: 5, hi: 7, ty: Ty::I32 }, // num_partitions
-        Fld { lo: 5, hi: 7, ty: Ty::I16 }, // replication_factor
-        Fld { lo: 5, hi: 7, ty: Ty::CArr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_CONFIGS)) }, // configs
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 7,
+            hi: 7,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I32,
+        }, // num_partitions
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I16,
+        }, // replication_factor
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CArr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_CONFIGS)),
+        }, // configs
     ],
     tags: &[
-        Tag { tag: 0, lo: 0, hi: 7, ty: Ty::I16 }, // topic_config_error_code
+        Tag {
+            tag: 0,
+            lo: 0,
+            hi: 7,
+            ty: Ty::I16,
+        }, // topic_config_error_code
     ],
 };
 pub(super) static CREATE_TOPICS_RESPONSE: St = St {
     name: "CreateTopicsResponse",
     flex_from: 5,
     fields: &[
-        Fld { lo: 0, hi: 7, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 4, ty: Ty::Arr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_RESULT)) }, // topics
-        Fld { lo: 5, hi: 7, ty: Ty::CArr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_RESULT)) }, // topics
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Arr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_RESULT)),
+        }, // topics
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::CArr(&Ty::S(&CREATE_TOPICS__CREATABLE_TOPIC_RESULT)),
+        }, // topics
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DELETE_TOPICS__DELETABLE_TOPIC_RESULT: St = St {
     name: "DeletableTopicResult",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // name
-        Fld { lo: 4, hi: 6, ty: Ty::CStr }, // name
-        Fld { lo: 6, hi: 6, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 0, hi: 6, ty: Ty::I16 }, // error_code
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // error_message
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 6,
+            hi: 6,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // error_message
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DELETE_TOPICS_RESPONSE: St = St {
     name: "DeleteTopicsResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 6, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&DELETE_TOPICS__DELETABLE_TOPIC_RESULT)) }, // responses
-        Fld { lo: 4, hi: 6, ty: Ty::CArr(&Ty::S(&DELETE_TOPICS__DELETABLE_TOPIC_RESULT)) }, // responses
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&DELETE_TOPICS__DELETABLE_TOPIC_RESULT)),
+        }, // responses
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CArr(&Ty::S(&DELETE_TOPICS__DELETABLE_TOPIC_RESULT)),
+        }, // responses
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_CONFIGS_RESOURCE_RESULT: St = St {
     name: "DescribeConfigsResourceResult",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // name
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // name
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // value
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // value
-        Fld { lo: 0, hi: 4, ty: Ty::I8 }, // read_only
-        Fld { lo: 0, hi: 4, ty: Ty::I8 }, // config_source
-        Fld { lo: 0, hi: 4, ty: Ty::I8 }, // is_sensitive
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_SYNONYM)) }, // synonyms
-        Fld { lo: 4, hi: 4, ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_SYNONYM)) }, // synonyms
-        Fld { lo: 3, hi: 4, ty: Ty::I8 }, // config_type
-        Fld { lo: 3, hi: 3, ty: Ty::Str }, // documentation
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // documentation
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // value
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // value
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // read_only
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // config_source
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // is_sensitive
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_SYNONYM)),
+        }, // synonyms
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_SYNONYM)),
+        }, // synonyms
+        Fld {
+            lo: 3,
+            hi: 4,
+            ty: Ty::I8,
+        }, // config_type
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::Str,
+        }, // documentation
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // documentation
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_CONFIGS_RESPONSE: St = St {
     name: "DescribeConfigsResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_RESULT)) }, // results
-        Fld { lo: 4, hi: 4, ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_RESULT)) }, // results
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_RESULT)),
+        }, // results
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_RESULT)),
+        }, // results
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_CONFIGS_RESULT: St = St {
     name: "DescribeConfigsResult",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // error_message
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // error_message
-        Fld { lo: 0, hi: 4, ty: Ty::I8 }, // resource_type
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // resource_name
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // resource_name
-        Fld { lo: 0, hi: 3, ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_RESOURCE_RESULT)) }, // configs
-        Fld { lo: 4, hi: 4, ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_RESOURCE_RESULT)) }, // configs
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // resource_type
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // resource_name
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // resource_name
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CONFIGS_RESOURCE_RESULT)),
+        }, // configs
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CONFIGS_RESOURCE_RESULT)),
+        }, // configs
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_CONFIGS_SYNONYM: St = St {
     name: "DescribeConfigsSynonym",
     flex_from: 4,
     fields: &[
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // name
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // name
-        Fld { lo: 0, hi: 3, ty: Ty::Str }, // value
-        Fld { lo: 4, hi: 4, ty: Ty::CStr }, // value
-        Fld { lo: 0, hi: 4, ty: Ty::I8 }, // source
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Str,
+        }, // value
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::CStr,
+        }, // value
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I8,
+        }, // source
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_GROUPS_RESPONSE: St = St {
     name: "DescribeGroupsResponse",
     flex_from: 5,
     fields: &[
-        Fld { lo: 1, hi: 6, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 4, ty: Ty::Arr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP)) }, // groups
-        Fld { lo: 5, hi: 6, ty: Ty::CArr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP)) }, // groups
+        Fld {
+            lo: 1,
+            hi: 6,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP)),
+        }, // groups
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP)),
+        }, // groups
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_GROUPS__DESCRIBED_GROUP: St = St {
     name: "DescribedGroup",
     flex_from: 5,
     fields: &[
-        Fld { lo: 0, hi: 6, ty: Ty::I16 }, // error_code
-        Fld { lo: 6, hi: 6, ty: Ty::CStr }, // error_message
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // group_id
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // group_id
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // group_state
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // group_state
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // protocol_type
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // protocol_type
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // protocol_data
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // protocol_data
-        Fld { lo: 0, hi: 4, ty: Ty::Arr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP_MEMBER)) }, // members
-        Fld { lo: 5, hi: 6, ty: Ty::CArr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP_MEMBER)) }, // members
-        Fld { lo: 3, hi: 6, ty: Ty::I32 }, // authorized_operations
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 6,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // group_id
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // group_id
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // group_state
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // group_state
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // protocol_type
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // protocol_type
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // protocol_data
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // protocol_data
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP_MEMBER)),
+        }, // members
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_GROUPS__DESCRIBED_GROUP_MEMBER)),
+        }, // members
+        Fld {
+            lo: 3,
+            hi: 6,
+            ty: Ty::I32,
+        }, // authorized_operations
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static DESCRIBE_GROUPS__DESCRIBED_GROUP_MEMBER: St = St {
     name: "DescribedGroupMember",
     flex_from: 5,
     fields: &[
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // member_id
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // member_id
-        Fld { lo: 4, hi: 4, ty: Ty::Str }, // group_instance_id
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // group_instance_id
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // client_id
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // client_id
-        Fld { lo: 0, hi: 4, ty: Ty::Str }, // client_host
-        Fld { lo: 5, hi: 6, ty: Ty::CStr }, // client_host
-        Fld { lo: 0, hi: 4, ty: Ty::Bytes }, // member_metadata
-        Fld { lo: 5, hi: 6, ty: Ty::CBytes }, // member_metadata
-        Fld { lo: 0, hi: 4, ty: Ty::Bytes }, // member_assignment
-        Fld { lo: 5, hi: 6, ty: Ty::CBytes }, // member_assignment
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // member_id
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // member_id
+        Fld {
+            lo: 4,
+            hi: 4,
+            ty: Ty::Str,
+        }, // group_instance_id
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // group_instance_id
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // client_id
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // client_id
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Str,
+        }, // client_host
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // client_host
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Bytes,
+        }, // member_metadata
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CBytes,
+        }, // member_metadata
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::Bytes,
+        }, // member_assignment
+        Fld {
+            lo: 5,
+            hi: 6,
+            ty: Ty::CBytes,
+        }, // member_assignment
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH__ABORTED_TRANSACTION: St = St {
     name: "AbortedTransaction",
     flex_from: 12,
     fields: &[
-        Fld { lo: 0, hi: 18, ty: Ty::I64 }, // producer_id
-        Fld { lo: 0, hi: 18, ty: Ty::I64 }, // first_offset
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I64,
+        }, // producer_id
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I64,
+        }, // first_offset
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH__EPOCH_END_OFFSET: St = St {
     name: "EpochEndOffset",
     flex_from: 12,
     fields: &[
-        Fld { lo: 12, hi: 18, ty: Ty::I32 }, // epoch
-        Fld { lo: 12, hi: 18, ty: Ty::I64 }, // end_offset
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::I32,
+        }, // epoch
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::I64,
+        }, // end_offset
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH_RESPONSE: St = St {
     name: "FetchResponse",
     flex_from: 12,
     fields: &[
-        Fld { lo: 0, hi: 18, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 7, hi: 18, ty: Ty::I16 }, // error_code
-        Fld { lo: 7, hi: 18, ty: Ty::I32 }, // session_id
-        Fld { lo: 0, hi: 11, ty: Ty::Arr(&Ty::S(&FETCHABLE_TOPIC_RESPONSE)) }, // responses
-        Fld { lo: 12, hi: 18, ty: Ty::CArr(&Ty::S(&FETCHABLE_TOPIC_RESPONSE)) }, // responses
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 7,
+            hi: 18,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 7,
+            hi: 18,
+            ty: Ty::I32,
+        }, // session_id
+        Fld {
+            lo: 0,
+            hi: 11,
+            ty: Ty::Arr(&Ty::S(&FETCHABLE_TOPIC_RESPONSE)),
+        }, // responses
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::CArr(&Ty::S(&FETCHABLE_TOPIC_RESPONSE)),
+        }, // responses
     ],
     tags: &[
-        Tag { tag: 0, lo: 16, hi: 18, ty: Ty::CArr(&Ty::S(&FETCH__NODE_ENDPOINT)) }, // node_endpoints
+        Tag {
+            tag: 0,
+            lo: 16,
+            hi: 18,
+            ty: Ty::CArr(&Ty::S(&FETCH__NODE_ENDPOINT)),
+        }, // node_endpoints
     ],
 };
 pub(super) static FETCHABLE_TOPIC_RESPONSE: St = St {
     name: "FetchableTopicResponse",
     flex_from: 12,
     fields: &[
-        Fld { lo: 0, hi: 11, ty: Ty::Str }, // topic
-        Fld { lo: 12, hi: 12, ty: Ty::CStr }, // topic
-        Fld { lo: 13, hi: 18, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 0, hi: 11, ty: Ty::Arr(&Ty::S(&FETCH__PARTITION_DATA)) }, // partitions
-        Fld { lo: 12, hi: 18, ty: Ty::CArr(&Ty::S(&FETCH__PARTITION_DATA)) }, // partitions
+        Fld {
+            lo: 0,
+            hi: 11,
+            ty: Ty::Str,
+        }, // topic
+        Fld {
+            lo: 12,
+            hi: 12,
+            ty: Ty::CStr,
+        }, // topic
+        Fld {
+            lo: 13,
+            hi: 18,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 11,
+            ty: Ty::Arr(&Ty::S(&FETCH__PARTITION_DATA)),
+        }, // partitions
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::CArr(&Ty::S(&FETCH__PARTITION_DATA)),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH__LEADER_ID_AND_EPOCH: St = St {
     name: "LeaderIdAndEpoch",
     flex_from: 12,
     fields: &[
-        Fld { lo: 12, hi: 18, ty: Ty::I32 }, // leader_id
-        Fld { lo: 12, hi: 18, ty: Ty::I32 }, // leader_epoch
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::I32,
+        }, // leader_id
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::I32,
+        }, // leader_epoch
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH__NODE_ENDPOINT: St = St {
     name: "NodeEndpoint",
     flex_from: 12,
     fields: &[
-        Fld { lo: 16, hi: 18, ty: Ty::I32 }, // node_id
-        Fld { lo: 16, hi: 18, ty: Ty::CStr }, // host
-        Fld { lo: 16, hi: 18, ty: Ty::I32 }, // port
-        Fld { lo: 16, hi: 18, ty: Ty::CStr }, // rack
+        Fld {
+            lo: 16,
+            hi: 18,
+            ty: Ty::I32,
+        }, // node_id
+        Fld {
+            lo: 16,
+            hi: 18,
+            ty: Ty::CStr,
+        }, // host
+        Fld {
+            lo: 16,
+            hi: 18,
+            ty: Ty::I32,
+        }, // port
+        Fld {
+            lo: 16,
+            hi: 18,
+            ty: Ty::CStr,
+        }, // rack
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FETCH__PARTITION_DATA: St = St {
     name: "PartitionData",
     flex_from: 12,
     fields: &[
-        Fld { lo: 0, hi: 18, ty: Ty::I32 }, // partition_index
-        Fld { lo: 0, hi: 18, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 18, ty: Ty::I64 }, // high_watermark
-        Fld { lo: 0, hi: 18, ty: Ty::I64 }, // last_stable_offset
-        Fld { lo: 5, hi: 18, ty: Ty::I64 }, // log_start_offset
-        Fld { lo: 0, hi: 11, ty: Ty::Arr(&Ty::S(&FETCH__ABORTED_TRANSACTION)) }, // aborted_transactions
-        Fld { lo: 12, hi: 18, ty: Ty::CArr(&Ty::S(&FETCH__ABORTED_TRANSACTION)) }, // aborted_transactions
-        Fld { lo: 11, hi: 18, ty: Ty::I32 }, // preferred_read_replica
-        Fld { lo: 0, hi: 11, ty: Ty::Bytes }, // records
-        Fld { lo: 12, hi: 18, ty: Ty::CBytes }, // records
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I64,
+        }, // high_watermark
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I64,
+        }, // last_stable_offset
+        Fld {
+            lo: 5,
+            hi: 18,
+            ty: Ty::I64,
+        }, // log_start_offset
+        Fld {
+            lo: 0,
+            hi: 11,
+            ty: Ty::Arr(&Ty::S(&FETCH__ABORTED_TRANSACTION)),
+        }, // aborted_transactions
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::CArr(&Ty::S(&FETCH__ABORTED_TRANSACTION)),
+        }, // aborted_transactions
+        Fld {
+            lo: 11,
+            hi: 18,
+            ty: Ty::I32,
+        }, // preferred_read_replica
+        Fld {
+            lo: 0,
+            hi: 11,
+            ty: Ty::Bytes,
+        }, // records
+        Fld {
+            lo: 12,
+            hi: 18,
+            ty: Ty::CBytes,
+        }, // records
     ],
     tags: &[
-        Tag { tag: 0, lo: 0, hi: 18, ty: Ty::S(&FETCH__EPOCH_END_OFFSET) }, // diverging_epoch
-        Tag { tag: 1, lo: 0, hi: 18, ty: Ty::S(&FETCH__LEADER_ID_AND_EPOCH) }, // current_leader
-        Tag { tag: 2, lo: 0, hi: 18, ty: Ty::S(&FETCH__SNAPSHOT_ID) }, // snapshot_id
+        Tag {
+            tag: 0,
+            lo: 0,
+            hi: 18,
+            ty: Ty::S(&FETCH__EPOCH_END_OFFSET),
+        }, // diverging_epoch
+        Tag {
+            tag: 1,
+            lo: 0,
+            hi: 18,
+            ty: Ty::S(&FETCH__LEADER_ID_AND_EPOCH),
+        }, // current_leader
+        Tag {
+            tag: 2,
+            lo: 0,
+            hi: 18,
+            ty: Ty::S(&FETCH__SNAPSHOT_ID),
+        }, // snapshot_id
     ],
 };
 pub(super) static FETCH__SNAPSHOT_ID: St = St {
     name: "SnapshotId",
     flex_from: 12,
     fields: &[
-        Fld { lo: 0, hi: 18, ty: Ty::I64 }, // end_offset
-        Fld { lo: 0, hi: 18, ty: Ty::I32 }, // epoch
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I64,
+        }, // end_offset
+        Fld {
+            lo: 0,
+            hi: 18,
+            ty: Ty::I32,
+        }, // epoch
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FIND_COORDINATOR__COORDINATOR: St = St {
     name: "Coordinator",
     flex_from: 3,
     fields: &[
-        Fld { lo: 4, hi: 6, ty: Ty::CStr }, // key
-        Fld { lo: 4, hi: 6, ty: Ty::I32 }, // node_id
-        Fld { lo: 4, hi: 6, ty: Ty::CStr }, // host
-        Fld { lo: 4, hi: 6, ty: Ty::I32 }, // port
-        Fld { lo: 4, hi: 6, ty: Ty::I16 }, // error_code
-        Fld { lo: 4, hi: 6, ty: Ty::CStr }, // error_message
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // key
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::I32,
+        }, // node_id
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // host
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::I32,
+        }, // port
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CStr,
+        }, // error_message
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static FIND_COORDINATOR_RESPONSE: St = St {
     name: "FindCoordinatorResponse",
     flex_from: 3,
     fields: &[
-        Fld { lo: 1, hi: 6, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 3, ty: Ty::I16 }, // error_code
-        Fld { lo: 1, hi: 2, ty: Ty::Str }, // error_message
-        Fld { lo: 3, hi: 3, ty: Ty::CStr }, // error_message
-        Fld { lo: 0, hi: 3, ty: Ty::I32 }, // node_id
-        Fld { lo: 0, hi: 2, ty: Ty::Str }, // host
-        Fld { lo: 3, hi: 3, ty: Ty::CStr }, // host
-        Fld { lo: 0, hi: 3, ty: Ty::I32 }, // port
-        Fld { lo: 4, hi: 6, ty: Ty::CArr(&Ty::S(&FIND_COORDINATOR__COORDINATOR)) }, // coordinators
+        Fld {
+            lo: 1,
+            hi: 6,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 1,
+            hi: 2,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::I32,
+        }, // node_id
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::Str,
+        }, // host
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::CStr,
+        }, // host
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::I32,
+        }, // port
+        Fld {
+            lo: 4,
+            hi: 6,
+            ty: Ty::CArr(&Ty::S(&FIND_COORDINATOR__COORDINATOR)),
+        }, // coordinators
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static HEARTBEAT_RESPONSE: St = St {
     name: "HeartbeatResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 1, hi: 4, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 4, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 1,
+            hi: 4,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 4,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static INIT_PRODUCER_ID_RESPONSE: St = St {
     name: "InitProducerIdResponse",
     flex_from: 2,
     fields: &[
-        Fld { lo: 0, hi: 6, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 6, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 6, ty: Ty::I64 }, // producer_id
-        Fld { lo: 0, hi: 6, ty: Ty::I16 }, // producer_epoch
-        Fld { lo: 6, hi: 6, ty: Ty::I64 }, // ongoing_txn_producer_id
-        Fld { lo: 6, hi: 6, ty: Ty::I16 }, // ongoing_txn_producer_epoch
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I64,
+        }, // producer_id
+        Fld {
+            lo: 0,
+            hi: 6,
+            ty: Ty::I16,
+        }, // producer_epoch
+        Fld {
+            lo: 6,
+            hi: 6,
+            ty: Ty::I64,
+        }, // ongoing_txn_producer_id
+        Fld {
+            lo: 6,
+            hi: 6,
+            ty: Ty::I16,
+        }, // ongoing_txn_producer_epoch
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static JOIN_GROUP_RESPONSE: St = St {
     name: "JoinGroupResponse",
     flex_from: 6,
     fields: &[
-        Fld { lo: 2, hi: 9, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 9, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 9, ty: Ty::I32 }, // generation_id
-        Fld { lo: 7, hi: 9, ty: Ty::CStr }, // protocol_type
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // protocol_name
-        Fld { lo: 6, hi: 9, ty: Ty::CStr }, // protocol_name
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // leader
-        Fld { lo: 6, hi: 9, ty: Ty::CStr }, // leader
-        Fld { lo: 9, hi: 9, ty: Ty::I8 }, // skip_assignment
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // member_id
-        Fld { lo: 6, hi: 9, ty: Ty::CStr }, // member_id
-        Fld { lo: 0, hi: 5, ty: Ty::Arr(&Ty::S(&JOIN_GROUP_RESPONSE_MEMBER)) }, // members
-        Fld { lo: 6, hi: 9, ty: Ty::CArr(&Ty::S(&JOIN_GROUP_RESPONSE_MEMBER)) }, // members
+        Fld {
+            lo: 2,
+            hi: 9,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 9,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 9,
+            ty: Ty::I32,
+        }, // generation_id
+        Fld {
+            lo: 7,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // protocol_type
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // protocol_name
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // protocol_name
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // leader
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // leader
+        Fld {
+            lo: 9,
+            hi: 9,
+            ty: Ty::I8,
+        }, // skip_assignment
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // member_id
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // member_id
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Arr(&Ty::S(&JOIN_GROUP_RESPONSE_MEMBER)),
+        }, // members
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CArr(&Ty::S(&JOIN_GROUP_RESPONSE_MEMBER)),
+        }, // members
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static JOIN_GROUP_RESPONSE_MEMBER: St = St {
     name: "JoinGroupResponseMember",
     flex_from: 6,
     fields: &[
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // member_id
-        Fld { lo: 6, hi: 9, ty: Ty::CStr }, // member_id
-        Fld { lo: 5, hi: 5, ty: Ty::Str }, // group_instance_id
-        Fld { lo: 6, hi: 9, ty: Ty::CStr }, // group_instance_id
-        Fld { lo: 0, hi: 5, ty: Ty::Bytes }, // metadata
-        Fld { lo: 6, hi: 9, ty: Ty::CBytes }, // metadata
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // member_id
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // member_id
+        Fld {
+            lo: 5,
+            hi: 5,
+            ty: Ty::Str,
+        }, // group_instance_id
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // group_instance_id
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Bytes,
+        }, // metadata
+        Fld {
+            lo: 6,
+            hi: 9,
+            ty: Ty::CBytes,
+        }, // metadata
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static LEAVE_GROUP_RESPONSE: St = St {
     name: "LeaveGroupResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 1, hi: 5, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 5, ty: Ty::I16 }, // error_code
-        Fld { lo: 3, hi: 3, ty: Ty::Arr(&Ty::S(&LEAVE_GROUP__MEMBER_RESPONSE)) }, // members
-        Fld { lo: 4, hi: 5, ty: Ty::CArr(&Ty::S(&LEAVE_GROUP__MEMBER_RESPONSE)) }, // members
+        Fld {
+            lo: 1,
+            hi: 5,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::Arr(&Ty::S(&LEAVE_GROUP__MEMBER_RESPONSE)),
+        }, // members
+        Fld {
+            lo: 4,
+            hi: 5,
+            ty: Ty::CArr(&Ty::S(&LEAVE_GROUP__MEMBER_RESPONSE)),
+        }, // members
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static LEAVE_GROUP__MEMBER_RESPONSE: St = St {
     name: "MemberResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 3, hi: 3, ty: Ty::Str }, // member_id
-        Fld { lo: 4, hi: 5, ty: Ty::CStr }, // member_id
-        Fld { lo: 3, hi: 3, ty: Ty::Str }, // group_instance_id
-        Fld { lo: 4, hi: 5, ty: Ty::CStr }, // group_instance_id
-        Fld { lo: 3, hi: 5, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::Str,
+        }, // member_id
+        Fld {
+            lo: 4,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // member_id
+        Fld {
+            lo: 3,
+            hi: 3,
+            ty: Ty::Str,
+        }, // group_instance_id
+        Fld {
+            lo: 4,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // group_instance_id
+        Fld {
+            lo: 3,
+            hi: 5,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static LIST_OFFSETS_PARTITION_RESPONSE: St = St {
     name: "ListOffsetsPartitionResponse",
     flex_from: 6,
     fields: &[
-        Fld { lo: 0, hi: 10, ty: Ty::I32 }, // partition_index
-        Fld { lo: 0, hi: 10, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 10, ty: Ty::I64 }, // timestamp
-        Fld { lo: 0, hi: 10, ty: Ty::I64 }, // offset
-        Fld { lo: 4, hi: 10, ty: Ty::I32 }, // leader_epoch
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I64,
+        }, // timestamp
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I64,
+        }, // offset
+        Fld {
+            lo: 4,
+            hi: 10,
+            ty: Ty::I32,
+        }, // leader_epoch
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static LIST_OFFSETS_RESPONSE: St = St {
     name: "ListOffsetsResponse",
     flex_from: 6,
     fields: &[
-        Fld { lo: 2, hi: 10, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 5, ty: Ty::Arr(&Ty::S(&LIST_OFFSETS_TOPIC_RESPONSE)) }, // topics
-        Fld { lo: 6, hi: 10, ty: Ty::CArr(&Ty::S(&LIST_OFFSETS_TOPIC_RESPONSE)) }, // topics
+        Fld {
+            lo: 2,
+            hi: 10,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Arr(&Ty::S(&LIST_OFFSETS_TOPIC_RESPONSE)),
+        }, // topics
+        Fld {
+            lo: 6,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&LIST_OFFSETS_TOPIC_RESPONSE)),
+        }, // topics
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static LIST_OFFSETS_TOPIC_RESPONSE: St = St {
     name: "ListOffsetsTopicResponse",
     flex_from: 6,
     fields: &[
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // name
-        Fld { lo: 6, hi: 10, ty: Ty::CStr }, // name
-        Fld { lo: 0, hi: 5, ty: Ty::Arr(&Ty::S(&LIST_OFFSETS_PARTITION_RESPONSE)) }, // partitions
-        Fld { lo: 6, hi: 10, ty: Ty::CArr(&Ty::S(&LIST_OFFSETS_PARTITION_RESPONSE)) }, // partitions
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 6,
+            hi: 10,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Arr(&Ty::S(&LIST_OFFSETS_PARTITION_RESPONSE)),
+        }, // partitions
+        Fld {
+            lo: 6,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&LIST_OFFSETS_PARTITION_RESPONSE)),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static METADATA_RESPONSE: St = St {
     name: "MetadataResponse",
     flex_from: 9,
     fields: &[
-        Fld { lo: 3, hi: 13, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_BROKER)) }, // brokers
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_BROKER)) }, // brokers
-        Fld { lo: 2, hi: 8, ty: Ty::Str }, // cluster_id
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // cluster_id
-        Fld { lo: 1, hi: 13, ty: Ty::I32 }, // controller_id
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_TOPIC)) }, // topics
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_TOPIC)) }, // topics
-        Fld { lo: 8, hi: 10, ty: Ty::I32 }, // cluster_authorized_operations
-        Fld { lo: 13, hi: 13, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 3,
+            hi: 13,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_BROKER)),
+        }, // brokers
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_BROKER)),
+        }, // brokers
+        Fld {
+            lo: 2,
+            hi: 8,
+            ty: Ty::Str,
+        }, // cluster_id
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // cluster_id
+        Fld {
+            lo: 1,
+            hi: 13,
+            ty: Ty::I32,
+        }, // controller_id
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_TOPIC)),
+        }, // topics
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_TOPIC)),
+        }, // topics
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I32,
+        }, // cluster_authorized_operations
+        Fld {
+            lo: 13,
+            hi: 13,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static METADATA_RESPONSE_BROKER: St = St {
     name: "MetadataResponseBroker",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // node_id
-        Fld { lo: 0, hi: 8, ty: Ty::Str }, // host
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // host
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // port
-        Fld { lo: 1, hi: 8, ty: Ty::Str }, // rack
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // rack
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // node_id
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Str,
+        }, // host
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // host
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // port
+        Fld {
+            lo: 1,
+            hi: 8,
+            ty: Ty::Str,
+        }, // rack
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // rack
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static METADATA_RESPONSE_PARTITION: St = St {
     name: "MetadataResponsePartition",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 13, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // partition_index
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // leader_id
-        Fld { lo: 7, hi: 13, ty: Ty::I32 }, // leader_epoch
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::I32) }, // replica_nodes
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::I32) }, // replica_nodes
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::I32) }, // isr_nodes
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::I32) }, // isr_nodes
-        Fld { lo: 5, hi: 8, ty: Ty::Arr(&Ty::I32) }, // offline_replicas
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::I32) }, // offline_replicas
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // leader_id
+        Fld {
+            lo: 7,
+            hi: 13,
+            ty: Ty::I32,
+        }, // leader_epoch
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::I32),
+        }, // replica_nodes
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::I32),
+        }, // replica_nodes
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::I32),
+        }, // isr_nodes
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::I32),
+        }, // isr_nodes
+        Fld {
+            lo: 5,
+            hi: 8,
+            ty: Ty::Arr(&Ty::I32),
+        }, // offline_replicas
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::I32),
+        }, // offline_replicas
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static METADATA_RESPONSE_TOPIC: St = St {
     name: "MetadataResponseTopic",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 13, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 8, ty: Ty::Str }, // name
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // name
-        Fld { lo: 10, hi: 13, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 1, hi: 13, ty: Ty::I8 }, // is_internal
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_PARTITION)) }, // partitions
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_PARTITION)) }, // partitions
-        Fld { lo: 8, hi: 13, ty: Ty::I32 }, // topic_authorized_operations
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 1,
+            hi: 13,
+            ty: Ty::I8,
+        }, // is_internal
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&METADATA_RESPONSE_PARTITION)),
+        }, // partitions
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&METADATA_RESPONSE_PARTITION)),
+        }, // partitions
+        Fld {
+            lo: 8,
+            hi: 13,
+            ty: Ty::I32,
+        }, // topic_authorized_operations
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_COMMIT_RESPONSE: St = St {
     name: "OffsetCommitResponse",
     flex_from: 8,
     fields: &[
-        Fld { lo: 3, hi: 10, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 7, ty: Ty::Arr(&Ty::S(&OFFSET_COMMIT_RESPONSE_TOPIC)) }, // topics
-        Fld { lo: 8, hi: 10, ty: Ty::CArr(&Ty::S(&OFFSET_COMMIT_RESPONSE_TOPIC)) }, // topics
+        Fld {
+            lo: 3,
+            hi: 10,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::Arr(&Ty::S(&OFFSET_COMMIT_RESPONSE_TOPIC)),
+        }, // topics
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&OFFSET_COMMIT_RESPONSE_TOPIC)),
+        }, // topics
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_COMMIT_RESPONSE_PARTITION: St = St {
     name: "OffsetCommitResponsePartition",
     flex_from: 8,
     fields: &[
-        Fld { lo: 0, hi: 10, ty: Ty::I32 }, // partition_index
-        Fld { lo: 0, hi: 10, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 10,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_COMMIT_RESPONSE_TOPIC: St = St {
     name: "OffsetCommitResponseTopic",
     flex_from: 8,
     fields: &[
-        Fld { lo: 0, hi: 7, ty: Ty::Str }, // name
-        Fld { lo: 8, hi: 9, ty: Ty::CStr }, // name
-        Fld { lo: 10, hi: 10, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 0, hi: 7, ty: Ty::Arr(&Ty::S(&OFFSET_COMMIT_RESPONSE_PARTITION)) }, // partitions
-        Fld { lo: 8, hi: 10, ty: Ty::CArr(&Ty::S(&OFFSET_COMMIT_RESPONSE_PARTITION)) }, // partitions
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 8,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 10,
+            hi: 10,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::Arr(&Ty::S(&OFFSET_COMMIT_RESPONSE_PARTITION)),
+        }, // partitions
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&OFFSET_COMMIT_RESPONSE_PARTITION)),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE: St = St {
     name: "OffsetFetchResponse",
     flex_from: 6,
     fields: &[
-        Fld { lo: 3, hi: 10, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 5, ty: Ty::Arr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPIC)) }, // topics
-        Fld { lo: 6, hi: 7, ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPIC)) }, // topics
-        Fld { lo: 2, hi: 7, ty: Ty::I16 }, // error_code
-        Fld { lo: 8, hi: 10, ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_GROUP)) }, // groups
+        Fld {
+            lo: 3,
+            hi: 10,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Arr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPIC)),
+        }, // topics
+        Fld {
+            lo: 6,
+            hi: 7,
+            ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPIC)),
+        }, // topics
+        Fld {
+            lo: 2,
+            hi: 7,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_GROUP)),
+        }, // groups
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE_GROUP: St = St {
     name: "OffsetFetchResponseGroup",
     flex_from: 6,
     fields: &[
-        Fld { lo: 8, hi: 10, ty: Ty::CStr }, // group_id
-        Fld { lo: 8, hi: 10, ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPICS)) }, // topics
-        Fld { lo: 8, hi: 10, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CStr,
+        }, // group_id
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_TOPICS)),
+        }, // topics
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE_PARTITION: St = St {
     name: "OffsetFetchResponsePartition",
     flex_from: 6,
     fields: &[
-        Fld { lo: 0, hi: 7, ty: Ty::I32 }, // partition_index
-        Fld { lo: 0, hi: 7, ty: Ty::I64 }, // committed_offset
-        Fld { lo: 5, hi: 7, ty: Ty::I32 }, // committed_leader_epoch
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // metadata
-        Fld { lo: 6, hi: 7, ty: Ty::CStr }, // metadata
-        Fld { lo: 0, hi: 7, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::I64,
+        }, // committed_offset
+        Fld {
+            lo: 5,
+            hi: 7,
+            ty: Ty::I32,
+        }, // committed_leader_epoch
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // metadata
+        Fld {
+            lo: 6,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // metadata
+        Fld {
+            lo: 0,
+            hi: 7,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE_PARTITIONS: St = St {
     name: "OffsetFetchResponsePartitions",
     flex_from: 6,
     fields: &[
-        Fld { lo: 8, hi: 10, ty: Ty::I32 }, // partition_index
-        Fld { lo: 8, hi: 10, ty: Ty::I64 }, // committed_offset
-        Fld { lo: 8, hi: 10, ty: Ty::I32 }, // committed_leader_epoch
-        Fld { lo: 8, hi: 10, ty: Ty::CStr }, // metadata
-        Fld { lo: 8, hi: 10, ty: Ty::I16 }, // error_code
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I64,
+        }, // committed_offset
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I32,
+        }, // committed_leader_epoch
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CStr,
+        }, // metadata
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::I16,
+        }, // error_code
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE_TOPIC: St = St {
     name: "OffsetFetchResponseTopic",
     flex_from: 6,
     fields: &[
-        Fld { lo: 0, hi: 5, ty: Ty::Str }, // name
-        Fld { lo: 6, hi: 7, ty: Ty::CStr }, // name
-        Fld { lo: 0, hi: 5, ty: Ty::Arr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITION)) }, // partitions
-        Fld { lo: 6, hi: 7, ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITION)) }, // partitions
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 6,
+            hi: 7,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::Arr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITION)),
+        }, // partitions
+        Fld {
+            lo: 6,
+            hi: 7,
+            ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITION)),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static OFFSET_FETCH_RESPONSE_TOPICS: St = St {
     name: "OffsetFetchResponseTopics",
     flex_from: 6,
     fields: &[
-        Fld { lo: 8, hi: 9, ty: Ty::CStr }, // name
-        Fld { lo: 10, hi: 10, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 8, hi: 10, ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITIONS)) }, // partitions
+        Fld {
+            lo: 8,
+            hi: 9,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 10,
+            hi: 10,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 8,
+            hi: 10,
+            ty: Ty::CArr(&Ty::S(&OFFSET_FETCH_RESPONSE_PARTITIONS)),
+        }, // partitions
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static PRODUCE__BATCH_INDEX_AND_ERROR_MESSAGE: St = St {
     name: "BatchIndexAndErrorMessage",
     flex_from: 9,
     fields: &[
-        Fld { lo: 8, hi: 13, ty: Ty::I32 }, // batch_index
-        Fld { lo: 8, hi: 8, ty: Ty::Str }, // batch_index_error_message
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // batch_index_error_message
+        Fld {
+            lo: 8,
+            hi: 13,
+            ty: Ty::I32,
+        }, // batch_index
+        Fld {
+            lo: 8,
+            hi: 8,
+            ty: Ty::Str,
+        }, // batch_index_error_message
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // batch_index_error_message
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static PRODUCE__LEADER_ID_AND_EPOCH: St = St {
     name: "LeaderIdAndEpoch",
     flex_from: 9,
     fields: &[
-        Fld { lo: 10, hi: 13, ty: Ty::I32 }, // leader_id
-        Fld { lo: 10, hi: 13, ty: Ty::I32 }, // leader_epoch
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::I32,
+        }, // leader_id
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::I32,
+        }, // leader_epoch
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static PRODUCE__NODE_ENDPOINT: St = St {
     name: "NodeEndpoint",
     flex_from: 9,
     fields: &[
-        Fld { lo: 10, hi: 13, ty: Ty::I32 }, // node_id
-        Fld { lo: 10, hi: 13, ty: Ty::CStr }, // host
-        Fld { lo: 10, hi: 13, ty: Ty::I32 }, // port
-        Fld { lo: 10, hi: 13, ty: Ty::CStr }, // rack
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::I32,
+        }, // node_id
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // host
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::I32,
+        }, // port
+        Fld {
+            lo: 10,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // rack
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static PRODUCE__PARTITION_PRODUCE_RESPONSE: St = St {
     name: "PartitionProduceResponse",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // index
-        Fld { lo: 0, hi: 13, ty: Ty::I16 }, // error_code
-        Fld { lo: 0, hi: 13, ty: Ty::I64 }, // base_offset
-        Fld { lo: 0, hi: 13, ty: Ty::I64 }, // log_append_time_ms
-        Fld { lo: 5, hi: 13, ty: Ty::I64 }, // log_start_offset
-        Fld { lo: 8, hi: 8, ty: Ty::Arr(&Ty::S(&PRODUCE__BATCH_INDEX_AND_ERROR_MESSAGE)) }, // record_errors
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&PRODUCE__BATCH_INDEX_AND_ERROR_MESSAGE)) }, // record_errors
-        Fld { lo: 8, hi: 8, ty: Ty::Str }, // error_message
-        Fld { lo: 9, hi: 13, ty: Ty::CStr }, // error_message
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // index
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I64,
+        }, // base_offset
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I64,
+        }, // log_append_time_ms
+        Fld {
+            lo: 5,
+            hi: 13,
+            ty: Ty::I64,
+        }, // log_start_offset
+        Fld {
+            lo: 8,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&PRODUCE__BATCH_INDEX_AND_ERROR_MESSAGE)),
+        }, // record_errors
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&PRODUCE__BATCH_INDEX_AND_ERROR_MESSAGE)),
+        }, // record_errors
+        Fld {
+            lo: 8,
+            hi: 8,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CStr,
+        }, // error_message
     ],
     tags: &[
-        Tag { tag: 0, lo: 10, hi: 13, ty: Ty::S(&PRODUCE__LEADER_ID_AND_EPOCH) }, // current_leader
+        Tag {
+            tag: 0,
+            lo: 10,
+            hi: 13,
+            ty: Ty::S(&PRODUCE__LEADER_ID_AND_EPOCH),
+        }, // current_leader
     ],
 };
 pub(super) static PRODUCE_RESPONSE: St = St {
     name: "ProduceResponse",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::S(&PRODUCE__TOPIC_PRODUCE_RESPONSE)) }, // responses
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&PRODUCE__TOPIC_PRODUCE_RESPONSE)) }, // responses
-        Fld { lo: 0, hi: 13, ty: Ty::I32 }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&PRODUCE__TOPIC_PRODUCE_RESPONSE)),
+        }, // responses
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&PRODUCE__TOPIC_PRODUCE_RESPONSE)),
+        }, // responses
+        Fld {
+            lo: 0,
+            hi: 13,
+            ty: Ty::I32,
+        }, // throttle_time_ms
     ],
     tags: &[
-        Tag { tag: 0, lo: 10, hi: 13, ty: Ty::CArr(&Ty::S(&PRODUCE__NODE_ENDPOINT)) }, // node_endpoints
+        Tag {
+            tag: 0,
+            lo: 10,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&PRODUCE__NODE_ENDPOINT)),
+        }, // node_endpoints
     ],
 };
 pub(super) static PRODUCE__TOPIC_PRODUCE_RESPONSE: St = St {
     name: "TopicProduceResponse",
     flex_from: 9,
     fields: &[
-        Fld { lo: 0, hi: 8, ty: Ty::Str }, // name
-        Fld { lo: 9, hi: 12, ty: Ty::CStr }, // name
-        Fld { lo: 13, hi: 13, ty: Ty::Uuid }, // topic_id
-        Fld { lo: 0, hi: 8, ty: Ty::Arr(&Ty::S(&PRODUCE__PARTITION_PRODUCE_RESPONSE)) }, // partition_responses
-        Fld { lo: 9, hi: 13, ty: Ty::CArr(&Ty::S(&PRODUCE__PARTITION_PRODUCE_RESPONSE)) }, // partition_responses
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 9,
+            hi: 12,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 13,
+            hi: 13,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 8,
+            ty: Ty::Arr(&Ty::S(&PRODUCE__PARTITION_PRODUCE_RESPONSE)),
+        }, // partition_responses
+        Fld {
+            lo: 9,
+            hi: 13,
+            ty: Ty::CArr(&Ty::S(&PRODUCE__PARTITION_PRODUCE_RESPONSE)),
+        }, // partition_responses
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 pub(super) static SYNC_GROUP_RESPONSE: St = St {
     name: "SyncGroupResponse",
     flex_from: 4,
     fields: &[
-        Fld { lo: 1, hi: 5, ty: Ty::I32 }, // throttle_time_ms
-        Fld { lo: 0, hi: 5, ty: Ty::I16 }, // error_code
-        Fld { lo: 5, hi: 5, ty: Ty::CStr }, // protocol_type
-        Fld { lo: 5, hi: 5, ty: Ty::CStr }, // protocol_name
-        Fld { lo: 0, hi: 3, ty: Ty::Bytes }, // assignment
-        Fld { lo: 4, hi: 5, ty: Ty::CBytes }, // assignment
+        Fld {
+            lo: 1,
+            hi: 5,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 5,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // protocol_type
+        Fld {
+            lo: 5,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // protocol_name
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::Bytes,
+        }, // assignment
+        Fld {
+            lo: 4,
+            hi: 5,
+            ty: Ty::CBytes,
+        }, // assignment
     ],
-    tags: &[
-    ],
+    tags: &[],
 };
 
 /// The body layout of `api_key`'s response.

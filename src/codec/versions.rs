@@ -17,7 +17,11 @@ pub struct ApiVersionRange {
 }
 
 const fn r(key: ApiKey, min: i16, max: i16) -> ApiVersionRange {
-    ApiVersionRange { key: key as i16, min, max }
+    ApiVersionRange {
+        key: key as i16,
+        min,
+        max,
+    }
 }
 
 // Capped below kafka-protocol's maxima where a newer version changes meaning
@@ -71,7 +75,9 @@ pub struct Versions {
 impl Versions {
     /// Builds from `(key, min, max)` triples as advertised by the broker.
     pub(crate) fn from_advertised(apis: impl IntoIterator<Item = (i16, i16, i16)>) -> Self {
-        Versions { broker: apis.into_iter().map(|(k, lo, hi)| (k, (lo, hi))).collect() }
+        Versions {
+            broker: apis.into_iter().map(|(k, lo, hi)| (k, (lo, hi))).collect(),
+        }
     }
 
     /// The broker's advertised range for `key`, if any.

@@ -8,13 +8,23 @@ use crate::codec::{CodecError, ErrorCode};
 #[non_exhaustive]
 pub(crate) enum ConnError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: Arc<std::io::Error> },
+    Connect {
+        addr: String,
+        source: Arc<std::io::Error>,
+    },
     #[error("connecting to {addr} timed out after {after:?}")]
     ConnectTimeout { addr: String, after: Duration },
     #[error("{api} request to {addr} timed out after {after:?}")]
-    RequestTimeout { addr: String, api: &'static str, after: Duration },
+    RequestTimeout {
+        addr: String,
+        api: &'static str,
+        after: Duration,
+    },
     #[error("connection to {addr} failed: {source}")]
-    Io { addr: String, source: Arc<std::io::Error> },
+    Io {
+        addr: String,
+        source: Arc<std::io::Error>,
+    },
     #[error("connection to {addr} was closed")]
     Closed { addr: String },
     #[error("{addr} sent a {size}-byte response; the limit (receive.message.max.bytes) is {max}")]
@@ -24,7 +34,13 @@ pub(crate) enum ConnError {
     #[error("protocol error talking to {addr}: {source}")]
     Codec { addr: String, source: CodecError },
     #[error("{addr} supports {api} versions {broker:?}, the client needs {min}..={max}")]
-    UnsupportedVersion { addr: String, api: &'static str, broker: Option<(i16, i16)>, min: i16, max: i16 },
+    UnsupportedVersion {
+        addr: String,
+        api: &'static str,
+        broker: Option<(i16, i16)>,
+        min: i16,
+        max: i16,
+    },
     #[error("{addr} refused ApiVersions: {code}")]
     Handshake { addr: String, code: ErrorCode },
 }
@@ -32,7 +48,12 @@ pub(crate) enum ConnError {
 impl ConnError {
     /// Whether the peer sent bytes that are not Kafka protocol.
     pub(crate) fn is_protocol(&self) -> bool {
-        matches!(self, ConnError::FrameTooLarge { .. } | ConnError::UnknownCorrelation { .. } | ConnError::Codec { .. })
+        matches!(
+            self,
+            ConnError::FrameTooLarge { .. }
+                | ConnError::UnknownCorrelation { .. }
+                | ConnError::Codec { .. }
+        )
     }
 
     /// The broker address the error concerns.
@@ -53,6 +74,9 @@ impl ConnError {
 
     /// Whether trying again (on a new connection) may succeed.
     pub(crate) fn is_retriable(&self) -> bool {
-        !matches!(self, ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. })
+        !matches!(
+            self,
+            ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. }
+        )
     }
 }

@@ -21,10 +21,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::codec::{self, ApiVersionRange, Request};
-pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
 pub use crate::codec::compression::Compression;
 pub use crate::codec::ErrorCode;
+use crate::codec::{self, ApiVersionRange, Request};
+pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
 
 /// Codec pieces the layers above need (record batches, group protocol,
 /// compression), passed up so nothing above imports the codec directly.
@@ -75,13 +75,21 @@ pub(crate) struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("addr", &self.inner.addr).finish()
+        f.debug_struct("Connection")
+            .field("addr", &self.inner.addr)
+            .finish()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for t in self.tasks.get_mut().map(|v| v.drain(..)).into_iter().flatten() {
+        for t in self
+            .tasks
+            .get_mut()
+            .map(|v| v.drain(..))
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }
@@ -94,8 +102,14 @@ impl Connection {
         async {
             let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
                 .await
-                .map_err(|_| ConnError::ConnectTimeout { addr: addr.to_owned(), after: cfg.connect_timeout })?
-                .map_err(|e| ConnError::Connect { addr: addr.to_owned(), source: Arc::new(e) })?;
+                .map_err(|_| ConnError::ConnectTimeout {
+                    addr: addr.to_owned(),
+                    after: cfg.connect_timeout,
+                })?
+                .map_err(|e| ConnError::Connect {
+                    addr: addr.to_owned(),
+                    source: Arc::new(e),
+                })?;
             // Small requests (heartbeats, commits) must not wait for Nagle.
             let _ = stream.set_nodelay(true);
             let conn = Connection::from_stream(addr, stream, cfg);
@@ -113,14 +127,21 @@ impl Connection {
         let inner = Arc::new(Inner {
             addr: addr.to_owned(),
             cfg,
-            state: Mutex::new(State { pending: HashMap::new(), poisoned: None }),
+            state: Mutex::new(State {
+                pending: HashMap::new(),
+                poisoned: None,
+            }),
             next_id: AtomicI32::new(1),
             versions: OnceLock::new(),
             tx,
             tasks: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&inner);
-        let r = tokio::spawn(task::read_loop(read, weak.clone(), inner.cfg.max_response_size));
+        let r = tokio::spawn(task::read_loop(
+            read,
+            weak.clone(),
+            inner.cfg.max_response_size,
+        ));
         let w = tokio::spawn(task::write_loop(write, rx, weak));
         if let Ok(mut t) = inner.tasks.lock() {
             t.push(r.abort_handle());
@@ -134,23 +155,38 @@ impl Connection {
             .with_client_software_name(codec::s("kafka-ingest"))
             .with_client_software_version(codec::s(env!("CARGO_PKG_VERSION")));
         let mut version = codec::versions::API_VERSIONS.max;
-        let codec_err = |e| ConnError::Codec { addr: self.inner.addr.clone(), source: e };
+        let codec_err = |e| ConnError::Codec {
+            addr: self.inner.addr.clone(),
+            source: e,
+        };
         for _ in 0..2 {
             let frame = self.roundtrip(&req, version, None).await?;
             // A broker that does not know our version answers in v0 with
             // UNSUPPORTED_VERSION; the error code leads the body in every version.
-            if codec::api_versions_error(&frame) == Some(codec::codes::UNSUPPORTED_VERSION) && version > 0 {
-                let v0 = codec::decode_response::<msg::ApiVersionsRequest>(frame, 0).map_err(codec_err)?;
-                let theirs = v0.api_keys.iter().find(|k| k.api_key == codec::versions::API_VERSIONS.key);
+            if codec::api_versions_error(&frame) == Some(codec::codes::UNSUPPORTED_VERSION)
+                && version > 0
+            {
+                let v0 = codec::decode_response::<msg::ApiVersionsRequest>(frame, 0)
+                    .map_err(codec_err)?;
+                let theirs = v0
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == codec::versions::API_VERSIONS.key);
                 version = theirs.map_or(0, |k| k.max_version.min(version - 1));
                 continue;
             }
-            let resp = codec::decode_response::<msg::ApiVersionsRequest>(frame, version).map_err(codec_err)?;
+            let resp = codec::decode_response::<msg::ApiVersionsRequest>(frame, version)
+                .map_err(codec_err)?;
             if let Some(code) = codec::ErrorCode::check(resp.error_code) {
-                return Err(ConnError::Handshake { addr: self.inner.addr.clone(), code });
+                return Err(ConnError::Handshake {
+                    addr: self.inner.addr.clone(),
+                    code,
+                });
             }
             let versions = Versions::from_advertised(
-                resp.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)),
+                resp.api_keys
+                    .iter()
+                    .map(|k| (k.api_key, k.min_version, k.max_version)),
             );
             let _ = self.inner.versions.set(versions);
             return Ok(());
@@ -168,7 +204,11 @@ impl Connection {
 
     /// Whether the connection has failed and must be replaced.
     pub(crate) fn is_closed(&self) -> bool {
-        self.inner.state.lock().map(|s| s.poisoned.is_some()).unwrap_or(true)
+        self.inner
+            .state
+            .lock()
+            .map(|s| s.poisoned.is_some())
+            .unwrap_or(true)
     }
 
     /// The versions the broker advertised.
@@ -179,17 +219,23 @@ impl Connection {
     /// Highest version of `api` both sides support.
     pub(crate) fn version(&self, api: ApiVersionRange) -> Result<i16, ConnError> {
         let versions = self.inner.versions.get();
-        versions.and_then(|v| v.pick(api)).ok_or_else(|| ConnError::UnsupportedVersion {
-            addr: self.inner.addr.clone(),
-            api: codec::api_name(api.key),
-            broker: versions.and_then(|v| v.broker_range(api.key)),
-            min: api.min,
-            max: api.max,
-        })
+        versions
+            .and_then(|v| v.pick(api))
+            .ok_or_else(|| ConnError::UnsupportedVersion {
+                addr: self.inner.addr.clone(),
+                api: codec::api_name(api.key),
+                broker: versions.and_then(|v| v.broker_range(api.key)),
+                min: api.min,
+                max: api.max,
+            })
     }
 
     /// Sends `req` at the best common version and waits for its response.
-    pub(crate) async fn send<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<(R::Response, i16), ConnError> {
+    pub(crate) async fn send<R: Request>(
+        &self,
+        req: &R,
+        api: ApiVersionRange,
+    ) -> Result<(R::Response, i16), ConnError> {
         let version = self.version(api)?;
         Ok((self.send_at(req, version, None).await?, version))
     }
@@ -208,35 +254,62 @@ impl Connection {
 
     /// Sends a request the broker will not answer (Produce with acks=0);
     /// resolves once it is written.
-    pub(crate) async fn send_no_response<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<i16, ConnError> {
+    pub(crate) async fn send_no_response<R: Request>(
+        &self,
+        req: &R,
+        api: ApiVersionRange,
+    ) -> Result<i16, ConnError> {
         let version = self.version(api)?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.encode(req, version, id)?;
         self.check_open()?;
         let (tx, rx) = oneshot::channel();
-        self.enqueue(Outgoing { frame, written: Some(tx) }).await?;
+        self.enqueue(Outgoing {
+            frame,
+            written: Some(tx),
+        })
+        .await?;
         match rx.await {
             Ok(r) => r.map(|_| version),
             Err(_) => Err(self.closed_error()),
         }
     }
 
-    async fn send_at<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<R::Response, ConnError> {
+    async fn send_at<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        extra: Option<Duration>,
+    ) -> Result<R::Response, ConnError> {
         let frame = self.roundtrip(req, version, extra).await?;
-        codec::decode_response::<R>(frame, version)
-            .map_err(|e| ConnError::Codec { addr: self.inner.addr.clone(), source: e })
+        codec::decode_response::<R>(frame, version).map_err(|e| ConnError::Codec {
+            addr: self.inner.addr.clone(),
+            source: e,
+        })
     }
 
     /// Sends a request and returns the raw response frame (after the size prefix).
-    async fn roundtrip<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<Bytes, ConnError> {
+    async fn roundtrip<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        extra: Option<Duration>,
+    ) -> Result<Bytes, ConnError> {
         let span = tracing::trace_span!("request", api = codec::api_name(R::KEY), version, broker = %self.inner.addr);
-        async { self.begin_raw(req, version, extra).await?.wait().await }.instrument(span).await
+        async { self.begin_raw(req, version, extra).await?.wait().await }
+            .instrument(span)
+            .await
     }
 
     /// Queues a request for writing and returns a handle to its response.
     /// Requests begun one after another by one task reach the broker in that
     /// order, which idempotent produce relies on.
-    async fn begin_raw<R: Request>(&self, req: &R, version: i16, extra: Option<Duration>) -> Result<Pending, ConnError> {
+    async fn begin_raw<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        extra: Option<Duration>,
+    ) -> Result<Pending, ConnError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.encode(req, version, id)?;
         let (tx, rx) = oneshot::channel();
@@ -254,24 +327,44 @@ impl Connection {
             api: codec::api_name(R::KEY),
             timeout: self.inner.cfg.request_timeout + extra.unwrap_or_default(),
         };
-        self.enqueue(Outgoing { frame, written: None }).await?;
+        self.enqueue(Outgoing {
+            frame,
+            written: None,
+        })
+        .await?;
         Ok(pending)
     }
 
     /// Like [`send`](Self::send), split in two: the returned future only waits.
-    pub(crate) async fn begin<R: Request>(&self, req: &R, api: ApiVersionRange) -> Result<PendingResponse<R>, ConnError> {
+    pub(crate) async fn begin<R: Request>(
+        &self,
+        req: &R,
+        api: ApiVersionRange,
+    ) -> Result<PendingResponse<R>, ConnError> {
         let version = self.version(api)?;
         let pending = self.begin_raw(req, version, None).await?;
-        Ok(PendingResponse { pending, version, _r: std::marker::PhantomData })
+        Ok(PendingResponse {
+            pending,
+            version,
+            _r: std::marker::PhantomData,
+        })
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16, id: i32) -> Result<Bytes, ConnError> {
-        codec::encode_request(req, version, id, &self.inner.cfg.client_id)
-            .map_err(|e| ConnError::Codec { addr: self.inner.addr.clone(), source: e })
+        codec::encode_request(req, version, id, &self.inner.cfg.client_id).map_err(|e| {
+            ConnError::Codec {
+                addr: self.inner.addr.clone(),
+                source: e,
+            }
+        })
     }
 
     async fn enqueue(&self, out: Outgoing) -> Result<(), ConnError> {
-        self.inner.tx.send(out).await.map_err(|_| self.closed_error())
+        self.inner
+            .tx
+            .send(out)
+            .await
+            .map_err(|_| self.closed_error())
     }
 
     fn check_open(&self) -> Result<(), ConnError> {
@@ -287,7 +380,9 @@ impl Connection {
             .lock()
             .ok()
             .and_then(|s| s.poisoned.clone())
-            .unwrap_or_else(|| ConnError::Closed { addr: self.inner.addr.clone() })
+            .unwrap_or_else(|| ConnError::Closed {
+                addr: self.inner.addr.clone(),
+            })
     }
 
     /// Fails every pending request with `err` and closes the socket.
@@ -307,13 +402,19 @@ struct Pending {
 
 impl Pending {
     async fn wait(mut self) -> Result<Bytes, ConnError> {
-        let Some(rx) = self.rx.take() else { return Err(self.conn.closed_error()) };
+        let Some(rx) = self.rx.take() else {
+            return Err(self.conn.closed_error());
+        };
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.conn.closed_error()),
             Err(_) => {
                 // The stream is out of step now; Java closes it too.
-                let e = ConnError::RequestTimeout { addr: self.conn.inner.addr.clone(), api: self.api, after: self.timeout };
+                let e = ConnError::RequestTimeout {
+                    addr: self.conn.inner.addr.clone(),
+                    api: self.api,
+                    after: self.timeout,
+                };
                 self.conn.poison(e.clone());
                 Err(e)
             }
@@ -344,7 +445,8 @@ impl<R: Request> PendingResponse<R> {
     pub(crate) async fn response(self) -> Result<(R::Response, i16), ConnError> {
         let addr = self.pending.conn.inner.addr.clone();
         let frame = self.pending.wait().await?;
-        let resp = codec::decode_response::<R>(frame, self.version).map_err(|e| ConnError::Codec { addr, source: e })?;
+        let resp = codec::decode_response::<R>(frame, self.version)
+            .map_err(|e| ConnError::Codec { addr, source: e })?;
         Ok((resp, self.version))
     }
 }
@@ -370,4 +472,3 @@ fn poison(inner: &Inner, err: ConnError) {
         }
     }
 }
-

@@ -19,14 +19,43 @@ pub(super) async fn read_loop(read: OwnedReadHalf, inner: Weak<Inner>, max: usiz
         let frame = match result {
             Ok(f) => f,
             Err(FrameError::Eof) => return poison(&inner, ConnError::Closed { addr: addr() }),
-            Err(FrameError::Io(e)) => return poison(&inner, ConnError::Io { addr: addr(), source: Arc::new(e) }),
-            Err(FrameError::TooLarge(size)) => return poison(&inner, ConnError::FrameTooLarge { addr: addr(), size, max }),
+            Err(FrameError::Io(e)) => {
+                return poison(
+                    &inner,
+                    ConnError::Io {
+                        addr: addr(),
+                        source: Arc::new(e),
+                    },
+                )
+            }
+            Err(FrameError::TooLarge(size)) => {
+                return poison(
+                    &inner,
+                    ConnError::FrameTooLarge {
+                        addr: addr(),
+                        size,
+                        max,
+                    },
+                )
+            }
         };
         let id = match codec::correlation_id(&frame) {
             Ok(id) => id,
-            Err(e) => return poison(&inner, ConnError::Codec { addr: addr(), source: e }),
+            Err(e) => {
+                return poison(
+                    &inner,
+                    ConnError::Codec {
+                        addr: addr(),
+                        source: e,
+                    },
+                )
+            }
         };
-        let reply = inner.state.lock().ok().and_then(|mut s| s.pending.remove(&id));
+        let reply = inner
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pending.remove(&id));
         match reply {
             Some(reply) => {
                 let _ = reply.send(Ok(frame.freeze()));
@@ -44,10 +73,17 @@ enum FrameError {
     TooLarge(i64),
 }
 
-async fn read_frame(read: &mut BufReader<OwnedReadHalf>, max: usize) -> Result<BytesMut, FrameError> {
+async fn read_frame(
+    read: &mut BufReader<OwnedReadHalf>,
+    max: usize,
+) -> Result<BytesMut, FrameError> {
     let mut size = [0u8; 4];
     if let Err(e) = read.read_exact(&mut size).await {
-        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Eof } else { FrameError::Io(e) });
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Eof
+        } else {
+            FrameError::Io(e)
+        });
     }
     let size = i32::from_be_bytes(size) as i64;
     // Checked before allocating: a hostile prefix must not cost memory.
@@ -65,7 +101,11 @@ async fn read_frame(read: &mut BufReader<OwnedReadHalf>, max: usize) -> Result<B
     Ok(frame)
 }
 
-pub(super) async fn write_loop(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, inner: Weak<Inner>) {
+pub(super) async fn write_loop(
+    write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    inner: Weak<Inner>,
+) {
     let mut write = BufWriter::with_capacity(64 * 1024, write);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -90,7 +130,10 @@ pub(super) async fn write_loop(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Out
             Ok(()) => Ok(()),
             Err(e) => {
                 let Some(inner) = inner.upgrade() else { return };
-                let err = ConnError::Io { addr: inner.addr.clone(), source: Arc::new(e) };
+                let err = ConnError::Io {
+                    addr: inner.addr.clone(),
+                    source: Arc::new(e),
+                };
                 poison(&inner, err.clone());
                 Err(err)
             }

@@ -96,7 +96,12 @@ impl ConsumerConfig {
                     "earliest" => OffsetReset::Earliest,
                     "latest" => OffsetReset::Latest,
                     "none" => OffsetReset::None,
-                    _ => return Err(Error::config(key, format!("`{v}` is not earliest, latest or none"))),
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{v}` is not earliest, latest or none"),
+                        ))
+                    }
                 }
             }
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, v)?,
@@ -113,21 +118,34 @@ impl ConsumerConfig {
                 self.read_committed = match v.to_ascii_lowercase().as_str() {
                     "read_committed" => true,
                     "read_uncommitted" => false,
-                    _ => return Err(Error::config(key, format!("`{v}` is not read_committed or read_uncommitted"))),
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{v}` is not read_committed or read_uncommitted"),
+                        ))
+                    }
                 }
             }
             "partition.assignment.strategy" => {
                 let mut out = Vec::new();
                 for name in parse_list(v) {
                     out.push(Strategy::parse(&name).ok_or_else(|| {
-                        Error::config(key, format!("`{name}` is not range, roundrobin or cooperative-sticky"))
+                        Error::config(
+                            key,
+                            format!("`{name}` is not range, roundrobin or cooperative-sticky"),
+                        )
                     })?);
                 }
                 self.assignment_strategies = out;
             }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, v)?,
             "group.protocol" if v.eq_ignore_ascii_case("classic") => {}
-            "group.protocol" => return Err(Error::config(key, "only the classic group protocol is supported")),
+            "group.protocol" => {
+                return Err(Error::config(
+                    key,
+                    "only the classic group protocol is supported",
+                ))
+            }
             _ => return self.client.set(key, value),
         }
         Ok(())
@@ -137,16 +155,25 @@ impl ConsumerConfig {
     pub fn validate(&self) -> Result<()> {
         self.client.validate()?;
         if self.heartbeat_interval >= self.session_timeout {
-            return Err(Error::config("heartbeat.interval.ms", "must be lower than session.timeout.ms"));
+            return Err(Error::config(
+                "heartbeat.interval.ms",
+                "must be lower than session.timeout.ms",
+            ));
         }
         if self.max_poll_records == 0 {
             return Err(Error::config("max.poll.records", "must be at least 1"));
         }
         if self.assignment_strategies.is_empty() {
-            return Err(Error::config("partition.assignment.strategy", "must name at least one assignor"));
+            return Err(Error::config(
+                "partition.assignment.strategy",
+                "must name at least one assignor",
+            ));
         }
         if self.fetch_max_bytes <= 0 || self.max_partition_fetch_bytes <= 0 {
-            return Err(Error::config("fetch.max.bytes", "fetch sizes must be positive"));
+            return Err(Error::config(
+                "fetch.max.bytes",
+                "fetch sizes must be positive",
+            ));
         }
         if self.group_instance_id.is_some() && self.group_id.is_none() {
             return Err(Error::config("group.instance.id", "needs group.id"));
@@ -163,10 +190,22 @@ mod tests {
     fn defaults_validate_and_parse() {
         let mut c = ConsumerConfig::default();
         c.validate().unwrap();
-        c.set("partition.assignment.strategy", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor").unwrap();
+        c.set(
+            "partition.assignment.strategy",
+            "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+        )
+        .unwrap();
         assert_eq!(c.assignment_strategies, vec![Strategy::CooperativeSticky]);
-        assert!(c.set("auto.offset.reset", "smallest").unwrap_err().to_string().contains("auto.offset.reset"));
+        assert!(c
+            .set("auto.offset.reset", "smallest")
+            .unwrap_err()
+            .to_string()
+            .contains("auto.offset.reset"));
         c.set("heartbeat.interval.ms", "60000").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("heartbeat.interval.ms"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("heartbeat.interval.ms"));
     }
 }

@@ -34,8 +34,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
 
-pub use config::{ConsumerConfig, OffsetReset};
 pub use crate::engine::consumer::Strategy;
+pub use config::{ConsumerConfig, OffsetReset};
 
 use crate::client::cluster_config;
 use crate::config::{property_setters, Pending, Settable};
@@ -71,13 +71,21 @@ pub struct ConsumerRecord {
 /// `poll` from a callback.
 pub trait RebalanceListener: Send + Sync {
     /// Partitions are about to move away; commit what was processed.
-    fn on_partitions_revoked<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
         let _ = (consumer, partitions);
         Box::pin(async {})
     }
 
     /// Partitions were added to this member.
-    fn on_partitions_assigned<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
         let _ = (consumer, partitions);
         Box::pin(async {})
     }
@@ -85,7 +93,11 @@ pub trait RebalanceListener: Send + Sync {
     /// Partitions were lost without a chance to commit (the member was
     /// fenced or timed out); others may own them already. Defaults to
     /// `on_partitions_revoked`, as in Java.
-    fn on_partitions_lost<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+    fn on_partitions_lost<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
         self.on_partitions_revoked(consumer, partitions)
     }
 }
@@ -117,7 +129,9 @@ pub struct Consumer {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("group", &self.inner.config.group_id).finish_non_exhaustive()
+        f.debug_struct("Consumer")
+            .field("group", &self.inner.config.group_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,12 +146,19 @@ impl Consumer {
         Self::create(config, None).await
     }
 
-    async fn create(config: ConsumerConfig, listener: Option<Arc<dyn RebalanceListener>>) -> Result<Consumer> {
+    async fn create(
+        config: ConsumerConfig,
+        listener: Option<Arc<dyn RebalanceListener>>,
+    ) -> Result<Consumer> {
         config.validate()?;
         let mut cc = cluster_config(&config.client);
         cc.auto_create_topics = config.allow_auto_create_topics;
         let cluster = Cluster::new(cc);
-        cluster.retrying("Metadata", || cluster.refresh(crate::engine::Topics::Some(&[]))).await?;
+        cluster
+            .retrying("Metadata", || {
+                cluster.refresh(crate::engine::Topics::Some(&[]))
+            })
+            .await?;
         let engine = ConsumerEngine::start(
             cluster.clone(),
             FetchConfig {
@@ -192,7 +213,9 @@ impl Consumer {
     }
 
     fn group(&self) -> Result<&Arc<Group>> {
-        self.inner.group.as_ref().ok_or_else(|| Error::config("group.id", "is required for group management and commits"))
+        self.inner.group.as_ref().ok_or_else(|| {
+            Error::config("group.id", "is required for group management and commits")
+        })
     }
 
     fn check_open(&self) -> Result<()> {
@@ -206,13 +229,20 @@ impl Consumer {
     pub async fn subscribe<S: AsRef<str>>(&self, topics: &[S]) -> Result<()> {
         self.check_open()?;
         if self.mode() == Mode::Assigned {
-            return Err(Error::config("subscribe", "this consumer uses assign(); call unsubscribe() first"));
+            return Err(Error::config(
+                "subscribe",
+                "this consumer uses assign(); call unsubscribe() first",
+            ));
         }
         let group = self.group()?;
         let mut topics: Vec<String> = topics.iter().map(|t| t.as_ref().to_owned()).collect();
         topics.sort();
         topics.dedup();
-        self.inner.cluster.refresh(crate::engine::Topics::Some(&topics)).await.map_err(Error::from)?;
+        self.inner
+            .cluster
+            .refresh(crate::engine::Topics::Some(&topics))
+            .await
+            .map_err(Error::from)?;
         group.subscribe(topics);
         self.set_mode(Mode::Subscribed);
         Ok(())
@@ -222,10 +252,17 @@ impl Consumer {
     pub async fn assign(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.check_open()?;
         if self.mode() == Mode::Subscribed {
-            return Err(Error::config("assign", "this consumer uses subscribe(); call unsubscribe() first"));
+            return Err(Error::config(
+                "assign",
+                "this consumer uses subscribe(); call unsubscribe() first",
+            ));
         }
         self.inner.engine.set_assignment(partitions);
-        self.set_mode(if partitions.is_empty() { Mode::None } else { Mode::Assigned });
+        self.set_mode(if partitions.is_empty() {
+            Mode::None
+        } else {
+            Mode::Assigned
+        });
         Ok(())
     }
 
@@ -253,7 +290,8 @@ impl Consumer {
     /// Returns fetched records, waiting up to `timeout` for some. Also runs
     /// rebalances (and the listener) and auto-commits when enabled.
     pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
-        self.poll_max(timeout, self.inner.config.max_poll_records).await
+        self.poll_max(timeout, self.inner.config.max_poll_records)
+            .await
     }
 
     async fn poll_max(&self, timeout: Duration, max: usize) -> Result<Vec<ConsumerRecord>> {
@@ -347,7 +385,8 @@ impl Consumer {
         let joined = g.join(&owned).await?;
         let now: BTreeSet<&TopicPartition> = joined.assignment.iter().collect();
         let before: BTreeSet<&TopicPartition> = owned.iter().collect();
-        let revoked: Vec<TopicPartition> = before.difference(&now).map(|tp| (*tp).clone()).collect();
+        let revoked: Vec<TopicPartition> =
+            before.difference(&now).map(|tp| (*tp).clone()).collect();
         let added: Vec<TopicPartition> = now.difference(&before).map(|tp| (*tp).clone()).collect();
         if !revoked.is_empty() {
             // Cooperative: give these up, then rejoin so others can take them (KIP-429).
@@ -356,7 +395,12 @@ impl Consumer {
             g.request_rejoin();
         }
         engine.add_partitions(&added);
-        tracing::debug!(generation = joined.generation, added = added.len(), revoked = revoked.len(), "rebalanced");
+        tracing::debug!(
+            generation = joined.generation,
+            added = added.len(),
+            revoked = revoked.len(),
+            "rebalanced"
+        );
         if let Some(l) = &self.inner.listener {
             l.on_partitions_assigned(self, &added).await;
         }
@@ -368,8 +412,13 @@ impl Consumer {
             l.on_partitions_revoked(self, partitions).await;
         }
         if self.inner.config.enable_auto_commit && self.inner.group.is_some() {
-            let positions: BTreeMap<TopicPartition, i64> =
-                self.inner.engine.positions().into_iter().filter(|(tp, _)| partitions.contains(tp)).collect();
+            let positions: BTreeMap<TopicPartition, i64> = self
+                .inner
+                .engine
+                .positions()
+                .into_iter()
+                .filter(|(tp, _)| partitions.contains(tp))
+                .collect();
             if let Err(e) = self.commit_offsets(&positions).await {
                 tracing::warn!(error = %e, "auto-commit before revocation failed");
             }
@@ -381,7 +430,11 @@ impl Consumer {
             return;
         }
         let due = {
-            let mut last = self.inner.last_auto_commit.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .inner
+                .last_auto_commit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let due = last.elapsed() >= self.inner.config.auto_commit_interval;
             if due {
                 *last = Instant::now();
@@ -403,7 +456,10 @@ impl Consumer {
             let st = engine.state();
             let missing = st.parts.iter().filter(|(_, p)| p.position.is_none());
             let (r, l): (Vec<_>, Vec<_>) = missing.partition(|(_, p)| p.reset_now);
-            (l.into_iter().map(|(tp, _)| tp.clone()).collect(), r.into_iter().map(|(tp, _)| tp.clone()).collect())
+            (
+                l.into_iter().map(|(tp, _)| tp.clone()).collect(),
+                r.into_iter().map(|(tp, _)| tp.clone()).collect(),
+            )
         };
         if lookup.is_empty() && reset.is_empty() {
             return Ok(());
@@ -431,11 +487,19 @@ impl Consumer {
             OffsetReset::Latest => OffsetSpec::Latest,
             OffsetReset::None => {
                 let tp = &reset[0];
-                return Err(Error::NoOffset { topic: tp.topic.clone(), partition: tp.partition });
+                return Err(Error::NoOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                });
             }
         };
         let specs: Vec<_> = reset.iter().map(|tp| (tp.clone(), spec)).collect();
-        let found = admin::list_offsets(&self.inner.cluster, &specs, self.inner.config.read_committed).await?;
+        let found = admin::list_offsets(
+            &self.inner.cluster,
+            &specs,
+            self.inner.config.read_committed,
+        )
+        .await?;
         for (tp, o) in found {
             engine.seek(&tp, Some(o.offset), false);
         }
@@ -462,13 +526,21 @@ impl Consumer {
     }
 
     /// Committed offsets of `partitions` (`None` where nothing is committed).
-    pub async fn committed(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
         Ok(self.group()?.committed(partitions).await?)
     }
 
     /// The next offset `poll` will return for `tp`, once known.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.inner.engine.state().parts.get(tp).and_then(|p| p.position)
+        self.inner
+            .engine
+            .state()
+            .parts
+            .get(tp)
+            .and_then(|p| p.position)
     }
 
     /// Moves the position of an assigned partition.
@@ -476,7 +548,10 @@ impl Consumer {
         if self.inner.engine.seek(tp, Some(offset.max(0)), false) {
             Ok(())
         } else {
-            Err(Error::UnknownPartition { topic: tp.topic.clone(), partition: tp.partition })
+            Err(Error::UnknownPartition {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            })
         }
     }
 
@@ -492,7 +567,12 @@ impl Consumer {
 
     async fn seek_to(&self, partitions: &[TopicPartition], spec: OffsetSpec) -> Result<()> {
         let specs: Vec<_> = partitions.iter().map(|tp| (tp.clone(), spec)).collect();
-        let found = admin::list_offsets(&self.inner.cluster, &specs, self.inner.config.read_committed).await?;
+        let found = admin::list_offsets(
+            &self.inner.cluster,
+            &specs,
+            self.inner.config.read_committed,
+        )
+        .await?;
         for (tp, o) in found {
             self.seek(&tp, o.offset)?;
         }
@@ -511,7 +591,14 @@ impl Consumer {
 
     /// Currently paused partitions.
     pub fn paused(&self) -> Vec<TopicPartition> {
-        self.inner.engine.state().parts.iter().filter(|(_, p)| p.paused).map(|(tp, _)| tp.clone()).collect()
+        self.inner
+            .engine
+            .state()
+            .parts
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 
     /// The member id and generation while in a group.
@@ -547,7 +634,11 @@ impl Consumer {
 
     /// Commits the current positions, then closes.
     pub async fn commit_and_close(&self) -> Result<()> {
-        let r = if self.inner.group.is_some() { self.commit().await } else { Ok(()) };
+        let r = if self.inner.group.is_some() {
+            self.commit().await
+        } else {
+            Ok(())
+        };
         self.close().await;
         r
     }
@@ -562,7 +653,9 @@ pub struct ConsumerBuilder {
 
 impl std::fmt::Debug for ConsumerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerBuilder").field("config", &self.pending.config).finish_non_exhaustive()
+        f.debug_struct("ConsumerBuilder")
+            .field("config", &self.pending.config)
+            .finish_non_exhaustive()
     }
 }
 

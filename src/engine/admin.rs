@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Metadata, Topics};
 use crate::types::{
-    ApiSupport, BrokerDescription, ClusterDescription, GroupDescription, GroupMember, GroupOffset, ListedOffset, NewTopic,
-    OffsetSpec, PartitionDescription, TopicDescription, TopicId, TopicPartition,
+    ApiSupport, BrokerDescription, ClusterDescription, GroupDescription, GroupMember, GroupOffset,
+    ListedOffset, NewTopic, OffsetSpec, PartitionDescription, TopicDescription, TopicId,
+    TopicPartition,
 };
 
 fn name(n: &str) -> msg::TopicName {
@@ -54,8 +55,16 @@ pub(crate) async fn create_topics(
             let conn = cluster.controller().await?;
             let (resp, _) = conn.send(&req, versions::CREATE_TOPICS).await?;
             // NOT_CONTROLLER for the whole batch means: find the controller again.
-            if let Some(t) = resp.topics.iter().find(|t| t.error_code == crate::cluster::codes::NOT_CONTROLLER) {
-                return Err(ClusterError::broker("CreateTopics", ErrorCode(t.error_code), None));
+            if let Some(t) = resp
+                .topics
+                .iter()
+                .find(|t| t.error_code == crate::cluster::codes::NOT_CONTROLLER)
+            {
+                return Err(ClusterError::broker(
+                    "CreateTopics",
+                    ErrorCode(t.error_code),
+                    None,
+                ));
             }
             Ok(resp)
         })
@@ -76,8 +85,11 @@ pub(crate) async fn create_topics(
             (n, r)
         })
         .collect();
-    let created: Vec<String> =
-        by_name.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n.clone()).collect();
+    let created: Vec<String> = by_name
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
     if !validate_only && !created.is_empty() {
         wait_for_leaders(cluster, &created).await?;
     }
@@ -85,7 +97,11 @@ pub(crate) async fn create_topics(
         .iter()
         .map(|t| {
             let r = by_name.remove(&t.name).unwrap_or_else(|| {
-                Err(ClusterError::broker(format!("creating topic `{}`", t.name), ErrorCode(-1), Some("no result in response".into())))
+                Err(ClusterError::broker(
+                    format!("creating topic `{}`", t.name),
+                    ErrorCode(-1),
+                    Some("no result in response".into()),
+                ))
             });
             (t.name.clone(), r)
         })
@@ -97,16 +113,29 @@ pub(crate) async fn create_topics(
 /// once whichever broker a later request reaches.
 async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), ClusterError> {
     let deadline = Instant::now() + cluster.config().api_timeout;
-    let req = msg::MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(
-        topics.iter().map(|t| msg::MetadataRequestTopic::default().with_name(Some(name(t)))).collect(),
-    ));
-    let brokers: Vec<i32> = cluster.refresh(Topics::Some(topics)).await?.brokers.keys().copied().collect();
+    let req = msg::MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(
+            topics
+                .iter()
+                .map(|t| msg::MetadataRequestTopic::default().with_name(Some(name(t))))
+                .collect(),
+        ));
+    let brokers: Vec<i32> = cluster
+        .refresh(Topics::Some(topics))
+        .await?
+        .brokers
+        .keys()
+        .copied()
+        .collect();
     for id in brokers {
         loop {
             let ready = match cluster.broker(id).await {
                 Ok(conn) => match conn.send(&req, versions::METADATA).await {
                     Ok((resp, _)) => resp.topics.iter().all(|t| {
-                        t.error_code == 0 && !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
+                        t.error_code == 0
+                            && !t.partitions.is_empty()
+                            && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
                     }),
                     Err(_) => false,
                 },
@@ -118,7 +147,10 @@ async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), Cl
             }
             if Instant::now() >= deadline {
                 return Err(ClusterError::Timeout {
-                    what: format!("waiting for leaders of {} on broker {id}", topics.join(", ")),
+                    what: format!(
+                        "waiting for leaders of {} on broker {id}",
+                        topics.join(", ")
+                    ),
                     after: cluster.config().api_timeout,
                     last: None,
                 });
@@ -144,14 +176,25 @@ pub(crate) async fn delete_topics(
             // v6 names topics in `topics`, earlier versions in `topic_names`.
             if version >= 6 {
                 req = req.with_topics(
-                    names.iter().map(|n| msg::DeleteTopicState::default().with_name(Some(name(n)))).collect(),
+                    names
+                        .iter()
+                        .map(|n| msg::DeleteTopicState::default().with_name(Some(name(n))))
+                        .collect(),
                 );
             } else {
                 req = req.with_topic_names(names.iter().map(|n| name(n)).collect());
             }
             let (resp, _) = conn.send(&req, versions::DELETE_TOPICS).await?;
-            if let Some(t) = resp.responses.iter().find(|t| t.error_code == crate::cluster::codes::NOT_CONTROLLER) {
-                return Err(ClusterError::broker("DeleteTopics", ErrorCode(t.error_code), None));
+            if let Some(t) = resp
+                .responses
+                .iter()
+                .find(|t| t.error_code == crate::cluster::codes::NOT_CONTROLLER)
+            {
+                return Err(ClusterError::broker(
+                    "DeleteTopics",
+                    ErrorCode(t.error_code),
+                    None,
+                ));
             }
             Ok(resp)
         })
@@ -176,7 +219,9 @@ pub(crate) async fn delete_topics(
     Ok(names
         .iter()
         .map(|n| {
-            let r = by_name.remove(n).unwrap_or_else(|| Err(ClusterError::UnknownTopic(n.clone())));
+            let r = by_name
+                .remove(n)
+                .unwrap_or_else(|| Err(ClusterError::UnknownTopic(n.clone())));
             (n.clone(), r)
         })
         .collect())
@@ -203,22 +248,40 @@ fn describe(t: &crate::cluster::TopicMeta) -> TopicDescription {
 }
 
 /// Every topic, sorted by name.
-pub(crate) async fn list_topics(cluster: &Cluster, include_internal: bool) -> Result<Vec<TopicDescription>, ClusterError> {
-    let m = cluster.retrying("Metadata", || cluster.refresh(Topics::All)).await?;
-    let mut out: Vec<TopicDescription> =
-        m.topics.values().filter(|t| include_internal || !t.internal).map(describe).collect();
+pub(crate) async fn list_topics(
+    cluster: &Cluster,
+    include_internal: bool,
+) -> Result<Vec<TopicDescription>, ClusterError> {
+    let m = cluster
+        .retrying("Metadata", || cluster.refresh(Topics::All))
+        .await?;
+    let mut out: Vec<TopicDescription> = m
+        .topics
+        .values()
+        .filter(|t| include_internal || !t.internal)
+        .map(describe)
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
 /// The named topics, fresh from the broker.
-pub(crate) async fn describe_topics(cluster: &Cluster, names: &[String]) -> Result<Vec<TopicDescription>, ClusterError> {
-    let m = cluster.retrying("Metadata", || cluster.refresh(Topics::Some(names))).await?;
+pub(crate) async fn describe_topics(
+    cluster: &Cluster,
+    names: &[String],
+) -> Result<Vec<TopicDescription>, ClusterError> {
+    let m = cluster
+        .retrying("Metadata", || cluster.refresh(Topics::Some(names)))
+        .await?;
     names
         .iter()
         .map(|n| match m.topics.get(n) {
             Some(t) => match t.error {
-                Some(code) => Err(ClusterError::broker(format!("describing topic `{n}`"), code, None)),
+                Some(code) => Err(ClusterError::broker(
+                    format!("describing topic `{n}`"),
+                    code,
+                    None,
+                )),
                 None => Ok(describe(t)),
             },
             None => Err(ClusterError::UnknownTopic(n.clone())),
@@ -227,8 +290,12 @@ pub(crate) async fn describe_topics(cluster: &Cluster, names: &[String]) -> Resu
 }
 
 /// Cluster id, controller and brokers.
-pub(crate) async fn describe_cluster(cluster: &Cluster) -> Result<ClusterDescription, ClusterError> {
-    let m = cluster.retrying("Metadata", || cluster.refresh(Topics::Some(&[]))).await?;
+pub(crate) async fn describe_cluster(
+    cluster: &Cluster,
+) -> Result<ClusterDescription, ClusterError> {
+    let m = cluster
+        .retrying("Metadata", || cluster.refresh(Topics::Some(&[])))
+        .await?;
     Ok(cluster_description(&m))
 }
 
@@ -239,7 +306,12 @@ fn cluster_description(m: &Metadata) -> ClusterDescription {
         brokers: m
             .brokers
             .values()
-            .map(|b| BrokerDescription { id: b.id, host: b.host.clone(), port: b.port, rack: b.rack.clone() })
+            .map(|b| BrokerDescription {
+                id: b.id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: b.rack.clone(),
+            })
             .collect(),
     }
 }
@@ -251,7 +323,11 @@ pub(crate) async fn list_offsets(
     specs: &[(TopicPartition, OffsetSpec)],
     read_committed: bool,
 ) -> Result<BTreeMap<TopicPartition, ListedOffset>, ClusterError> {
-    cluster.retrying("ListOffsets", || list_offsets_once(cluster, specs, read_committed)).await
+    cluster
+        .retrying("ListOffsets", || {
+            list_offsets_once(cluster, specs, read_committed)
+        })
+        .await
 }
 
 async fn list_offsets_once(
@@ -267,15 +343,21 @@ async fn list_offsets_once(
     };
     let m = cluster.metadata(Topics::Some(&topics)).await?;
     // Group by leader so each broker gets one request.
-    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<msg::ListOffsetsPartition>>> = BTreeMap::new();
+    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<msg::ListOffsetsPartition>>> =
+        BTreeMap::new();
     for (tp, spec) in specs {
         let leader = crate::cluster::leader_of(&m, &tp.topic, tp.partition)?;
-        by_leader.entry(leader).or_default().entry(tp.topic.clone()).or_default().push(
-            msg::ListOffsetsPartition::default()
-                .with_partition_index(tp.partition)
-                .with_current_leader_epoch(-1)
-                .with_timestamp(spec.wire()),
-        );
+        by_leader
+            .entry(leader)
+            .or_default()
+            .entry(tp.topic.clone())
+            .or_default()
+            .push(
+                msg::ListOffsetsPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(spec.wire()),
+            );
     }
     let requests = by_leader.into_iter().map(|(leader, topics)| async move {
         let conn = cluster.broker(leader).await?;
@@ -286,7 +368,11 @@ async fn list_offsets_once(
             .with_topics(
                 topics
                     .into_iter()
-                    .map(|(t, parts)| msg::ListOffsetsTopic::default().with_name(name(t.as_str())).with_partitions(parts))
+                    .map(|(t, parts)| {
+                        msg::ListOffsetsTopic::default()
+                            .with_name(name(t.as_str()))
+                            .with_partitions(parts)
+                    })
                     .collect(),
             );
         let (resp, _) = conn.send(&req, versions::LIST_OFFSETS).await?;
@@ -298,9 +384,20 @@ async fn list_offsets_once(
             for p in t.partitions {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
                 if let Some(code) = ErrorCode::check(p.error_code) {
-                    return Err(ClusterError::broker(format!("listing offsets of {tp}"), code, None));
+                    return Err(ClusterError::broker(
+                        format!("listing offsets of {tp}"),
+                        code,
+                        None,
+                    ));
                 }
-                out.insert(tp, ListedOffset { offset: p.offset, timestamp: p.timestamp, leader_epoch: p.leader_epoch });
+                out.insert(
+                    tp,
+                    ListedOffset {
+                        offset: p.offset,
+                        timestamp: p.timestamp,
+                        leader_epoch: p.leader_epoch,
+                    },
+                );
             }
         }
     }
@@ -308,7 +405,10 @@ async fn list_offsets_once(
 }
 
 /// API versions of one broker against the client's.
-pub(crate) async fn api_versions(cluster: &Cluster, broker: i32) -> Result<Vec<ApiSupport>, ClusterError> {
+pub(crate) async fn api_versions(
+    cluster: &Cluster,
+    broker: i32,
+) -> Result<Vec<ApiSupport>, ClusterError> {
     let conn = cluster.broker(broker).await?;
     let v = conn.versions();
     Ok(versions::ALL
@@ -338,21 +438,23 @@ pub(crate) async fn wait_for_records(
         .with_min_bytes(1)
         .with_max_bytes(1024 * 1024)
         .with_session_epoch(-1)
-        .with_topics(vec![msg::FetchTopic::default().with_topic(name(&tp.topic)).with_partitions(vec![
-            msg::FetchPartition::default()
+        .with_topics(vec![msg::FetchTopic::default()
+            .with_topic(name(&tp.topic))
+            .with_partitions(vec![msg::FetchPartition::default()
                 .with_partition(tp.partition)
                 .with_current_leader_epoch(-1)
                 .with_fetch_offset(offset)
                 .with_last_fetched_epoch(-1)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(1024 * 1024),
-        ])]);
+                .with_partition_max_bytes(1024 * 1024)])]);
     let (resp, _) = conn.send_long(&req, versions::FETCH, max_wait).await?;
     if let Some(code) = ErrorCode::check(resp.error_code) {
         return Err(ClusterError::broker("Fetch", code, None));
     }
     // One topic, one partition asked: the first partition is the answer.
-    let Some(p) = resp.responses.into_iter().flat_map(|t| t.partitions).next() else { return Ok(false) };
+    let Some(p) = resp.responses.into_iter().flat_map(|t| t.partitions).next() else {
+        return Ok(false);
+    };
     if let Some(code) = ErrorCode::check(p.error_code) {
         return Err(ClusterError::broker(format!("fetching {tp}"), code, None));
     }
@@ -361,22 +463,48 @@ pub(crate) async fn wait_for_records(
 
 /// Members, assignments and committed offsets of a consumer group, with the
 /// log-end offset of every partition it has committed or been assigned.
-pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<GroupDescription, ClusterError> {
-    let node = cluster.retrying("FindCoordinator", || crate::engine::consumer::group::find_coordinator(cluster, group)).await?;
+pub(crate) async fn describe_group(
+    cluster: &Cluster,
+    group: &str,
+) -> Result<GroupDescription, ClusterError> {
+    let node = cluster
+        .retrying("FindCoordinator", || {
+            crate::engine::consumer::group::find_coordinator(cluster, group)
+        })
+        .await?;
     let conn = cluster.broker(node).await?;
     let gid = msg::GroupId(msg::StrBytes::from_string(group.to_owned()));
     let req = msg::DescribeGroupsRequest::default().with_groups(vec![gid.clone()]);
     let (resp, _) = conn.send(&req, versions::DESCRIBE_GROUPS).await?;
-    let g = resp.groups.into_iter().next().ok_or_else(|| ClusterError::broker("DescribeGroups", ErrorCode(-1), Some("empty response".into())))?;
+    let g = resp.groups.into_iter().next().ok_or_else(|| {
+        ClusterError::broker(
+            "DescribeGroups",
+            ErrorCode(-1),
+            Some("empty response".into()),
+        )
+    })?;
     if let Some(code) = ErrorCode::check(g.error_code) {
-        return Err(ClusterError::broker(format!("describing group `{group}`"), code, g.error_message.map(|m| m.to_string())));
+        return Err(ClusterError::broker(
+            format!("describing group `{group}`"),
+            code,
+            g.error_message.map(|m| m.to_string()),
+        ));
     }
     let mut members = Vec::new();
     let mut tps: Vec<TopicPartition> = Vec::new();
     for m in g.members {
-        let assignment: Vec<TopicPartition> = crate::cluster::wire::decode_assignment(m.member_assignment)
-            .map(|a| a.partitions.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| TopicPartition::new(t.clone(), p))).collect())
-            .unwrap_or_default();
+        let assignment: Vec<TopicPartition> =
+            crate::cluster::wire::decode_assignment(m.member_assignment)
+                .map(|a| {
+                    a.partitions
+                        .into_iter()
+                        .flat_map(|(t, ps)| {
+                            ps.into_iter()
+                                .map(move |p| TopicPartition::new(t.clone(), p))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
         tps.extend(assignment.iter().cloned());
         members.push(GroupMember {
             member_id: m.member_id.to_string(),
@@ -387,31 +515,56 @@ pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<Gro
         });
     }
     // Every committed partition (topics: null = all).
-    let fetch = msg::OffsetFetchRequest::default().with_group_id(gid).with_topics(None);
+    let fetch = msg::OffsetFetchRequest::default()
+        .with_group_id(gid)
+        .with_topics(None);
     let (offs, _) = conn.send(&fetch, versions::OFFSET_FETCH).await?;
     if let Some(code) = ErrorCode::check(offs.error_code) {
-        return Err(ClusterError::broker(format!("fetching offsets of group `{group}`"), code, None));
+        return Err(ClusterError::broker(
+            format!("fetching offsets of group `{group}`"),
+            code,
+            None,
+        ));
     }
     let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for t in offs.topics {
         for p in t.partitions {
             if p.committed_offset >= 0 {
-                committed.insert(TopicPartition::new(t.name.0.to_string(), p.partition_index), p.committed_offset);
+                committed.insert(
+                    TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                );
             }
         }
     }
     tps.extend(committed.keys().cloned());
     tps.sort();
     tps.dedup();
-    let specs: Vec<_> = tps.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect();
-    let ends = if specs.is_empty() { BTreeMap::new() } else { list_offsets(cluster, &specs, false).await? };
+    let specs: Vec<_> = tps
+        .iter()
+        .map(|tp| (tp.clone(), OffsetSpec::Latest))
+        .collect();
+    let ends = if specs.is_empty() {
+        BTreeMap::new()
+    } else {
+        list_offsets(cluster, &specs, false).await?
+    };
     let offsets = tps
         .into_iter()
         .map(|tp| {
             let c = committed.get(&tp).copied();
             let end = ends.get(&tp).map_or(-1, |o| o.offset);
-            let owner = members.iter().find(|m| m.assignment.contains(&tp)).map(|m| m.member_id.clone());
-            GroupOffset { lag: c.map(|c| (end - c).max(0)), partition: tp, committed: c, log_end: end, owner }
+            let owner = members
+                .iter()
+                .find(|m| m.assignment.contains(&tp))
+                .map(|m| m.member_id.clone());
+            GroupOffset {
+                lag: c.map(|c| (end - c).max(0)),
+                partition: tp,
+                committed: c,
+                log_end: end,
+                owner,
+            }
         })
         .collect();
     Ok(GroupDescription {

@@ -7,6 +7,8 @@ pub(crate) mod admin;
 pub(crate) mod consumer;
 pub(crate) mod producer;
 
-pub(crate) use crate::cluster::{codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics};
 pub(crate) use crate::cluster::wire::OutRecord;
+pub(crate) use crate::cluster::{
+    codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
+};
 pub use crate::cluster::{Compression, ErrorCode};

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::engine::Compression;
 use crate::config::{parse_bool, parse_ms, parse_num, ClientConfig};
+use crate::engine::Compression;
 use crate::error::{Error, Result};
 
 /// `acks`: how many replicas must have a record before it counts as sent.
@@ -105,7 +105,10 @@ impl ProducerConfig {
             "retries" => self.retries = parse_num(key, v)?,
             "compression.type" => {
                 self.compression = Compression::parse(v).ok_or_else(|| {
-                    Error::config(key, format!("`{v}` is not one of none, gzip, snappy, lz4, zstd"))
+                    Error::config(
+                        key,
+                        format!("`{v}` is not one of none, gzip, snappy, lz4, zstd"),
+                    )
                 })?
             }
             "max.request.size" => self.max_request_size = parse_num(key, v)?,
@@ -119,7 +122,8 @@ impl ProducerConfig {
     /// explicitly makes them an error in [`validate`](Self::validate).
     pub fn idempotent(&self) -> bool {
         self.enable_idempotence
-            && (self.idempotence_set || (self.acks == Acks::All && self.max_in_flight <= 5 && self.retries > 0))
+            && (self.idempotence_set
+                || (self.acks == Acks::All && self.max_in_flight <= 5 && self.retries > 0))
     }
 
     /// Checks the whole config.
@@ -127,7 +131,10 @@ impl ProducerConfig {
         self.client.validate()?;
         if self.enable_idempotence && self.idempotence_set {
             if self.acks != Acks::All {
-                return Err(Error::config("acks", "must be all when enable.idempotence=true"));
+                return Err(Error::config(
+                    "acks",
+                    "must be all when enable.idempotence=true",
+                ));
             }
             if self.max_in_flight > 5 {
                 return Err(Error::config(
@@ -136,20 +143,32 @@ impl ProducerConfig {
                 ));
             }
             if self.retries == 0 {
-                return Err(Error::config("retries", "must be greater than 0 when enable.idempotence=true"));
+                return Err(Error::config(
+                    "retries",
+                    "must be greater than 0 when enable.idempotence=true",
+                ));
             }
         }
         if self.max_in_flight == 0 {
-            return Err(Error::config("max.in.flight.requests.per.connection", "must be at least 1"));
+            return Err(Error::config(
+                "max.in.flight.requests.per.connection",
+                "must be at least 1",
+            ));
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch.size", "must be greater than 0"));
         }
         if self.buffer_memory < self.batch_size {
-            return Err(Error::config("buffer.memory", "must be at least batch.size"));
+            return Err(Error::config(
+                "buffer.memory",
+                "must be at least batch.size",
+            ));
         }
         if self.delivery_timeout < self.linger + self.client.request_timeout {
-            return Err(Error::config("delivery.timeout.ms", "must be at least linger.ms + request.timeout.ms"));
+            return Err(Error::config(
+                "delivery.timeout.ms",
+                "must be at least linger.ms + request.timeout.ms",
+            ));
         }
         if self.max_request_size < 1024 {
             return Err(Error::config("max.request.size", "must be at least 1024"));
@@ -190,11 +209,23 @@ mod tests {
     #[test]
     fn keys_and_values_are_checked() {
         let mut c = ProducerConfig::default();
-        assert!(c.set("compression.type", "brotli").unwrap_err().to_string().contains("compression.type"));
-        assert!(c.set("linger.msec", "1").unwrap_err().to_string().contains("linger.msec"));
+        assert!(c
+            .set("compression.type", "brotli")
+            .unwrap_err()
+            .to_string()
+            .contains("compression.type"));
+        assert!(c
+            .set("linger.msec", "1")
+            .unwrap_err()
+            .to_string()
+            .contains("linger.msec"));
         c.set("bootstrap.servers", "h:1").unwrap();
         assert_eq!(c.client.bootstrap_servers, vec!["h:1"]);
         c.set("delivery.timeout.ms", "10").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("delivery.timeout.ms"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("delivery.timeout.ms"));
     }
 }

@@ -52,7 +52,10 @@ pub struct ProducerRecord {
 impl ProducerRecord {
     /// A record for `topic` with null key and value.
     pub fn new(topic: impl Into<String>) -> Self {
-        ProducerRecord { topic: topic.into(), ..Default::default() }
+        ProducerRecord {
+            topic: topic.into(),
+            ..Default::default()
+        }
     }
 
     /// Sets the key.
@@ -109,7 +112,9 @@ pub struct DeliveryFuture {
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
     }
 }
 
@@ -134,12 +139,16 @@ pub struct Producer {
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Producer")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
@@ -153,13 +162,20 @@ impl Producer {
         Self::with_partitioner(config, None).await
     }
 
-    async fn with_partitioner(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Result<Producer> {
+    async fn with_partitioner(
+        config: ProducerConfig,
+        partitioner: Option<Arc<dyn Partitioner>>,
+    ) -> Result<Producer> {
         config.validate()?;
         let mut cc = cluster_config(&config.client);
         cc.auto_create_topics = true;
         let cluster = Cluster::new(cc);
         // Fail fast on a bad bootstrap, as Client::connect does.
-        cluster.retrying("Metadata", || cluster.refresh(crate::engine::Topics::Some(&[]))).await?;
+        cluster
+            .retrying("Metadata", || {
+                cluster.refresh(crate::engine::Topics::Some(&[]))
+            })
+            .await?;
         let engine = ProducerEngine::start(
             cluster,
             EngineConfig {
@@ -168,15 +184,26 @@ impl Producer {
                 linger: config.linger,
                 batch_size: config.batch_size,
                 buffer_memory: config.buffer_memory,
-                max_in_flight: if config.idempotent() { config.max_in_flight.min(5) } else { config.max_in_flight },
+                max_in_flight: if config.idempotent() {
+                    config.max_in_flight.min(5)
+                } else {
+                    config.max_in_flight
+                },
                 delivery_timeout: config.delivery_timeout,
                 retries: config.retries,
                 compression: config.compression,
                 max_request_size: config.max_request_size,
             },
         );
-        let partitioner = partitioner.unwrap_or_else(|| Arc::new(DefaultPartitioner::new(config.batch_size)));
-        Ok(Producer { inner: Arc::new(Inner { engine, config, partitioner }) })
+        let partitioner =
+            partitioner.unwrap_or_else(|| Arc::new(DefaultPartitioner::new(config.batch_size)));
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                partitioner,
+            }),
+        })
     }
 
     /// The validated config.
@@ -194,9 +221,12 @@ impl Producer {
     /// broker's acknowledgement.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let (tx, rx) = oneshot::channel();
-        self.send_with(record, Box::new(move |r| {
-            let _ = tx.send(r);
-        }))
+        self.send_with(
+            record,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
         .await?;
         Ok(DeliveryFuture { rx })
     }
@@ -209,7 +239,11 @@ impl Producer {
         self.send_with(record, Box::new(callback)).await
     }
 
-    async fn send_with(&self, record: ProducerRecord, done: Box<dyn FnOnce(Result<RecordMetadata>) + Send>) -> Result<()> {
+    async fn send_with(
+        &self,
+        record: ProducerRecord,
+        done: Box<dyn FnOnce(Result<RecordMetadata>) + Send>,
+    ) -> Result<()> {
         let max_block = self.inner.config.max_block;
         let deadline = Instant::now() + max_block;
         let engine = &self.inner.engine;
@@ -217,19 +251,41 @@ impl Producer {
         let count = partitions.len() as i32;
         let partition = match record.partition {
             Some(p) if p < 0 || p >= count => {
-                return Err(Error::UnknownPartition { topic: record.topic, partition: p });
+                return Err(Error::UnknownPartition {
+                    topic: record.topic,
+                    partition: p,
+                });
             }
             Some(p) => p,
             None => {
-                let available: Vec<i32> = partitions.iter().filter(|(_, up)| *up).map(|(p, _)| *p).collect();
-                let size = record.value.as_ref().map_or(0, |v| v.len()) + record.key.as_ref().map_or(0, |k| k.len());
-                self.inner.partitioner.partition(&record.topic, record.key.as_deref(), size, count, &available)
+                let available: Vec<i32> = partitions
+                    .iter()
+                    .filter(|(_, up)| *up)
+                    .map(|(p, _)| *p)
+                    .collect();
+                let size = record.value.as_ref().map_or(0, |v| v.len())
+                    + record.key.as_ref().map_or(0, |k| k.len());
+                self.inner.partitioner.partition(
+                    &record.topic,
+                    record.key.as_deref(),
+                    size,
+                    count,
+                    &available,
+                )
             }
         };
         let tp = crate::types::TopicPartition::new(record.topic, partition);
         let topic = tp.topic.clone();
         let reply: Reply = Box::new(move |r: std::result::Result<Delivered, ClusterError>| {
-            done(r.map(|d| RecordMetadata { topic, partition, offset: d.offset, timestamp: d.timestamp }).map_err(Error::from))
+            done(
+                r.map(|d| RecordMetadata {
+                    topic,
+                    partition,
+                    offset: d.offset,
+                    timestamp: d.timestamp,
+                })
+                .map_err(Error::from),
+            )
         });
         let out = OutRecord {
             timestamp: record.timestamp.unwrap_or_else(now_ms),

@@ -8,7 +8,14 @@ use std::sync::Mutex;
 /// leader right now (never empty when called with a non-empty topic).
 pub trait Partitioner: Send + Sync + std::fmt::Debug {
     /// Returns a partition in `0..partitions`.
-    fn partition(&self, topic: &str, key: Option<&[u8]>, size: usize, partitions: i32, available: &[i32]) -> i32;
+    fn partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        size: usize,
+        partitions: i32,
+        available: &[i32],
+    ) -> i32;
 }
 
 /// Kafka's murmur2 (Java `Utils.murmur2`).
@@ -31,21 +38,39 @@ pub struct DefaultPartitioner {
 impl DefaultPartitioner {
     /// Switches the sticky partition after `batch_size` bytes.
     pub fn new(batch_size: usize) -> Self {
-        DefaultPartitioner { batch_size: batch_size.max(1), sticky: Mutex::new(HashMap::new()) }
+        DefaultPartitioner {
+            batch_size: batch_size.max(1),
+            sticky: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl Partitioner for DefaultPartitioner {
-    fn partition(&self, topic: &str, key: Option<&[u8]>, size: usize, partitions: i32, available: &[i32]) -> i32 {
+    fn partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        size: usize,
+        partitions: i32,
+        available: &[i32],
+    ) -> i32 {
         if let Some(k) = key {
             return partition_for_key(k, partitions);
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         let entry = sticky.entry(topic.to_owned()).or_insert((-1, 0));
         if entry.0 < 0 || entry.0 >= partitions || entry.1 >= self.batch_size {
-            let pool: Vec<i32> = if available.is_empty() { (0..partitions).collect() } else { available.to_vec() };
+            let pool: Vec<i32> = if available.is_empty() {
+                (0..partitions).collect()
+            } else {
+                available.to_vec()
+            };
             // Move off the current partition when there is a choice.
-            let choices: Vec<i32> = pool.iter().copied().filter(|p| *p != entry.0 || pool.len() == 1).collect();
+            let choices: Vec<i32> = pool
+                .iter()
+                .copied()
+                .filter(|p| *p != entry.0 || pool.len() == 1)
+                .collect();
             *entry = (choices[fastrand::usize(..choices.len())], 0);
         }
         entry.1 += size;
@@ -65,7 +90,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (k, want) in cases {
@@ -78,10 +106,17 @@ mod tests {
         let p = DefaultPartitioner::new(100);
         let all = [0, 1, 2, 3];
         let first = p.partition("t", None, 60, 4, &all);
-        assert_eq!(p.partition("t", None, 60, 4, &all), first, "sticks within a batch");
+        assert_eq!(
+            p.partition("t", None, 60, 4, &all),
+            first,
+            "sticks within a batch"
+        );
         let next = p.partition("t", None, 10, 4, &all);
         assert_ne!(next, first, "moves on after batch.size bytes");
-        assert_eq!(p.partition("t", Some(b"abc"), 1, 4, &all), partition_for_key(b"abc", 4));
+        assert_eq!(
+            p.partition("t", Some(b"abc"), 1, 4, &all),
+            partition_for_key(b"abc", 4)
+        );
     }
 
     #[test]

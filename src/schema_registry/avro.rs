@@ -25,10 +25,13 @@ pub fn parse_schema(text: &str, context: Option<&str>) -> Result<Schema> {
 }
 
 fn schema_label(schema: &Schema) -> String {
-    schema
-        .name()
-        .map(|n| n.fullname(None))
-        .unwrap_or_else(|| serde_json::to_string(schema).unwrap_or_else(|_| "?".into()).chars().take(60).collect())
+    schema.name().map(|n| n.fullname(None)).unwrap_or_else(|| {
+        serde_json::to_string(schema)
+            .unwrap_or_else(|_| "?".into())
+            .chars()
+            .take(60)
+            .collect()
+    })
 }
 
 #[derive(Clone)]
@@ -109,7 +112,8 @@ impl AvroSerializer {
 
     /// The subject this serializer uses for `topic`.
     pub fn subject(&self, topic: &str) -> Result<String> {
-        self.strategy.subject(topic, self.part, self.full_name.as_deref())
+        self.strategy
+            .subject(topic, self.part, self.full_name.as_deref())
     }
 
     /// The schema id written for `topic` (registering or looking up on first use).
@@ -125,10 +129,19 @@ impl AvroSerializer {
                     let latest = self.client.latest_cached(&subject).await?;
                     let ctx = format!("latest version of subject `{subject}`");
                     let schema = parse_schema(&latest.schema, Some(&ctx))?;
-                    return Ok(WriterSchema { id: latest.id, schema: Arc::new(schema) });
+                    return Ok(WriterSchema {
+                        id: latest.id,
+                        schema: Arc::new(schema),
+                    });
                 }
-                let id = self.client.id_for(&subject, &self.text, self.auto_register).await?;
-                Ok(WriterSchema { id, schema: self.schema.clone() })
+                let id = self
+                    .client
+                    .id_for(&subject, &self.text, self.auto_register)
+                    .await?;
+                Ok(WriterSchema {
+                    id,
+                    schema: self.schema.clone(),
+                })
             })
             .await
     }
@@ -148,14 +161,22 @@ impl AvroSerializer {
         };
         let mut buf = Vec::with_capacity(64);
         wire::write_header(w.id, &mut buf);
-        let writer = GenericDatumWriter::builder(&w.schema).build().map_err(|e| Error::parse(None, e))?;
-        writer.write_value_ref(&mut buf, value).map_err(|e| not_conforming(value, &w.schema, e))?;
+        let writer = GenericDatumWriter::builder(&w.schema)
+            .build()
+            .map_err(|e| Error::parse(None, e))?;
+        writer
+            .write_value_ref(&mut buf, value)
+            .map_err(|e| not_conforming(value, &w.schema, e))?;
         Ok(Bytes::from(buf))
     }
 
     /// Encodes a serde value (a `#[derive(Serialize)]` struct whose fields
     /// match the schema's).
-    pub async fn serialize_serde<T: Serialize + ?Sized>(&self, topic: &str, value: &T) -> Result<Bytes> {
+    pub async fn serialize_serde<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        value: &T,
+    ) -> Result<Bytes> {
         let mut buf = Vec::with_capacity(64);
         wire::write_header(0, &mut buf);
         if !self.use_latest {
@@ -171,7 +192,11 @@ impl AvroSerializer {
 
     /// Encodes a JSON text record (see [`super::json`] for the conventions).
     pub async fn serialize_json(&self, topic: &str, json: &str) -> Result<Bytes> {
-        let schema = if self.use_latest { self.writer(topic).await?.schema } else { self.schema.clone() };
+        let schema = if self.use_latest {
+            self.writer(topic).await?.schema
+        } else {
+            self.schema.clone()
+        };
         let value = json_text_to_value(json, &schema)?;
         self.serialize(topic, &value).await
     }
@@ -185,11 +210,16 @@ pub fn decode_datum(writer: &Schema, reader: Option<&Schema>, body: &[u8]) -> Re
     if !rest.is_empty() {
         return Err(Error::Decode {
             id: None,
-            message: format!("{} bytes left after the Avro body (written with another schema?)", rest.len()),
+            message: format!(
+                "{} bytes left after the Avro body (written with another schema?)",
+                rest.len()
+            ),
         });
     }
     match reader {
-        Some(r) => resolve(value, writer, r).map_err(|message| Error::Resolution { id: None, message }),
+        Some(r) => {
+            resolve(value, writer, r).map_err(|message| Error::Resolution { id: None, message })
+        }
         None => Ok(value),
     }
 }
@@ -197,27 +227,45 @@ pub fn decode_datum(writer: &Schema, reader: Option<&Schema>, body: &[u8]) -> Re
 /// Encodes one Avro binary datum (no wire header); the value must conform.
 pub fn encode_datum(schema: &Schema, value: &Value) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let writer = GenericDatumWriter::builder(schema).build().map_err(|e| Error::parse(None, e))?;
-    writer.write_value_ref(&mut buf, value).map_err(|e| not_conforming(value, schema, e))?;
+    let writer = GenericDatumWriter::builder(schema)
+        .build()
+        .map_err(|e| Error::parse(None, e))?;
+    writer
+        .write_value_ref(&mut buf, value)
+        .map_err(|e| not_conforming(value, schema, e))?;
     Ok(buf)
 }
 
-fn encode_serde<T: Serialize + ?Sized>(schema: &Schema, value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    let writer = GenericDatumWriter::builder(schema).build().map_err(|e| Error::parse(None, e))?;
+fn encode_serde<T: Serialize + ?Sized>(
+    schema: &Schema,
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    let writer = GenericDatumWriter::builder(schema)
+        .build()
+        .map_err(|e| Error::parse(None, e))?;
     writer
         .write_ser(buf, &value)
         .map(|_| ())
-        .map_err(|e| Error::NotConforming { schema: schema_label(schema), message: e.to_string() })
+        .map_err(|e| Error::NotConforming {
+            schema: schema_label(schema),
+            message: e.to_string(),
+        })
 }
 
 /// Checks `value` against `schema` with a path to the first problem.
 pub fn check_value(value: &Value, schema: &Schema) -> Result<()> {
     // apache-avro decides; the JSON walk explains where.
-    let names = apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| Error::parse(None, e))?;
+    let names =
+        apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| Error::parse(None, e))?;
     if value.validate_with_names(schema, names.get_names()) {
         return Ok(());
     }
-    Err(not_conforming(value, schema, "value does not match the schema"))
+    Err(not_conforming(
+        value,
+        schema,
+        "value does not match the schema",
+    ))
 }
 
 fn not_conforming(value: &Value, schema: &Schema, e: impl fmt::Display) -> Error {
@@ -225,7 +273,10 @@ fn not_conforming(value: &Value, schema: &Schema, e: impl fmt::Display) -> Error
         Err(Error::Json(path_msg)) => path_msg,
         _ => e.to_string(),
     };
-    Error::NotConforming { schema: schema_label(schema), message }
+    Error::NotConforming {
+        schema: schema_label(schema),
+        message,
+    }
 }
 
 #[derive(Clone)]
@@ -255,7 +306,11 @@ impl AvroDeserializer {
     /// A deserializer returning values in the writer's schema.
     pub fn new(client: SchemaRegistryClient) -> Self {
         let capacity = client.config().cache_capacity;
-        AvroDeserializer { client, reader: None, writers: FlightCache::new(capacity) }
+        AvroDeserializer {
+            client,
+            reader: None,
+            writers: FlightCache::new(capacity),
+        }
     }
 
     /// A deserializer resolving every value into `reader_schema` (schema
@@ -290,7 +345,11 @@ impl AvroDeserializer {
     pub async fn deserialize_with_id(&self, bytes: &[u8]) -> Result<(u32, Value)> {
         let (id, body) = wire::split(bytes)?;
         let w = self.writer(id).await?;
-        let reader = if w.same_as_reader { None } else { self.reader.as_deref() };
+        let reader = if w.same_as_reader {
+            None
+        } else {
+            self.reader.as_deref()
+        };
         let value = decode_datum(&w.schema, reader, body).map_err(|e| e.with_id(id))?;
         Ok((id, value))
     }
@@ -303,8 +362,10 @@ impl AvroDeserializer {
     /// Decodes into a serde type (a `#[derive(Deserialize)]` struct).
     pub async fn deserialize_into<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         let (id, value) = self.deserialize_with_id(bytes).await?;
-        apache_avro::from_value(&value)
-            .map_err(|e| Error::Resolution { id: Some(id), message: format!("into the Rust type: {e}") })
+        apache_avro::from_value(&value).map_err(|e| Error::Resolution {
+            id: Some(id),
+            message: format!("into the Rust type: {e}"),
+        })
     }
 
     /// Decodes to Avro JSON text (see [`super::json`] for the conventions).
@@ -336,21 +397,37 @@ mod tests {
         {"name":"unit","type":"string","default":"C"}]}"#;
 
     fn avro_body(schema: &Schema, v: Value) -> apache_avro::AvroResult<Vec<u8>> {
-        GenericDatumWriter::builder(schema).build()?.write_value_to_vec(v)
+        GenericDatumWriter::builder(schema)
+            .build()?
+            .write_value_to_vec(v)
     }
 
     fn registry_with(ids: &[(u32, &str)]) -> Fake {
-        let fake = Fake { delay: Duration::from_millis(20), ..Default::default() };
+        let fake = Fake {
+            delay: Duration::from_millis(20),
+            ..Default::default()
+        };
         for (id, schema) in ids {
             let body = serde_json::json!({ "schema": schema }).to_string();
-            fake.route("GET", &format!("/apis/ccompat/v7/schemas/ids/{id}"), &[(200, &body)]);
+            fake.route(
+                "GET",
+                &format!("/apis/ccompat/v7/schemas/ids/{id}"),
+                &[(200, &body)],
+            );
         }
         fake.route(
             "GET",
             "/apis/ccompat/v7/schemas/ids/99",
-            &[(404, r#"{"error_code":40403,"message":"Schema 99 not found"}"#)],
+            &[(
+                404,
+                r#"{"error_code":40403,"message":"Schema 99 not found"}"#,
+            )],
         );
-        fake.route("POST", "/apis/ccompat/v7/subjects/t-value/versions", &[(200, r#"{"id":1}"#)]);
+        fake.route(
+            "POST",
+            "/apis/ccompat/v7/subjects/t-value/versions",
+            &[(200, r#"{"id":1}"#)],
+        );
         fake
     }
 
@@ -376,9 +453,15 @@ mod tests {
         let cfg = SchemaRegistryConfig::default();
         let ser = AvroSerializer::new(c.clone(), &cfg, RecordPart::Value, V1).unwrap();
         let de = AvroDeserializer::new(c.clone());
-        let bytes = ser.serialize("t", &v1_record(7, "BAD", Some("x"))).await.unwrap();
+        let bytes = ser
+            .serialize("t", &v1_record(7, "BAD", Some("x")))
+            .await
+            .unwrap();
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
-        assert_eq!(de.deserialize(&bytes).await.unwrap(), v1_record(7, "BAD", Some("x")));
+        assert_eq!(
+            de.deserialize(&bytes).await.unwrap(),
+            v1_record(7, "BAD", Some("x"))
+        );
         let warm = fake.count();
         assert_eq!(warm, 1, "one register; its answer also fills the id cache");
         for i in 0..200 {
@@ -423,8 +506,14 @@ mod tests {
         };
         // v2 reads v1 data: alias, int->long, union widening, default.
         let de2 = AvroDeserializer::with_reader_schema(c.clone(), V2).unwrap();
-        let json = de2.deserialize_json(&frame(1, &v1, v1_record(3, "BAD", Some("n")))).await.unwrap();
-        assert_eq!(json, r#"{"event_id":3,"note":{"string":"n"},"status":"BAD","unit":"C"}"#);
+        let json = de2
+            .deserialize_json(&frame(1, &v1, v1_record(3, "BAD", Some("n"))))
+            .await
+            .unwrap();
+        assert_eq!(
+            json,
+            r#"{"event_id":3,"note":{"string":"n"},"status":"BAD","unit":"C"}"#
+        );
         // v1 reads v2 data: unknown symbol -> error (v1 has no default); a new union branch -> error.
         let de1 = AvroDeserializer::with_reader_schema(c.clone(), V1).unwrap();
         let v2_rec = |status: (u32, &str), note: Value| {
@@ -435,10 +524,20 @@ mod tests {
                 ("unit".into(), Value::String("K".into())),
             ])
         };
-        let e = de1.deserialize(&frame(2, &v2, v2_rec((0, "OK"), Value::Union(0, Box::new(Value::Null))))).await;
+        let e = de1
+            .deserialize(&frame(
+                2,
+                &v2,
+                v2_rec((0, "OK"), Value::Union(0, Box::new(Value::Null))),
+            ))
+            .await;
         // v1 needs `id`, which v2 writes as `event_id` (aliases are the reader's): not forward compatible.
         let e = e.unwrap_err();
-        assert!(matches!(e, Error::Resolution { id: Some(2), .. }) && e.to_string().contains("/fields/id"), "{e}");
+        assert!(
+            matches!(e, Error::Resolution { id: Some(2), .. })
+                && e.to_string().contains("/fields/id"),
+            "{e}"
+        );
         use crate::schema_registry::compat::can_read;
         assert!(!can_read(&v1, &v2).is_empty() && can_read(&v2, &v1).is_empty());
     }
@@ -448,23 +547,46 @@ mod tests {
         let fake = registry_with(&[(1, V1)]);
         let c = client(&fake.clone().start().await);
         let de = AvroDeserializer::new(c.clone());
-        assert!(matches!(de.deserialize(b"{\"json\":1}").await, Err(Error::WireFormat(_))));
-        assert!(matches!(de.deserialize(&[0, 0]).await, Err(Error::WireFormat(_))));
+        assert!(matches!(
+            de.deserialize(b"{\"json\":1}").await,
+            Err(Error::WireFormat(_))
+        ));
+        assert!(matches!(
+            de.deserialize(&[0, 0]).await,
+            Err(Error::WireFormat(_))
+        ));
         let e = de.deserialize(&[0, 0, 0, 0, 99, 2]).await.unwrap_err();
-        assert!(matches!(e, Error::SchemaNotFound { .. }) && e.to_string().contains("99"), "{e}");
+        assert!(
+            matches!(e, Error::SchemaNotFound { .. }) && e.to_string().contains("99"),
+            "{e}"
+        );
         let good = {
             let mut b = Vec::new();
             wire::write_header(1, &mut b);
-            b.extend(avro_body(&parse_schema(V1, None).unwrap(), v1_record(1, "OK", Some("hello"))).unwrap());
+            b.extend(
+                avro_body(
+                    &parse_schema(V1, None).unwrap(),
+                    v1_record(1, "OK", Some("hello")),
+                )
+                .unwrap(),
+            );
             b
         };
         for cut in 5..good.len() {
             let e = de.deserialize(&good[..cut]).await.unwrap_err();
-            assert!(matches!(e, Error::Decode { id: Some(1), .. }), "cut {cut}: {e}");
+            assert!(
+                matches!(e, Error::Decode { id: Some(1), .. }),
+                "cut {cut}: {e}"
+            );
         }
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(de.deserialize(&trailing).await.unwrap_err().to_string().contains("1 bytes left"));
+        assert!(de
+            .deserialize(&trailing)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("1 bytes left"));
         // Garbage bodies: errors or (rarely) values, never a panic.
         let mut rng = fastrand::Rng::with_seed(5);
         for _ in 0..5_000 {
@@ -478,25 +600,45 @@ mod tests {
     async fn non_conforming_values_are_rejected_before_any_request() {
         let fake = registry_with(&[(1, V1)]);
         let c = client(&fake.clone().start().await);
-        let ser = AvroSerializer::new(c.clone(), &SchemaRegistryConfig::default(), RecordPart::Value, V1).unwrap();
+        let ser = AvroSerializer::new(
+            c.clone(),
+            &SchemaRegistryConfig::default(),
+            RecordPart::Value,
+            V1,
+        )
+        .unwrap();
         let bad = Value::Record(vec![
             ("id".into(), Value::String("seven".into())),
             ("status".into(), Value::Enum(0, "OK".into())),
             ("note".into(), Value::Union(0, Box::new(Value::Null))),
         ]);
         let e = ser.serialize("t", &bad).await.unwrap_err();
-        assert!(matches!(e, Error::NotConforming { .. }) && e.to_string().contains("/id"), "{e}");
+        assert!(
+            matches!(e, Error::NotConforming { .. }) && e.to_string().contains("/id"),
+            "{e}"
+        );
         #[derive(serde::Serialize)]
         struct Wrong {
             id: String,
         }
-        let e = ser.serialize_serde("t", &Wrong { id: "x".into() }).await.unwrap_err();
+        let e = ser
+            .serialize_serde("t", &Wrong { id: "x".into() })
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::NotConforming { .. }), "{e}");
-        let e = ser.serialize_json("t", r#"{"id":1,"status":"MAYBE"}"#).await.unwrap_err();
+        let e = ser
+            .serialize_json("t", r#"{"id":1,"status":"MAYBE"}"#)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("MAYBE"), "{e}");
         assert_eq!(fake.count(), 0);
         assert!(matches!(
-            AvroSerializer::new(c, &SchemaRegistryConfig::default(), RecordPart::Key, "{\"type\":\"recrd\"}"),
+            AvroSerializer::new(
+                c,
+                &SchemaRegistryConfig::default(),
+                RecordPart::Key,
+                "{\"type\":\"recrd\"}"
+            ),
             Err(Error::SchemaParse { .. })
         ));
     }
@@ -518,11 +660,24 @@ mod tests {
         }
         let fake = registry_with(&[(1, V1)]);
         let c = client(&fake.clone().start().await);
-        let ser = AvroSerializer::new(c.clone(), &SchemaRegistryConfig::default(), RecordPart::Value, V1).unwrap();
+        let ser = AvroSerializer::new(
+            c.clone(),
+            &SchemaRegistryConfig::default(),
+            RecordPart::Value,
+            V1,
+        )
+        .unwrap();
         let de = AvroDeserializer::new(c);
-        let e = Event { id: 4, status: Status::Bad, note: Some("n".into()) };
+        let e = Event {
+            id: 4,
+            status: Status::Bad,
+            note: Some("n".into()),
+        };
         let bytes = ser.serialize_serde("t", &e).await.unwrap();
         assert_eq!(de.deserialize_into::<Event>(&bytes).await.unwrap(), e);
-        assert_eq!(de.deserialize(&bytes).await.unwrap(), v1_record(4, "BAD", Some("n")));
+        assert_eq!(
+            de.deserialize(&bytes).await.unwrap(),
+            v1_record(4, "BAD", Some("n"))
+        );
     }
 }

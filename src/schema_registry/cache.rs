@@ -17,7 +17,10 @@ pub(crate) struct FlightCache<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> FlightCache<K, V> {
     pub(crate) fn new(capacity: usize) -> Self {
-        FlightCache { map: RwLock::new(HashMap::new()), capacity: capacity.max(1) }
+        FlightCache {
+            map: RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     /// The cached value, if loaded.
@@ -84,7 +87,13 @@ impl<K: Hash + Eq + Clone, V: Clone> FlightCache<K, V> {
 fn evict<K: Hash + Eq + Clone, V>(map: &mut HashMap<K, Arc<OnceCell<V>>>, capacity: usize) {
     map.retain(|_, c| c.initialized() || Arc::strong_count(c) > 1);
     while map.len() >= capacity {
-        let Some(k) = map.iter().find(|(_, c)| c.initialized()).map(|(k, _)| k.clone()) else { break };
+        let Some(k) = map
+            .iter()
+            .find(|(_, c)| c.initialized())
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
         map.remove(&k);
     }
 }
@@ -121,10 +130,21 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_cached_and_capacity_holds() {
         let cache: FlightCache<u32, u32> = FlightCache::new(3);
-        assert_eq!(cache.get_or_load(&1, || async { Err::<u32, _>("boom") }).await, Err("boom"));
-        assert_eq!(cache.get_or_load(&1, || async { Ok::<_, &str>(1) }).await, Ok(1));
+        assert_eq!(
+            cache
+                .get_or_load(&1, || async { Err::<u32, _>("boom") })
+                .await,
+            Err("boom")
+        );
+        assert_eq!(
+            cache.get_or_load(&1, || async { Ok::<_, &str>(1) }).await,
+            Ok(1)
+        );
         for k in 2..10 {
-            cache.get_or_load(&k, || async move { Ok::<_, ()>(k) }).await.unwrap();
+            cache
+                .get_or_load(&k, || async move { Ok::<_, ()>(k) })
+                .await
+                .unwrap();
             assert!(cache.len() <= 3);
         }
         cache.insert(42, 43);

@@ -17,7 +17,8 @@ use super::error::{Error, Result};
 use crate::Backoff;
 
 const CONTENT: &str = "application/vnd.schemaregistry.v1+json";
-const ACCEPTS: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
+const ACCEPTS: &str =
+    "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
 /// Largest registry answer read; schemas are small, lists of subjects are not unbounded.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -116,14 +117,22 @@ impl SchemaRegistryClient {
         let bases = config
             .urls
             .iter()
-            .map(|u| Url::parse(u).map_err(|e| Error::config("schema.registry.url", format!("`{u}`: {e}"))))
+            .map(|u| {
+                Url::parse(u)
+                    .map_err(|e| Error::config("schema.registry.url", format!("`{u}`: {e}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("kafka-ingest/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::config("schema.registry.url", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::config(
+                    "schema.registry.url",
+                    format!("cannot build HTTP client: {e}"),
+                )
+            })?;
         let cap = config.cache_capacity;
         Ok(SchemaRegistryClient {
             inner: Arc::new(Inner {
@@ -160,9 +169,21 @@ impl SchemaRegistryClient {
                 struct Id {
                     id: u32,
                 }
-                let op = Op { name: "register", subject: Some(subject), ..Default::default() };
+                let op = Op {
+                    name: "register",
+                    subject: Some(subject),
+                    ..Default::default()
+                };
                 let body = json!({ "schema": schema });
-                let r: Id = self.call(&op, Method::POST, &["subjects", subject, "versions"], &[], Some(body)).await?;
+                let r: Id = self
+                    .call(
+                        &op,
+                        Method::POST,
+                        &["subjects", subject, "versions"],
+                        &[],
+                        Some(body),
+                    )
+                    .await?;
                 // The id now names this schema: deserializers need not fetch it.
                 self.inner.by_id.insert(r.id, Arc::from(schema));
                 Ok(r.id)
@@ -175,12 +196,18 @@ impl SchemaRegistryClient {
         let op = Op {
             name: "lookup",
             subject: Some(subject),
-            what: Some(format!("the schema is not registered under subject `{subject}`")),
+            what: Some(format!(
+                "the schema is not registered under subject `{subject}`"
+            )),
             ..Default::default()
         };
         let body = json!({ "schema": schema });
-        let r: RegisteredSchema = self.call(&op, Method::POST, &["subjects", subject], &[], Some(body)).await?;
-        self.inner.ids.insert((subject.to_owned(), schema.to_owned()), r.id);
+        let r: RegisteredSchema = self
+            .call(&op, Method::POST, &["subjects", subject], &[], Some(body))
+            .await?;
+        self.inner
+            .ids
+            .insert((subject.to_owned(), schema.to_owned()), r.id);
         self.inner.by_id.insert(r.id, Arc::from(r.schema.as_str()));
         Ok(r)
     }
@@ -191,7 +218,12 @@ impl SchemaRegistryClient {
             return self.register(subject, schema).await;
         }
         let key = (subject.to_owned(), schema.to_owned());
-        self.inner.ids.get_or_load(&key, || async { Ok(self.lookup(subject, schema).await?.id) }).await
+        self.inner
+            .ids
+            .get_or_load(&key, || async {
+                Ok(self.lookup(subject, schema).await?.id)
+            })
+            .await
     }
 
     /// The schema text with this global id. Cached.
@@ -203,9 +235,20 @@ impl SchemaRegistryClient {
                 struct S {
                     schema: String,
                 }
-                let op =
-                    Op { name: "get schema by id", what: Some(format!("no schema has id {id}")), ..Default::default() };
-                let r: S = self.call(&op, Method::GET, &["schemas", "ids", &id.to_string()], &[], None).await?;
+                let op = Op {
+                    name: "get schema by id",
+                    what: Some(format!("no schema has id {id}")),
+                    ..Default::default()
+                };
+                let r: S = self
+                    .call(
+                        &op,
+                        Method::GET,
+                        &["schemas", "ids", &id.to_string()],
+                        &[],
+                        None,
+                    )
+                    .await?;
                 Ok(Arc::from(r.schema))
             })
             .await
@@ -213,10 +256,22 @@ impl SchemaRegistryClient {
 
     /// A version of a subject (not cached: `latest` moves).
     pub async fn version(&self, subject: &str, version: Version) -> Result<RegisteredSchema> {
-        let op = Op { name: "get version", subject: Some(subject), version: Some(version), ..Default::default() };
+        let op = Op {
+            name: "get version",
+            subject: Some(subject),
+            version: Some(version),
+            ..Default::default()
+        };
         let v = version.to_string();
-        let r: RegisteredSchema =
-            self.call(&op, Method::GET, &["subjects", subject, "versions", &v], &[], None).await?;
+        let r: RegisteredSchema = self
+            .call(
+                &op,
+                Method::GET,
+                &["subjects", subject, "versions", &v],
+                &[],
+                None,
+            )
+            .await?;
         self.inner.by_id.insert(r.id, Arc::from(r.schema.as_str()));
         Ok(r)
     }
@@ -229,29 +284,59 @@ impl SchemaRegistryClient {
     /// The newest version as first seen by this client (for `use.latest.version`;
     /// like Confluent's default, it is not refreshed).
     pub async fn latest_cached(&self, subject: &str) -> Result<RegisteredSchema> {
-        self.inner.latest.get_or_load(subject, || self.latest(subject)).await
+        self.inner
+            .latest
+            .get_or_load(subject, || self.latest(subject))
+            .await
     }
 
     /// All subjects.
     pub async fn subjects(&self) -> Result<Vec<String>> {
-        let op = Op { name: "list subjects", ..Default::default() };
+        let op = Op {
+            name: "list subjects",
+            ..Default::default()
+        };
         self.call(&op, Method::GET, &["subjects"], &[], None).await
     }
 
     /// The version numbers of a subject.
     pub async fn versions(&self, subject: &str) -> Result<Vec<i32>> {
-        let op = Op { name: "list versions", subject: Some(subject), ..Default::default() };
-        self.call(&op, Method::GET, &["subjects", subject, "versions"], &[], None).await
+        let op = Op {
+            name: "list versions",
+            subject: Some(subject),
+            ..Default::default()
+        };
+        self.call(
+            &op,
+            Method::GET,
+            &["subjects", subject, "versions"],
+            &[],
+            None,
+        )
+        .await
     }
 
     /// Deletes a subject and returns the versions it had. A soft delete first;
     /// `permanent` then also purges it (Confluent needs both steps).
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
-        let op = Op { name: "delete subject", subject: Some(subject), ..Default::default() };
-        let versions: Vec<i32> = self.call(&op, Method::DELETE, &["subjects", subject], &[], None).await?;
+        let op = Op {
+            name: "delete subject",
+            subject: Some(subject),
+            ..Default::default()
+        };
+        let versions: Vec<i32> = self
+            .call(&op, Method::DELETE, &["subjects", subject], &[], None)
+            .await?;
         if permanent {
-            let _: Vec<i32> =
-                self.call(&op, Method::DELETE, &["subjects", subject], &[("permanent", "true")], None).await?;
+            let _: Vec<i32> = self
+                .call(
+                    &op,
+                    Method::DELETE,
+                    &["subjects", subject],
+                    &[("permanent", "true")],
+                    None,
+                )
+                .await?;
         }
         self.inner.ids.remove_where(|(s, _)| s == subject);
         self.inner.latest.remove_where(|s| s == subject);
@@ -266,41 +351,85 @@ impl SchemaRegistryClient {
         schema: &str,
         version: Version,
     ) -> Result<CompatibilityCheck> {
-        let op =
-            Op { name: "test compatibility", subject: Some(subject), version: Some(version), ..Default::default() };
+        let op = Op {
+            name: "test compatibility",
+            subject: Some(subject),
+            version: Some(version),
+            ..Default::default()
+        };
         let v = version.to_string();
         let path = ["compatibility", "subjects", subject, "versions", &v];
-        self.call(&op, Method::POST, &path, &[("verbose", "true")], Some(json!({ "schema": schema }))).await
+        self.call(
+            &op,
+            Method::POST,
+            &path,
+            &[("verbose", "true")],
+            Some(json!({ "schema": schema })),
+        )
+        .await
     }
 
     /// Asks whether `schema` may be registered under `subject`, tested against
     /// the versions the subject's level names (`/compatibility/subjects/{s}/versions`).
-    pub async fn test_compatibility_all(&self, subject: &str, schema: &str) -> Result<CompatibilityCheck> {
-        let op = Op { name: "test compatibility", subject: Some(subject), ..Default::default() };
+    pub async fn test_compatibility_all(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<CompatibilityCheck> {
+        let op = Op {
+            name: "test compatibility",
+            subject: Some(subject),
+            ..Default::default()
+        };
         let path = ["compatibility", "subjects", subject, "versions"];
-        self.call(&op, Method::POST, &path, &[("verbose", "true")], Some(json!({ "schema": schema }))).await
+        self.call(
+            &op,
+            Method::POST,
+            &path,
+            &[("verbose", "true")],
+            Some(json!({ "schema": schema })),
+        )
+        .await
     }
 
     /// The global compatibility level.
     pub async fn global_compatibility(&self) -> Result<CompatibilityLevel> {
-        let op = Op { name: "get global compatibility", ..Default::default() };
+        let op = Op {
+            name: "get global compatibility",
+            ..Default::default()
+        };
         let r: LevelAnswer = self.call(&op, Method::GET, &["config"], &[], None).await?;
         r.level(op.name)
     }
 
     /// Sets the global compatibility level.
-    pub async fn set_global_compatibility(&self, level: CompatibilityLevel) -> Result<CompatibilityLevel> {
-        let op = Op { name: "set global compatibility", ..Default::default() };
+    pub async fn set_global_compatibility(
+        &self,
+        level: CompatibilityLevel,
+    ) -> Result<CompatibilityLevel> {
+        let op = Op {
+            name: "set global compatibility",
+            ..Default::default()
+        };
         let body = json!({ "compatibility": level.as_str() });
-        let r: LevelAnswer = self.call(&op, Method::PUT, &["config"], &[], Some(body)).await?;
+        let r: LevelAnswer = self
+            .call(&op, Method::PUT, &["config"], &[], Some(body))
+            .await?;
         r.level(op.name)
     }
 
     /// The subject's own level; `None` when it has none (Confluent's 40408).
     /// Some registries (Apicurio) answer with the global level instead.
     pub async fn subject_compatibility(&self, subject: &str) -> Result<Option<CompatibilityLevel>> {
-        let op = Op { name: "get subject compatibility", subject: Some(subject), ..Default::default() };
-        match self.call::<LevelAnswer>(&op, Method::GET, &["config", subject], &[], None).await {
+        let op = Op {
+            name: "get subject compatibility",
+            subject: Some(subject),
+            ..Default::default()
+        };
+        match self
+            .call::<LevelAnswer>(&op, Method::GET, &["config", subject], &[], None)
+            .await
+        {
             Ok(r) => r.level(op.name).map(Some),
             Err(e) if e.code() == Some(40408) => Ok(None),
             Err(e) => Err(e),
@@ -313,16 +442,28 @@ impl SchemaRegistryClient {
         subject: &str,
         level: CompatibilityLevel,
     ) -> Result<CompatibilityLevel> {
-        let op = Op { name: "set subject compatibility", subject: Some(subject), ..Default::default() };
+        let op = Op {
+            name: "set subject compatibility",
+            subject: Some(subject),
+            ..Default::default()
+        };
         let body = json!({ "compatibility": level.as_str() });
-        let r: LevelAnswer = self.call(&op, Method::PUT, &["config", subject], &[], Some(body)).await?;
+        let r: LevelAnswer = self
+            .call(&op, Method::PUT, &["config", subject], &[], Some(body))
+            .await?;
         r.level(op.name)
     }
 
     /// Removes the subject's level so the global one applies again.
     pub async fn delete_subject_compatibility(&self, subject: &str) -> Result<()> {
-        let op = Op { name: "delete subject compatibility", subject: Some(subject), ..Default::default() };
-        let _: serde_json::Value = self.call(&op, Method::DELETE, &["config", subject], &[], None).await?;
+        let op = Op {
+            name: "delete subject compatibility",
+            subject: Some(subject),
+            ..Default::default()
+        };
+        let _: serde_json::Value = self
+            .call(&op, Method::DELETE, &["config", subject], &[], None)
+            .await?;
         Ok(())
     }
 
@@ -345,7 +486,10 @@ impl SchemaRegistryClient {
             let index = (first + attempt as usize) % inner.bases.len();
             let url = endpoint(&inner.bases[index], segments, query);
             inner.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = inner.http.request(method.clone(), url).header(ACCEPT, ACCEPTS);
+            let mut req = inner
+                .http
+                .request(method.clone(), url)
+                .header(ACCEPT, ACCEPTS);
             if let Some(b) = &body {
                 req = req.header(CONTENT_TYPE, CONTENT).body(b.clone());
             }
@@ -382,7 +526,14 @@ impl SchemaRegistryClient {
                     // Try the next URL first next time too.
                     inner.next_base.store(index + 1, Ordering::Relaxed);
                 }
-                Err(e) => return Err(transport_error(e, &inner.bases[index], op, cfg.request_timeout)),
+                Err(e) => {
+                    return Err(transport_error(
+                        e,
+                        &inner.bases[index],
+                        op,
+                        cfg.request_timeout,
+                    ))
+                }
             }
             tokio::time::sleep(backoff.next_delay()).await;
             attempt += 1;
@@ -399,8 +550,10 @@ struct LevelAnswer {
 impl LevelAnswer {
     fn level(self, op: &str) -> Result<CompatibilityLevel> {
         let s = self.level.unwrap_or_default();
-        s.parse()
-            .map_err(|_| Error::InvalidResponse { operation: op.to_owned(), message: format!("unknown level `{s}`") })
+        s.parse().map_err(|_| Error::InvalidResponse {
+            operation: op.to_owned(),
+            message: format!("unknown level `{s}`"),
+        })
     }
 }
 
@@ -434,9 +587,17 @@ fn is_connection_error(e: &reqwest::Error) -> bool {
     e.is_connect() || ((e.is_request() || e.is_body()) && !e.is_timeout())
 }
 
-fn transport_error(e: reqwest::Error, base: &Url, op: &Op<'_>, after: std::time::Duration) -> Error {
+fn transport_error(
+    e: reqwest::Error,
+    base: &Url,
+    op: &Op<'_>,
+    after: std::time::Duration,
+) -> Error {
     if e.is_timeout() && !e.is_connect() {
-        return Error::Timeout { operation: format!("{} at {base}", op.name), after };
+        return Error::Timeout {
+            operation: format!("{} at {base}", op.name),
+            after,
+        };
     }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -445,7 +606,11 @@ fn transport_error(e: reqwest::Error, base: &Url, op: &Op<'_>, after: std::time:
         message.push_str(&s.to_string());
         source = s.source();
     }
-    Error::Connection { url: base.to_string(), operation: op.name.to_owned(), message }
+    Error::Connection {
+        url: base.to_string(),
+        operation: op.name.to_owned(),
+        message,
+    }
 }
 
 fn snippet(bytes: &[u8]) -> String {
@@ -464,19 +629,35 @@ fn answer_error(status: StatusCode, body: &[u8], op: &Op<'_>) -> Error {
         message: Option<String>,
     }
     let parsed = serde_json::from_slice::<Answer>(body).ok();
-    let code = parsed.as_ref().and_then(|a| a.error_code).unwrap_or(i32::from(status.as_u16()));
-    let message = parsed.and_then(|a| a.message).unwrap_or_else(|| snippet(body));
+    let code = parsed
+        .as_ref()
+        .and_then(|a| a.error_code)
+        .unwrap_or(i32::from(status.as_u16()));
+    let message = parsed
+        .and_then(|a| a.message)
+        .unwrap_or_else(|| snippet(body));
     let subject = op.subject.unwrap_or_default().to_owned();
     match (status.as_u16(), code) {
-        (401 | 403, _) | (_, 40101 | 40301) => Error::Unauthorized { status: status.as_u16(), message },
+        (401 | 403, _) | (_, 40101 | 40301) => Error::Unauthorized {
+            status: status.as_u16(),
+            message,
+        },
         (_, 40401) => Error::SubjectNotFound { subject },
-        (_, 40402) => {
-            Error::VersionNotFound { subject, version: op.version.map(|v| v.to_string()).unwrap_or_default() }
-        }
-        (_, 40403) => Error::SchemaNotFound { what: op.what.clone().unwrap_or(message) },
+        (_, 40402) => Error::VersionNotFound {
+            subject,
+            version: op.version.map(|v| v.to_string()).unwrap_or_default(),
+        },
+        (_, 40403) => Error::SchemaNotFound {
+            what: op.what.clone().unwrap_or(message),
+        },
         (_, 409) => Error::IncompatibleSchema { subject, message },
         (_, 42201) => Error::InvalidSchema { message },
-        _ => Error::Registry { operation: op.name.to_owned(), status: status.as_u16(), code, message },
+        _ => Error::Registry {
+            operation: op.name.to_owned(),
+            status: status.as_u16(),
+            code,
+            message,
+        },
     }
 }
 
@@ -507,7 +688,10 @@ pub(crate) mod tests {
         /// Answers with these in turn; the last one repeats.
         pub fn route(&self, method: &str, path: &str, answers: &[(u16, &str)]) {
             let v = answers.iter().map(|(s, b)| (*s, b.to_string())).collect();
-            self.routes.lock().unwrap().insert((method.into(), path.into()), v);
+            self.routes
+                .lock()
+                .unwrap()
+                .insert((method.into(), path.into()), v);
         }
 
         pub fn count(&self) -> usize {
@@ -519,7 +703,9 @@ pub(crate) mod tests {
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move {
                 loop {
-                    let Ok((mut sock, _)) = listener.accept().await else { return };
+                    let Ok((mut sock, _)) = listener.accept().await else {
+                        return;
+                    };
                     let fake = self.clone();
                     tokio::spawn(async move {
                         let mut buf = Vec::new();
@@ -535,7 +721,9 @@ pub(crate) mod tests {
                         let len: usize = head
                             .lines()
                             .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_owned())
                             })
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(0);
@@ -544,19 +732,33 @@ pub(crate) mod tests {
                                 return;
                             }
                         }
-                        let body =
-                            (len > 0).then(|| String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned());
+                        let body = (len > 0).then(|| {
+                            String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned()
+                        });
                         let mut first = head.lines().next().unwrap_or("").split(' ');
                         let method = first.next().unwrap_or("").to_owned();
-                        let path = first.next().unwrap_or("").split('?').next().unwrap_or("").to_owned();
-                        fake.log.lock().unwrap().push((method.clone(), path.clone(), body, head.clone()));
+                        let path = first
+                            .next()
+                            .unwrap_or("")
+                            .split('?')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
+                        fake.log.lock().unwrap().push((
+                            method.clone(),
+                            path.clone(),
+                            body,
+                            head.clone(),
+                        ));
                         tokio::time::sleep(fake.delay).await;
                         let (status, body) = {
                             let mut routes = fake.routes.lock().unwrap();
                             match routes.get_mut(&(method, path)) {
                                 Some(v) if v.len() > 1 => v.remove(0),
                                 Some(v) => v[0].clone(),
-                                None => (404, r#"{"error_code":404,"message":"no route"}"#.to_owned()),
+                                None => {
+                                    (404, r#"{"error_code":404,"message":"no route"}"#.to_owned())
+                                }
                             }
                         };
                         let resp = format!(
@@ -580,9 +782,20 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn caches_and_single_flight() {
-        let fake = Fake { delay: Duration::from_millis(100), ..Default::default() };
-        fake.route("GET", "/apis/ccompat/v7/schemas/ids/7", &[(200, r#"{"schema":"\"string\""}"#)]);
-        fake.route("POST", "/apis/ccompat/v7/subjects/t-value/versions", &[(200, r#"{"id":7}"#)]);
+        let fake = Fake {
+            delay: Duration::from_millis(100),
+            ..Default::default()
+        };
+        fake.route(
+            "GET",
+            "/apis/ccompat/v7/schemas/ids/7",
+            &[(200, r#"{"schema":"\"string\""}"#)],
+        );
+        fake.route(
+            "POST",
+            "/apis/ccompat/v7/subjects/t-value/versions",
+            &[(200, r#"{"id":7}"#)],
+        );
         let url = fake.clone().start().await;
         let c = client(&url);
         let mut tasks = Vec::new();
@@ -611,8 +824,15 @@ pub(crate) mod tests {
         assert_eq!(fake.count(), 2, "warm cache makes no requests");
         assert_eq!(c.request_count(), 2);
         let log = fake.log.lock().unwrap();
-        let body: serde_json::Value =
-            serde_json::from_str(log.iter().find(|l| l.0 == "POST").unwrap().2.as_deref().unwrap()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(
+            log.iter()
+                .find(|l| l.0 == "POST")
+                .unwrap()
+                .2
+                .as_deref()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(body, json!({"schema": "\"string\""}));
     }
 
@@ -623,31 +843,84 @@ pub(crate) mod tests {
         fake.route(
             "GET",
             &format!("{p}/schemas/ids/1"),
-            &[(404, r#"{"error_code":40403,"message":"Schema 1 not found"}"#)],
+            &[(
+                404,
+                r#"{"error_code":40403,"message":"Schema 1 not found"}"#,
+            )],
         );
-        fake.route("GET", &format!("{p}/subjects/s/versions/3"), &[(404, r#"{"error_code":40402,"message":"v"}"#)]);
-        fake.route("GET", &format!("{p}/subjects/none/versions"), &[(404, r#"{"error_code":40401,"message":"s"}"#)]);
-        fake.route("POST", &format!("{p}/subjects/s/versions"), &[(409, r#"{"error_code":409,"message":"diff"}"#)]);
-        fake.route("POST", &format!("{p}/subjects/bad/versions"), &[(422, r#"{"error_code":42201,"message":"nope"}"#)]);
-        fake.route("GET", &format!("{p}/subjects"), &[(401, r#"{"error_code":40101,"message":"who"}"#)]);
-        fake.route("GET", &format!("{p}/config/s"), &[(404, r#"{"error_code":40408,"message":"none"}"#)]);
-        fake.route("GET", &format!("{p}/config"), &[(200, r#"{"compatibilityLevel":"FULL_TRANSITIVE"}"#)]);
-        fake.route("GET", &format!("{p}/subjects/weird%2Fname%20x/versions"), &[(200, "[1,2]")]);
+        fake.route(
+            "GET",
+            &format!("{p}/subjects/s/versions/3"),
+            &[(404, r#"{"error_code":40402,"message":"v"}"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/subjects/none/versions"),
+            &[(404, r#"{"error_code":40401,"message":"s"}"#)],
+        );
+        fake.route(
+            "POST",
+            &format!("{p}/subjects/s/versions"),
+            &[(409, r#"{"error_code":409,"message":"diff"}"#)],
+        );
+        fake.route(
+            "POST",
+            &format!("{p}/subjects/bad/versions"),
+            &[(422, r#"{"error_code":42201,"message":"nope"}"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/subjects"),
+            &[(401, r#"{"error_code":40101,"message":"who"}"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/config/s"),
+            &[(404, r#"{"error_code":40408,"message":"none"}"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/config"),
+            &[(200, r#"{"compatibilityLevel":"FULL_TRANSITIVE"}"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/subjects/weird%2Fname%20x/versions"),
+            &[(200, "[1,2]")],
+        );
         let c = client(&fake.clone().start().await);
         let e = c.schema_by_id(1).await.unwrap_err();
-        assert!(matches!(e, Error::SchemaNotFound { .. }) && e.to_string().contains("id 1"), "{e}");
+        assert!(
+            matches!(e, Error::SchemaNotFound { .. }) && e.to_string().contains("id 1"),
+            "{e}"
+        );
         let e = c.version("s", Version::Number(3)).await.unwrap_err();
-        assert!(matches!(&e, Error::VersionNotFound { subject, version } if subject == "s" && version == "3"), "{e}");
+        assert!(
+            matches!(&e, Error::VersionNotFound { subject, version } if subject == "s" && version == "3"),
+            "{e}"
+        );
         let e = c.versions("none").await.unwrap_err();
-        assert!(matches!(&e, Error::SubjectNotFound { subject } if subject == "none"), "{e}");
+        assert!(
+            matches!(&e, Error::SubjectNotFound { subject } if subject == "none"),
+            "{e}"
+        );
         let e = c.register("s", "\"int\"").await.unwrap_err();
-        assert!(matches!(&e, Error::IncompatibleSchema { message, .. } if message == "diff"), "{e}");
+        assert!(
+            matches!(&e, Error::IncompatibleSchema { message, .. } if message == "diff"),
+            "{e}"
+        );
         assert_eq!(e.code(), Some(409));
-        assert!(matches!(c.register("bad", "x").await.unwrap_err(), Error::InvalidSchema { .. }));
+        assert!(matches!(
+            c.register("bad", "x").await.unwrap_err(),
+            Error::InvalidSchema { .. }
+        ));
         let e = c.subjects().await.unwrap_err();
         assert!(matches!(e, Error::Unauthorized { status: 401, .. }), "{e}");
         assert_eq!(c.subject_compatibility("s").await.unwrap(), None);
-        assert_eq!(c.global_compatibility().await.unwrap(), CompatibilityLevel::FullTransitive);
+        assert_eq!(
+            c.global_compatibility().await.unwrap(),
+            CompatibilityLevel::FullTransitive
+        );
         assert_eq!(c.versions("weird/name x").await.unwrap(), vec![1, 2]);
         assert_eq!(fake.count(), 9, "4xx answers are not retried");
     }
@@ -656,13 +929,31 @@ pub(crate) mod tests {
     async fn retries_5xx_then_gives_up() {
         let fake = Fake::default();
         let p = "/apis/ccompat/v7";
-        fake.route("GET", &format!("{p}/subjects"), &[(503, "busy"), (500, "{}"), (200, r#"["a"]"#)]);
-        fake.route("GET", &format!("{p}/schemas/ids/5"), &[(500, r#"{"error_code":50001,"message":"store"}"#)]);
+        fake.route(
+            "GET",
+            &format!("{p}/subjects"),
+            &[(503, "busy"), (500, "{}"), (200, r#"["a"]"#)],
+        );
+        fake.route(
+            "GET",
+            &format!("{p}/schemas/ids/5"),
+            &[(500, r#"{"error_code":50001,"message":"store"}"#)],
+        );
         let c = client(&fake.clone().start().await);
         assert_eq!(c.subjects().await.unwrap(), vec!["a"]);
         assert_eq!(fake.count(), 3);
         let e = c.schema_by_id(5).await.unwrap_err();
-        assert!(matches!(e, Error::Registry { code: 50001, status: 500, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Registry {
+                    code: 50001,
+                    status: 500,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.is_retriable());
         assert_eq!(fake.count(), 3 + 4, "1 try + max.retries (3)");
     }
@@ -683,7 +974,10 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn request_timeout_is_enforced() {
-        let fake = Fake { delay: Duration::from_secs(5), ..Default::default() };
+        let fake = Fake {
+            delay: Duration::from_secs(5),
+            ..Default::default()
+        };
         fake.route("GET", "/subjects", &[(200, "[]")]);
         let url = fake.clone().start().await.replace("/apis/ccompat/v7", "");
         let mut cfg = SchemaRegistryConfig::new(&url);
@@ -703,7 +997,10 @@ pub(crate) mod tests {
         fake.route("GET", "/subjects", &[(200, &huge)]);
         let url = fake.clone().start().await.replace("/apis/ccompat/v7", "");
         let e = client(&url).subjects().await.unwrap_err();
-        assert!(matches!(e, Error::InvalidResponse { .. }) && e.to_string().contains("larger than"), "{e}");
+        assert!(
+            matches!(e, Error::InvalidResponse { .. }) && e.to_string().contains("larger than"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -713,9 +1010,16 @@ pub(crate) mod tests {
         let url = fake.clone().start().await.replace("/apis/ccompat/v7", "");
         let mut cfg = SchemaRegistryConfig::new(&url);
         cfg.set("basic.auth.user.info", "alice:secret").unwrap();
-        SchemaRegistryClient::new(&cfg).unwrap().subjects().await.unwrap();
+        SchemaRegistryClient::new(&cfg)
+            .unwrap()
+            .subjects()
+            .await
+            .unwrap();
         let head = fake.log.lock().unwrap()[0].3.to_ascii_lowercase();
         // base64("alice:secret")
-        assert!(head.contains("authorization: basic ywxpy2u6c2vjcmv0"), "{head}");
+        assert!(
+            head.contains("authorization: basic ywxpy2u6c2vjcmv0"),
+            "{head}"
+        );
     }
 }

@@ -69,17 +69,26 @@ impl CompatibilityLevel {
 
     /// Checked against every earlier version, not only the latest.
     pub fn is_transitive(self) -> bool {
-        matches!(self, Self::BackwardTransitive | Self::ForwardTransitive | Self::FullTransitive)
+        matches!(
+            self,
+            Self::BackwardTransitive | Self::ForwardTransitive | Self::FullTransitive
+        )
     }
 
     /// The new schema must read old data.
     pub fn checks_backward(self) -> bool {
-        matches!(self, Self::Backward | Self::BackwardTransitive | Self::Full | Self::FullTransitive)
+        matches!(
+            self,
+            Self::Backward | Self::BackwardTransitive | Self::Full | Self::FullTransitive
+        )
     }
 
     /// Old schemas must read new data.
     pub fn checks_forward(self) -> bool {
-        matches!(self, Self::Forward | Self::ForwardTransitive | Self::Full | Self::FullTransitive)
+        matches!(
+            self,
+            Self::Forward | Self::ForwardTransitive | Self::Full | Self::FullTransitive
+        )
     }
 }
 
@@ -95,10 +104,16 @@ impl FromStr for CompatibilityLevel {
     /// Case-insensitive; `-` may stand for `_`.
     fn from_str(s: &str) -> Result<Self, String> {
         let norm = s.trim().replace('-', "_");
-        Self::ALL.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(&norm)).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
-            format!("unknown compatibility level `{s}`; expected one of {}", names.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(&norm))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!(
+                    "unknown compatibility level `{s}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -173,8 +188,13 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.previous + 1;
         match self.direction {
-            Direction::NewReadsOld => write!(f, "new schema cannot read data written with version {n}: ")?,
-            Direction::OldReadsNew => write!(f, "version {n} cannot read data written with the new schema: ")?,
+            Direction::NewReadsOld => {
+                write!(f, "new schema cannot read data written with version {n}: ")?
+            }
+            Direction::OldReadsNew => write!(
+                f,
+                "version {n} cannot read data written with the new schema: "
+            )?,
         }
         write!(f, "{}", self.incompatibility)
     }
@@ -198,23 +218,39 @@ impl CompatibilityReport {
 
 /// Whether `new` may follow `previous` (oldest first) under `level`, as a
 /// registry decides: non-transitive levels look at the last previous only.
-pub fn check_compatibility(level: CompatibilityLevel, new: &Schema, previous: &[Schema]) -> CompatibilityReport {
+pub fn check_compatibility(
+    level: CompatibilityLevel,
+    new: &Schema,
+    previous: &[Schema],
+) -> CompatibilityReport {
     let mut problems = Vec::new();
-    let from = if level.is_transitive() { 0 } else { previous.len().saturating_sub(1) };
+    let from = if level.is_transitive() {
+        0
+    } else {
+        previous.len().saturating_sub(1)
+    };
     for (i, old) in previous.iter().enumerate().skip(from) {
         if level.checks_backward() {
-            problems.extend(can_read(new, old).into_iter().map(|incompatibility| Problem {
-                previous: i,
-                direction: Direction::NewReadsOld,
-                incompatibility,
-            }));
+            problems.extend(
+                can_read(new, old)
+                    .into_iter()
+                    .map(|incompatibility| Problem {
+                        previous: i,
+                        direction: Direction::NewReadsOld,
+                        incompatibility,
+                    }),
+            );
         }
         if level.checks_forward() {
-            problems.extend(can_read(old, new).into_iter().map(|incompatibility| Problem {
-                previous: i,
-                direction: Direction::OldReadsNew,
-                incompatibility,
-            }));
+            problems.extend(
+                can_read(old, new)
+                    .into_iter()
+                    .map(|incompatibility| Problem {
+                        previous: i,
+                        direction: Direction::OldReadsNew,
+                        incompatibility,
+                    }),
+            );
         }
     }
     CompatibilityReport { level, problems }
@@ -236,7 +272,12 @@ pub(crate) struct Checker<'n, 'r, 'w> {
 
 impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
     pub(crate) fn new(rnames: &'n Names<'r>, wnames: &'n Names<'w>) -> Self {
-        Checker { rnames, wnames, memo: HashMap::new(), path: Vec::new() }
+        Checker {
+            rnames,
+            wnames,
+            memo: HashMap::new(),
+            path: Vec::new(),
+        }
     }
 
     fn here(&self) -> String {
@@ -248,7 +289,11 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
     }
 
     fn issue(&self, kind: IncompatibilityKind, message: String) -> Incompatibility {
-        Incompatibility { kind, path: self.here(), message }
+        Incompatibility {
+            kind,
+            path: self.here(),
+            message,
+        }
     }
 
     fn at<T>(&mut self, step: &str, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -261,11 +306,21 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
     pub(crate) fn check(&mut self, reader: &'r Schema, writer: &'w Schema) -> Vec<Incompatibility> {
         let r = match self.rnames.node(reader) {
             Ok(n) => n,
-            Err(e) => return vec![self.issue(IncompatibilityKind::UnresolvedReference, format!("reader: {e}"))],
+            Err(e) => {
+                return vec![self.issue(
+                    IncompatibilityKind::UnresolvedReference,
+                    format!("reader: {e}"),
+                )]
+            }
         };
         let w = match self.wnames.node(writer) {
             Ok(n) => n,
-            Err(e) => return vec![self.issue(IncompatibilityKind::UnresolvedReference, format!("writer: {e}"))],
+            Err(e) => {
+                return vec![self.issue(
+                    IncompatibilityKind::UnresolvedReference,
+                    format!("writer: {e}"),
+                )]
+            }
         };
         self.check_nodes(r, w)
     }
@@ -300,9 +355,11 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
             | (Bytes, Bytes)
             | (String, String) => Vec::new(),
             // Promotions.
-            (Long, Int) | (Float, Int | Long) | (Double, Int | Long | Float) | (Bytes, String) | (String, Bytes) => {
-                Vec::new()
-            }
+            (Long, Int)
+            | (Float, Int | Long)
+            | (Double, Int | Long | Float)
+            | (Bytes, String)
+            | (String, Bytes) => Vec::new(),
             (Array(ri), Array(wi)) => self.at("items", |c| c.check(ri, wi)),
             (Map(rv), Map(wv)) => self.at("values", |c| c.check(rv, wv)),
             (Fixed(rf), Fixed(wf)) => {
@@ -311,7 +368,10 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
                     out.push(self.at("size", |c| {
                         c.issue(
                             IncompatibilityKind::FixedSizeMismatch,
-                            format!("reader fixed has size {}, writer's has size {}", rf.size, wf.size),
+                            format!(
+                                "reader fixed has size {}, writer's has size {}",
+                                rf.size, wf.size
+                            ),
                         )
                     }));
                 }
@@ -319,15 +379,22 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
             }
             (Enum(re), Enum(we)) => {
                 let mut out = self.check_names(r, w);
-                let missing: BTreeSet<&str> =
-                    we.symbols.iter().filter(|s| !re.symbols.contains(s)).map(std::string::String::as_str).collect();
+                let missing: BTreeSet<&str> = we
+                    .symbols
+                    .iter()
+                    .filter(|s| !re.symbols.contains(s))
+                    .map(std::string::String::as_str)
+                    .collect();
                 let default_ok = re.default.as_ref().is_some_and(|d| re.symbols.contains(d));
                 if !missing.is_empty() && !default_ok {
                     let list: Vec<&str> = missing.into_iter().collect();
                     out.push(self.at("symbols", |c| {
                         c.issue(
                             IncompatibilityKind::MissingEnumSymbols,
-                            format!("reader enum lacks writer symbols [{}] and has no default", list.join(", ")),
+                            format!(
+                                "reader enum lacks writer symbols [{}] and has no default",
+                                list.join(", ")
+                            ),
                         )
                     }));
                 }
@@ -355,7 +422,10 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
                     let step = i.to_string();
                     out.extend(self.at(&step, |c| match c.wnames.node(b) {
                         Ok(bn) => c.check_nodes(r, bn),
-                        Err(e) => vec![c.issue(IncompatibilityKind::UnresolvedReference, format!("writer: {e}"))],
+                        Err(e) => vec![c.issue(
+                            IncompatibilityKind::UnresolvedReference,
+                            format!("writer: {e}"),
+                        )],
                     }));
                 }
                 out
@@ -364,12 +434,19 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
                 true => Vec::new(),
                 false => vec![self.issue(
                     IncompatibilityKind::MissingUnionBranch,
-                    format!("reader union has no branch that can read the writer's {}", w.describe()),
+                    format!(
+                        "reader union has no branch that can read the writer's {}",
+                        w.describe()
+                    ),
                 )],
             },
             _ => vec![self.issue(
                 IncompatibilityKind::TypeMismatch,
-                format!("reader type {} cannot read writer type {}", r.describe(), w.describe()),
+                format!(
+                    "reader type {} cannot read writer type {}",
+                    r.describe(),
+                    w.describe()
+                ),
             )],
         }
     }
@@ -378,7 +455,12 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
     fn union_lacks(&mut self, r: Node<'r>, wb: &'w Schema) -> Option<Incompatibility> {
         let w = match self.wnames.node(wb) {
             Ok(n) => n,
-            Err(e) => return Some(self.issue(IncompatibilityKind::UnresolvedReference, format!("writer: {e}"))),
+            Err(e) => {
+                return Some(self.issue(
+                    IncompatibilityKind::UnresolvedReference,
+                    format!("writer: {e}"),
+                ))
+            }
         };
         // A union inside a union is invalid Avro; treat it like any non-matching writer.
         if self.reader_union_branch(r, w) {
@@ -386,16 +468,23 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
         }
         Some(self.issue(
             IncompatibilityKind::MissingUnionBranch,
-            format!("reader union has no branch that can read the writer's {}", w.describe()),
+            format!(
+                "reader union has no branch that can read the writer's {}",
+                w.describe()
+            ),
         ))
     }
 
     /// Whether any branch of reader union `r` reads `w` (the checker's rule;
     /// read-time branch choice is in `resolve`).
     fn reader_union_branch(&mut self, r: Node<'r>, w: Node<'w>) -> bool {
-        let Node::Union(branches) = r else { return false };
+        let Node::Union(branches) = r else {
+            return false;
+        };
         for b in branches {
-            let Ok(bn) = self.rnames.node(b) else { continue };
+            let Ok(bn) = self.rnames.node(b) else {
+                continue;
+            };
             if self.check_nodes(bn, w).is_empty() {
                 return true;
             }
@@ -407,7 +496,10 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
         if names_match(&r, &w) {
             return Vec::new();
         }
-        let (rn, wn) = (r.name().map(|n| n.fullname(None)), w.name().map(|n| n.fullname(None)));
+        let (rn, wn) = (
+            r.name().map(|n| n.fullname(None)),
+            w.name().map(|n| n.fullname(None)),
+        );
         vec![self.at("name", |c| {
             c.issue(
                 IncompatibilityKind::NameMismatch,
@@ -430,7 +522,10 @@ impl<'n, 'r, 'w> Checker<'n, 'r, 'w> {
                 Ok(None) if rf.default.is_some() => {}
                 Ok(None) => out.push(self.issue(
                     IncompatibilityKind::ReaderFieldMissingDefault,
-                    format!("reader field `{}` is not in the writer's record and has no default", rf.name),
+                    format!(
+                        "reader field `{}` is not in the writer's record and has no default",
+                        rf.name
+                    ),
                 )),
                 Err(e) => out.push(self.issue(IncompatibilityKind::AmbiguousField, e)),
             }
@@ -460,7 +555,10 @@ mod tests {
         assert!(ok(r#""string""#, r#""bytes""#) && ok(r#""bytes""#, r#""string""#));
         assert!(!ok(r#""boolean""#, r#""null""#));
         // Logical types read as their underlying type.
-        assert!(ok(r#"{"type":"long","logicalType":"timestamp-millis"}"#, r#""int""#));
+        assert!(ok(
+            r#"{"type":"long","logicalType":"timestamp-millis"}"#,
+            r#""int""#
+        ));
     }
 
     #[test]
@@ -482,7 +580,10 @@ mod tests {
             )
         };
         assert!(ok(&list(""), &list("")));
-        assert!(ok(&list(r#",{"name":"x","type":"int","default":0}"#), &list("")));
+        assert!(ok(
+            &list(r#",{"name":"x","type":"int","default":0}"#),
+            &list("")
+        ));
         let v = can_read(&s(&list(r#",{"name":"x","type":"int"}"#)), &s(&list("")));
         assert_eq!(v.len(), 1, "{v:?}");
     }
@@ -493,14 +594,21 @@ mod tests {
         let v2 = s(
             r#"{"type":"record","name":"E","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":1}]}"#,
         );
-        let v3 = s(r#"{"type":"record","name":"E","fields":[{"name":"b","type":"int","default":1}]}"#);
+        let v3 =
+            s(r#"{"type":"record","name":"E","fields":[{"name":"b","type":"int","default":1}]}"#);
         use CompatibilityLevel::*;
         assert!(check_compatibility(Full, &v2, std::slice::from_ref(&v1)).is_compatible());
         // v3 drops `a` (no default): backward yes, forward no.
         assert!(check_compatibility(Backward, &v3, &[v1.clone(), v2.clone()]).is_compatible());
         assert!(!check_compatibility(Forward, &v3, &[v1.clone(), v2.clone()]).is_compatible());
         assert!(check_compatibility(None, &v3, std::slice::from_ref(&v1)).is_compatible());
-        assert_eq!("full-transitive".parse::<CompatibilityLevel>(), Ok(FullTransitive));
-        assert!("fuller".parse::<CompatibilityLevel>().unwrap_err().contains("BACKWARD_TRANSITIVE"));
+        assert_eq!(
+            "full-transitive".parse::<CompatibilityLevel>(),
+            Ok(FullTransitive)
+        );
+        assert!("fuller"
+            .parse::<CompatibilityLevel>()
+            .unwrap_err()
+            .contains("BACKWARD_TRANSITIVE"));
     }
 }

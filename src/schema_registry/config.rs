@@ -45,7 +45,12 @@ impl SubjectNameStrategy {
 
     /// The subject for `topic`; `record_name` is the schema's full name
     /// (`None` for unnamed schemas such as `"string"`).
-    pub fn subject(self, topic: &str, part: RecordPart, record_name: Option<&str>) -> Result<String> {
+    pub fn subject(
+        self,
+        topic: &str,
+        part: RecordPart,
+        record_name: Option<&str>,
+    ) -> Result<String> {
         let named = || {
             record_name.ok_or_else(|| {
                 Error::SubjectName(format!(
@@ -111,7 +116,10 @@ impl fmt::Debug for SchemaRegistryConfig {
         f.debug_struct("SchemaRegistryConfig")
             .field("urls", &self.urls)
             // Never print the password.
-            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| format!("{u}:***")))
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(u, _)| format!("{u}:***")),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
@@ -121,7 +129,10 @@ impl fmt::Debug for SchemaRegistryConfig {
             .field("auto_register_schemas", &self.auto_register_schemas)
             .field("use_latest_version", &self.use_latest_version)
             .field("key_subject_name_strategy", &self.key_subject_name_strategy)
-            .field("value_subject_name_strategy", &self.value_subject_name_strategy)
+            .field(
+                "value_subject_name_strategy",
+                &self.value_subject_name_strategy,
+            )
             .finish()
     }
 }
@@ -165,7 +176,10 @@ impl SchemaRegistryConfig {
 
     /// A default config for the registry at `url`.
     pub fn new(url: &str) -> Self {
-        SchemaRegistryConfig { urls: crate::config::parse_list(url), ..Default::default() }
+        SchemaRegistryConfig {
+            urls: crate::config::parse_list(url),
+            ..Default::default()
+        }
     }
 
     /// Sets one property by its Confluent name. Unknown keys and bad values
@@ -174,16 +188,23 @@ impl SchemaRegistryConfig {
         use crate::config::{parse_list, parse_ms, parse_num};
         let v = value.trim();
         // The crate's parsers report crate::Error; keep their message, retag the type.
-        let c = |r: crate::Result<Duration>| r.map_err(|e| Error::config(key, strip_prefix(&e.to_string())));
+        let c = |r: crate::Result<Duration>| {
+            r.map_err(|e| Error::config(key, strip_prefix(&e.to_string())))
+        };
         match key.trim() {
             "schema.registry.url" => self.urls = parse_list(v),
             "basic.auth.credentials.source" if v.eq_ignore_ascii_case("USER_INFO") => {}
             "basic.auth.credentials.source" => {
-                return Err(Error::config(key, format!("`{v}` is not supported; only USER_INFO is")))
+                return Err(Error::config(
+                    key,
+                    format!("`{v}` is not supported; only USER_INFO is"),
+                ))
             }
             "basic.auth.user.info" if v.is_empty() => self.basic_auth = None,
             "basic.auth.user.info" => {
-                let (u, p) = v.split_once(':').ok_or_else(|| Error::config(key, "expected user:password"))?;
+                let (u, p) = v
+                    .split_once(':')
+                    .ok_or_else(|| Error::config(key, "expected user:password"))?;
                 self.basic_auth = Some((u.to_owned(), p.to_owned()));
             }
             "http.connect.timeout.ms" => self.connect_timeout = c(parse_ms(key, v))?,
@@ -191,16 +212,25 @@ impl SchemaRegistryConfig {
             "retries.wait.ms" => self.retry_backoff = c(parse_ms(key, v))?,
             "retries.max.wait.ms" => self.retry_backoff_max = c(parse_ms(key, v))?,
             "max.retries" => {
-                self.max_retries = parse_num(key, v).map_err(|e| Error::config(key, strip_prefix(&e.to_string())))?
+                self.max_retries = parse_num(key, v)
+                    .map_err(|e| Error::config(key, strip_prefix(&e.to_string())))?
             }
             "cache.capacity" => {
-                self.cache_capacity = parse_num(key, v).map_err(|e| Error::config(key, strip_prefix(&e.to_string())))?
+                self.cache_capacity = parse_num(key, v)
+                    .map_err(|e| Error::config(key, strip_prefix(&e.to_string())))?
             }
             "auto.register.schemas" => self.auto_register_schemas = parse_bool(key, v)?,
             "use.latest.version" => self.use_latest_version = parse_bool(key, v)?,
             "key.subject.name.strategy" => self.key_subject_name_strategy = parse_strategy(key, v)?,
-            "value.subject.name.strategy" => self.value_subject_name_strategy = parse_strategy(key, v)?,
-            other => return Err(Error::config(other, "unknown schema registry configuration key")),
+            "value.subject.name.strategy" => {
+                self.value_subject_name_strategy = parse_strategy(key, v)?
+            }
+            other => {
+                return Err(Error::config(
+                    other,
+                    "unknown schema registry configuration key",
+                ))
+            }
         }
         Ok(())
     }
@@ -208,11 +238,15 @@ impl SchemaRegistryConfig {
     /// Checks the whole config; the client calls this before use.
     pub fn validate(&self) -> Result<()> {
         if self.urls.is_empty() {
-            return Err(Error::config("schema.registry.url", "must name at least one URL"));
+            return Err(Error::config(
+                "schema.registry.url",
+                "must name at least one URL",
+            ));
         }
         for u in &self.urls {
-            let url = reqwest::Url::parse(u)
-                .map_err(|e| Error::config("schema.registry.url", format!("`{u}` is not a URL: {e}")))?;
+            let url = reqwest::Url::parse(u).map_err(|e| {
+                Error::config("schema.registry.url", format!("`{u}` is not a URL: {e}"))
+            })?;
             match url.scheme() {
                 "http" => {}
                 "https" if cfg!(feature = "rustls") => {}
@@ -222,21 +256,33 @@ impl SchemaRegistryConfig {
                         format!("`{u}` needs TLS; build kafka-ingest with the `rustls` feature"),
                     ))
                 }
-                s => return Err(Error::config("schema.registry.url", format!("`{u}`: scheme `{s}` is not http(s)"))),
+                s => {
+                    return Err(Error::config(
+                        "schema.registry.url",
+                        format!("`{u}`: scheme `{s}` is not http(s)"),
+                    ))
+                }
             }
             if url.cannot_be_a_base() || url.host().is_none() {
-                return Err(Error::config("schema.registry.url", format!("`{u}` has no host")));
+                return Err(Error::config(
+                    "schema.registry.url",
+                    format!("`{u}` has no host"),
+                ));
             }
         }
-        for (key, d) in
-            [("http.connect.timeout.ms", self.connect_timeout), ("http.read.timeout.ms", self.request_timeout)]
-        {
+        for (key, d) in [
+            ("http.connect.timeout.ms", self.connect_timeout),
+            ("http.read.timeout.ms", self.request_timeout),
+        ] {
             if d.is_zero() {
                 return Err(Error::config(key, "must be greater than 0"));
             }
         }
         if self.retry_backoff_max < self.retry_backoff {
-            return Err(Error::config("retries.max.wait.ms", "must be at least retries.wait.ms"));
+            return Err(Error::config(
+                "retries.max.wait.ms",
+                "must be at least retries.wait.ms",
+            ));
         }
         if self.cache_capacity == 0 {
             return Err(Error::config("cache.capacity", "must be at least 1"));
@@ -259,12 +305,18 @@ fn strip_prefix(msg: &str) -> String {
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool> {
-    crate::config::parse_bool(key, v).map_err(|_| Error::config(key, format!("`{v}` is not true or false")))
+    crate::config::parse_bool(key, v)
+        .map_err(|_| Error::config(key, format!("`{v}` is not true or false")))
 }
 
 fn parse_strategy(key: &str, v: &str) -> Result<SubjectNameStrategy> {
     SubjectNameStrategy::parse(v).ok_or_else(|| {
-        Error::config(key, format!("`{v}` is not TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy"))
+        Error::config(
+            key,
+            format!(
+                "`{v}` is not TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy"
+            ),
+        )
     })
 }
 
@@ -280,39 +332,86 @@ mod tests {
     #[test]
     fn set_by_confluent_names() {
         let mut c = SchemaRegistryConfig::default();
-        c.set("schema.registry.url", "http://a:1, http://b:2/x").unwrap();
+        c.set("schema.registry.url", "http://a:1, http://b:2/x")
+            .unwrap();
         c.set("basic.auth.user.info", "me:s3:cret").unwrap();
         c.set("auto.register.schemas", "false").unwrap();
         c.set("use.latest.version", "TRUE").unwrap();
-        c.set("value.subject.name.strategy", "io.confluent.kafka.serializers.subject.RecordNameStrategy").unwrap();
+        c.set(
+            "value.subject.name.strategy",
+            "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+        )
+        .unwrap();
         c.set("http.read.timeout.ms", "1500").unwrap();
         assert_eq!(c.urls, vec!["http://a:1", "http://b:2/x"]);
         assert_eq!(c.basic_auth, Some(("me".into(), "s3:cret".into())));
         assert!(!c.auto_register_schemas && c.use_latest_version);
-        assert_eq!(c.value_subject_name_strategy, SubjectNameStrategy::RecordName);
+        assert_eq!(
+            c.value_subject_name_strategy,
+            SubjectNameStrategy::RecordName
+        );
         assert_eq!(c.request_timeout, Duration::from_millis(1500));
         c.validate().unwrap();
-        assert!(!format!("{c:?}").contains("s3:cret"), "password leaked into Debug");
+        assert!(
+            !format!("{c:?}").contains("s3:cret"),
+            "password leaked into Debug"
+        );
     }
 
     #[test]
     fn errors_name_the_key() {
         let mut c = SchemaRegistryConfig::default();
-        let e = c.set("schema.registry.urls", "http://x").unwrap_err().to_string();
-        assert!(e.contains("schema.registry.urls") && e.contains("unknown"), "{e}");
-        let e = c.set("auto.register.schemas", "yes").unwrap_err().to_string();
-        assert!(e.contains("auto.register.schemas") && e.contains("yes"), "{e}");
-        let e = c.set("http.read.timeout.ms", "soon").unwrap_err().to_string();
-        assert!(e.contains("http.read.timeout.ms") && e.contains("soon"), "{e}");
-        let e = c.set("value.subject.name.strategy", "Mine").unwrap_err().to_string();
-        assert!(e.contains("value.subject.name.strategy") && e.contains("Mine"), "{e}");
-        assert!(c.set("basic.auth.user.info", "nocolon").unwrap_err().to_string().contains("user:password"));
+        let e = c
+            .set("schema.registry.urls", "http://x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("schema.registry.urls") && e.contains("unknown"),
+            "{e}"
+        );
+        let e = c
+            .set("auto.register.schemas", "yes")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auto.register.schemas") && e.contains("yes"),
+            "{e}"
+        );
+        let e = c
+            .set("http.read.timeout.ms", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.read.timeout.ms") && e.contains("soon"),
+            "{e}"
+        );
+        let e = c
+            .set("value.subject.name.strategy", "Mine")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("value.subject.name.strategy") && e.contains("Mine"),
+            "{e}"
+        );
+        assert!(c
+            .set("basic.auth.user.info", "nocolon")
+            .unwrap_err()
+            .to_string()
+            .contains("user:password"));
         c.set("schema.registry.url", "https://x:1").unwrap();
         if !cfg!(feature = "rustls") {
-            assert!(c.validate().unwrap_err().to_string().contains("`rustls` feature"));
+            assert!(c
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`rustls` feature"));
         }
         c.set("schema.registry.url", "ftp://x").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("schema.registry.url"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("schema.registry.url"));
         c.set("schema.registry.url", "").unwrap();
         assert!(c.validate().is_err());
     }
@@ -324,8 +423,18 @@ mod tests {
         assert_eq!(TopicName.subject("t", Value, None).unwrap(), "t-value");
         assert_eq!(TopicName.subject("t", Key, Some("a.B")).unwrap(), "t-key");
         assert_eq!(RecordName.subject("t", Value, Some("a.B")).unwrap(), "a.B");
-        assert_eq!(TopicRecordName.subject("t", Key, Some("a.B")).unwrap(), "t-a.B");
-        assert!(RecordName.subject("t", Value, None).unwrap_err().to_string().contains("named schema"));
-        assert_eq!(SubjectNameStrategy::parse("topicrecordname"), Some(TopicRecordName));
+        assert_eq!(
+            TopicRecordName.subject("t", Key, Some("a.B")).unwrap(),
+            "t-a.B"
+        );
+        assert!(RecordName
+            .subject("t", Value, None)
+            .unwrap_err()
+            .to_string()
+            .contains("named schema"));
+        assert_eq!(
+            SubjectNameStrategy::parse("topicrecordname"),
+            Some(TopicRecordName)
+        );
     }
 }

@@ -22,7 +22,11 @@ const MAX_EMPTY_ITEMS: usize = 1 << 16;
 /// Decodes one datum; `input` is advanced past it.
 pub(crate) fn decode(schema: &Schema, input: &mut &[u8]) -> Result<Value, String> {
     let names = Names::of(schema);
-    let mut d = Decoder { names: &names, input, depth: 0 };
+    let mut d = Decoder {
+        names: &names,
+        input,
+        depth: 0,
+    };
     let v = d.value(schema)?;
     *input = d.input;
     Ok(v)
@@ -37,7 +41,10 @@ struct Decoder<'n, 'a, 'i> {
 impl<'a, 'i> Decoder<'_, 'a, 'i> {
     fn take(&mut self, n: usize) -> Result<&'i [u8], String> {
         if n > self.input.len() {
-            return Err(format!("truncated: {n} bytes needed, {} left", self.input.len()));
+            return Err(format!(
+                "truncated: {n} bytes needed, {} left",
+                self.input.len()
+            ));
         }
         let (head, rest) = self.input.split_at(n);
         self.input = rest;
@@ -45,7 +52,10 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
     }
 
     fn byte(&mut self) -> Result<u8, String> {
-        let (&b, rest) = self.input.split_first().ok_or_else(|| "truncated: 1 byte needed, 0 left".to_owned())?;
+        let (&b, rest) = self
+            .input
+            .split_first()
+            .ok_or_else(|| "truncated: 1 byte needed, 0 left".to_owned())?;
         self.input = rest;
         Ok(b)
     }
@@ -53,7 +63,9 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
     fn long(&mut self) -> Result<i64, String> {
         let mut acc: u64 = 0;
         for i in 0..10 {
-            let b = self.byte().map_err(|_| "truncated inside a varint".to_owned())?;
+            let b = self
+                .byte()
+                .map_err(|_| "truncated inside a varint".to_owned())?;
             acc |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 if i == 9 && b > 1 {
@@ -74,7 +86,10 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
         let n = self.long()?;
         let n = usize::try_from(n).map_err(|_| format!("negative {what} length {n}"))?;
         if n > self.input.len() {
-            return Err(format!("{what} length {n} exceeds the {} bytes left", self.input.len()));
+            return Err(format!(
+                "{what} length {n} exceeds the {} bytes left",
+                self.input.len()
+            ));
         }
         Ok(n)
     }
@@ -98,8 +113,12 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
             },
             Node::Int => Value::Int(self.int()?),
             Node::Long => Value::Long(self.long()?),
-            Node::Float => Value::Float(f32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "float")?)),
-            Node::Double => Value::Double(f64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "double")?)),
+            Node::Float => Value::Float(f32::from_le_bytes(
+                self.take(4)?.try_into().map_err(|_| "float")?,
+            )),
+            Node::Double => Value::Double(f64::from_le_bytes(
+                self.take(8)?.try_into().map_err(|_| "double")?,
+            )),
             Node::Bytes => {
                 let n = self.len("bytes")?;
                 Value::Bytes(self.take(n)?.to_vec())
@@ -107,14 +126,23 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
             Node::String => {
                 let n = self.len("string")?;
                 let b = self.take(n)?.to_vec();
-                Value::String(String::from_utf8(b).map_err(|_| "string is not valid UTF-8".to_owned())?)
+                Value::String(
+                    String::from_utf8(b).map_err(|_| "string is not valid UTF-8".to_owned())?,
+                )
             }
             Node::Fixed(f) => Value::Fixed(f.size, self.take(f.size)?.to_vec()),
             Node::Enum(e) => {
                 let i = self.int()?;
-                let symbol = usize::try_from(i).ok().and_then(|i| e.symbols.get(i)).ok_or_else(|| {
-                    format!("enum index {i} out of range for {} ({} symbols)", e.name, e.symbols.len())
-                })?;
+                let symbol = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| e.symbols.get(i))
+                    .ok_or_else(|| {
+                        format!(
+                            "enum index {i} out of range for {} ({} symbols)",
+                            e.name,
+                            e.symbols.len()
+                        )
+                    })?;
                 Value::Enum(i as u32, symbol.clone())
             }
             Node::Union(branches) => {
@@ -122,14 +150,18 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
                 let b = usize::try_from(i)
                     .ok()
                     .and_then(|i| branches.get(i))
-                    .ok_or_else(|| format!("union index {i} out of range ({} branches)", branches.len()))?;
+                    .ok_or_else(|| {
+                        format!("union index {i} out of range ({} branches)", branches.len())
+                    })?;
                 let v = self.nested(|d| d.value(b))?;
                 Value::Union(i as u32, Box::new(v))
             }
             Node::Record(r) => self.nested(|d| {
                 let mut fields = Vec::with_capacity(r.fields.len());
                 for f in &r.fields {
-                    let v = d.value(&f.schema).map_err(|e| format!("field `{}`: {e}", f.name))?;
+                    let v = d
+                        .value(&f.schema)
+                        .map_err(|e| format!("field `{}`: {e}", f.name))?;
                     fields.push((f.name.clone(), v));
                 }
                 Ok(Value::Record(fields))
@@ -146,8 +178,8 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
                 let mut out = HashMap::new();
                 d.blocks(|d| {
                     let n = d.len("map key")?;
-                    let k =
-                        String::from_utf8(d.take(n)?.to_vec()).map_err(|_| "map key is not valid UTF-8".to_owned())?;
+                    let k = String::from_utf8(d.take(n)?.to_vec())
+                        .map_err(|_| "map key is not valid UTF-8".to_owned())?;
                     let v = d.value(values)?;
                     out.insert(k, v);
                     Ok(())
@@ -168,7 +200,10 @@ impl<'a, 'i> Decoder<'_, 'a, 'i> {
     }
 
     /// Array and map blocks: a count (negative: followed by a byte size), items, until 0.
-    fn blocks(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), String>) -> Result<(), String> {
+    fn blocks(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
         let mut empty_items = 0usize;
         loop {
             let count = self.long()?;
@@ -212,7 +247,11 @@ mod tests {
 
     fn enc(schema: &Schema, v: &Value) -> Vec<u8> {
         let mut out = Vec::new();
-        GenericDatumWriter::builder(schema).build().unwrap().write_value_ref(&mut out, v).unwrap();
+        GenericDatumWriter::builder(schema)
+            .build()
+            .unwrap()
+            .write_value_ref(&mut out, v)
+            .unwrap();
         out
     }
 
@@ -240,10 +279,16 @@ mod tests {
             ("h".into(), Value::Null),
             ("i".into(), Value::Fixed(3, vec![1, 2, 3])),
             ("j".into(), Value::Enum(1, "Y".into())),
-            ("k".into(), Value::Array(vec![Value::Long(1), Value::Long(i64::MAX)])),
+            (
+                "k".into(),
+                Value::Array(vec![Value::Long(1), Value::Long(i64::MAX)]),
+            ),
             ("l".into(), Value::Map(HashMap::new())),
             ("m".into(), Value::Date(19000)),
-            ("n".into(), Value::Decimal(apache_avro::Decimal::from(vec![1, 0]))),
+            (
+                "n".into(),
+                Value::Decimal(apache_avro::Decimal::from(vec![1, 0])),
+            ),
             ("o".into(), Value::Uuid(apache_avro::Uuid::from_u128(7))),
         ]);
         let mut outer = inner.clone();
@@ -258,21 +303,36 @@ mod tests {
         assert_eq!(decode(&schema, &mut input).unwrap(), outer);
         assert!(input.is_empty());
         for cut in 0..bytes.len() {
-            assert!(decode(&schema, &mut &bytes[..cut]).is_err(), "cut at {cut} must fail");
+            assert!(
+                decode(&schema, &mut &bytes[..cut]).is_err(),
+                "cut at {cut} must fail"
+            );
         }
     }
 
     #[test]
     fn hostile_input() {
-        let list = Schema::parse_str(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#)
-            .unwrap();
+        let list = Schema::parse_str(
+            r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#,
+        )
+        .unwrap();
         let deep = vec![2u8; 1_000_000];
-        assert!(decode(&list, &mut &deep[..]).unwrap_err().contains("nesting"));
+        assert!(decode(&list, &mut &deep[..])
+            .unwrap_err()
+            .contains("nesting"));
         let bytes = Schema::parse_str(r#""bytes""#).unwrap();
         // Length 2^62 with 3 bytes of input: no allocation, an error.
-        assert!(decode(&bytes, &mut &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3][..]).is_err());
+        assert!(decode(
+            &bytes,
+            &mut &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3][..]
+        )
+        .is_err());
         let nulls = Schema::parse_str(r#"{"type":"array","items":"null"}"#).unwrap();
-        assert!(decode(&nulls, &mut &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]).is_err());
+        assert!(decode(
+            &nulls,
+            &mut &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]
+        )
+        .is_err());
         let long = Schema::parse_str(r#""long""#).unwrap();
         assert!(decode(&long, &mut &[0xff; 11][..]).is_err());
         let mut rng = fastrand::Rng::with_seed(3);

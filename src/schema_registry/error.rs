@@ -30,14 +30,25 @@ pub enum Error {
     #[error("the schema registry rejected the schema as invalid: {message}")]
     InvalidSchema { message: String },
     /// 401/403 (40101, 40301): credentials missing, wrong or not allowed.
-    #[error("schema registry refused access (HTTP {status}); check basic.auth.user.info: {message}")]
+    #[error(
+        "schema registry refused access (HTTP {status}); check basic.auth.user.info: {message}"
+    )]
     Unauthorized { status: u16, message: String },
     /// Any other error answer of the registry.
     #[error("schema registry error during {operation} (HTTP {status}, code {code}): {message}")]
-    Registry { operation: String, status: u16, code: i32, message: String },
+    Registry {
+        operation: String,
+        status: u16,
+        code: i32,
+        message: String,
+    },
     /// The registry could not be reached (after the configured retries).
     #[error("schema registry at {url} is unreachable during {operation}: {message}")]
-    Connection { url: String, operation: String, message: String },
+    Connection {
+        url: String,
+        operation: String,
+        message: String,
+    },
     /// A registry request ran out of time.
     #[error("schema registry request {operation} timed out after {after:?}")]
     Timeout { operation: String, after: Duration },
@@ -46,7 +57,10 @@ pub enum Error {
     InvalidResponse { operation: String, message: String },
     /// An Avro schema (given by the application or fetched) does not parse.
     #[error("invalid Avro schema{}: {message}", context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
-    SchemaParse { context: Option<String>, message: String },
+    SchemaParse {
+        context: Option<String>,
+        message: String,
+    },
     /// The bytes are not in the Confluent wire format.
     #[error("not Confluent wire format: {0}")]
     WireFormat(String),
@@ -93,19 +107,31 @@ impl Error {
     }
 
     pub(crate) fn config(key: &str, message: impl Into<String>) -> Error {
-        Error::Config { key: key.to_owned(), message: message.into() }
+        Error::Config {
+            key: key.to_owned(),
+            message: message.into(),
+        }
     }
 
     /// Names the schema id in a decode or resolution error.
     pub(crate) fn with_id(self, id: u32) -> Error {
         match self {
-            Error::Decode { message, .. } => Error::Decode { id: Some(id), message },
-            Error::Resolution { message, .. } => Error::Resolution { id: Some(id), message },
+            Error::Decode { message, .. } => Error::Decode {
+                id: Some(id),
+                message,
+            },
+            Error::Resolution { message, .. } => Error::Resolution {
+                id: Some(id),
+                message,
+            },
             e => e,
         }
     }
 
     pub(crate) fn parse(context: Option<String>, e: impl std::fmt::Display) -> Error {
-        Error::SchemaParse { context, message: e.to_string() }
+        Error::SchemaParse {
+            context,
+            message: e.to_string(),
+        }
     }
 }

@@ -27,20 +27,29 @@ use super::resolve::{to_logical, to_physical};
 /// The Avro JSON encoding of `value`, which must conform to `schema`.
 pub fn value_to_json(value: &Value, schema: &Schema) -> Result<Json> {
     let names = Names::of(schema);
-    let mut b = Bridge { names: &names, path: Vec::new(), default_mode: false };
+    let mut b = Bridge {
+        names: &names,
+        path: Vec::new(),
+        default_mode: false,
+    };
     b.value_json(value.clone(), schema).map_err(Error::Json)
 }
 
 /// Parses a JSON value under `schema` into an Avro value ready to encode.
 pub fn json_to_value(json: &Json, schema: &Schema) -> Result<Value> {
     let names = Names::of(schema);
-    let mut b = Bridge { names: &names, path: Vec::new(), default_mode: false };
+    let mut b = Bridge {
+        names: &names,
+        path: Vec::new(),
+        default_mode: false,
+    };
     b.parse(json, schema).map_err(Error::Json)
 }
 
 /// Parses JSON text under `schema`.
 pub fn json_text_to_value(text: &str, schema: &Schema) -> Result<Value> {
-    let json: Json = serde_json::from_str(text).map_err(|e| Error::Json(format!("not JSON: {e}")))?;
+    let json: Json =
+        serde_json::from_str(text).map_err(|e| Error::Json(format!("not JSON: {e}")))?;
     json_to_value(&json, schema)
 }
 
@@ -50,8 +59,13 @@ pub(crate) fn default_value<'a>(
     schema: &'a Schema,
     names: &Names<'a>,
 ) -> std::result::Result<Value, String> {
-    let mut b = Bridge { names, path: Vec::new(), default_mode: true };
-    b.parse(json, schema).map_err(|e| format!("bad default: {e}"))
+    let mut b = Bridge {
+        names,
+        path: Vec::new(),
+        default_mode: true,
+    };
+    b.parse(json, schema)
+        .map_err(|e| format!("bad default: {e}"))
 }
 
 struct Bridge<'n, 'a> {
@@ -72,8 +86,9 @@ fn branch_label(node: &Node<'_>) -> String {
 fn latin1(s: &str) -> std::result::Result<Vec<u8>, String> {
     s.chars()
         .map(|c| {
-            u8::try_from(u32::from(c))
-                .map_err(|_| format!("character {c:?} is not a byte (bytes are ISO-8859-1 strings)"))
+            u8::try_from(u32::from(c)).map_err(|_| {
+                format!("character {c:?} is not a byte (bytes are ISO-8859-1 strings)")
+            })
         })
         .collect()
 }
@@ -94,7 +109,11 @@ impl<'a> Bridge<'_, 'a> {
         r
     }
 
-    fn value_json(&mut self, value: Value, schema: &'a Schema) -> std::result::Result<Json, String> {
+    fn value_json(
+        &mut self,
+        value: Value,
+        schema: &'a Schema,
+    ) -> std::result::Result<Json, String> {
         let value = to_physical(value, schema).map_err(|e| self.err(e))?;
         let node = self.names.node(schema).map_err(|e| self.err(e))?;
         Ok(match (node, value) {
@@ -104,8 +123,12 @@ impl<'a> Bridge<'_, 'a> {
             (Node::Long, Value::Long(x)) => x.into(),
             (Node::Float, Value::Float(x)) => float_json(x.into()),
             (Node::Double, Value::Double(x)) => float_json(x),
-            (Node::Bytes, Value::Bytes(b)) | (Node::Fixed(_), Value::Fixed(_, b)) => Json::String(from_latin1(&b)),
-            (Node::String, Value::String(s)) | (Node::Enum(_), Value::Enum(_, s)) => Json::String(s),
+            (Node::Bytes, Value::Bytes(b)) | (Node::Fixed(_), Value::Fixed(_, b)) => {
+                Json::String(from_latin1(&b))
+            }
+            (Node::String, Value::String(s)) | (Node::Enum(_), Value::Enum(_, s)) => {
+                Json::String(s)
+            }
             (Node::Array(items), Value::Array(vs)) => Json::Array(
                 vs.into_iter()
                     .enumerate()
@@ -129,7 +152,9 @@ impl<'a> Bridge<'_, 'a> {
                 Json::Object(out)
             }
             (Node::Union(branches), Value::Union(i, v)) => {
-                let b = branches.get(i as usize).ok_or_else(|| self.err(format!("union has no branch {i}")))?;
+                let b = branches
+                    .get(i as usize)
+                    .ok_or_else(|| self.err(format!("union has no branch {i}")))?;
                 let bn = self.names.node(b).map_err(|e| self.err(e))?;
                 let j = self.value_json(*v, b)?;
                 match bn {
@@ -137,7 +162,12 @@ impl<'a> Bridge<'_, 'a> {
                     _ => Json::Object(Map::from_iter([(branch_label(&bn), j)])),
                 }
             }
-            (n, v) => return Err(self.err(format!("value {v:?} does not match schema type {}", n.describe()))),
+            (n, v) => {
+                return Err(self.err(format!(
+                    "value {v:?} does not match schema type {}",
+                    n.describe()
+                )))
+            }
         })
     }
 
@@ -148,7 +178,13 @@ impl<'a> Bridge<'_, 'a> {
     }
 
     fn parse_node(&mut self, json: &Json, node: Node<'a>) -> std::result::Result<Value, String> {
-        let mismatch = |b: &Self| b.err(format!("expected {}, got {}", node.describe(), json_kind(json)));
+        let mismatch = |b: &Self| {
+            b.err(format!(
+                "expected {}, got {}",
+                node.describe(),
+                json_kind(json)
+            ))
+        };
         Ok(match node {
             Node::Null => match json {
                 Json::Null => Value::Null,
@@ -157,24 +193,38 @@ impl<'a> Bridge<'_, 'a> {
             Node::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| mismatch(self))?),
             Node::Int => {
                 let x = json.as_i64().ok_or_else(|| mismatch(self))?;
-                Value::Int(i32::try_from(x).map_err(|_| self.err(format!("{x} does not fit an int")))?)
+                Value::Int(
+                    i32::try_from(x).map_err(|_| self.err(format!("{x} does not fit an int")))?,
+                )
             }
             Node::Long => Value::Long(json.as_i64().ok_or_else(|| mismatch(self))?),
             Node::Float => Value::Float(float_of(json).ok_or_else(|| mismatch(self))? as f32),
             Node::Double => Value::Double(float_of(json).ok_or_else(|| mismatch(self))?),
-            Node::Bytes => Value::Bytes(latin1(json.as_str().ok_or_else(|| mismatch(self))?).map_err(|e| self.err(e))?),
+            Node::Bytes => Value::Bytes(
+                latin1(json.as_str().ok_or_else(|| mismatch(self))?).map_err(|e| self.err(e))?,
+            ),
             Node::String => Value::String(json.as_str().ok_or_else(|| mismatch(self))?.to_owned()),
             Node::Fixed(f) => {
-                let b = latin1(json.as_str().ok_or_else(|| mismatch(self))?).map_err(|e| self.err(e))?;
+                let b = latin1(json.as_str().ok_or_else(|| mismatch(self))?)
+                    .map_err(|e| self.err(e))?;
                 if b.len() != f.size {
-                    return Err(self.err(format!("fixed {} needs {} bytes, got {}", f.name, f.size, b.len())));
+                    return Err(self.err(format!(
+                        "fixed {} needs {} bytes, got {}",
+                        f.name,
+                        f.size,
+                        b.len()
+                    )));
                 }
                 Value::Fixed(f.size, b)
             }
             Node::Enum(e) => {
                 let s = json.as_str().ok_or_else(|| mismatch(self))?;
                 let i = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
-                    self.err(format!("`{s}` is not a symbol of enum {} ({})", e.name, e.symbols.join(", ")))
+                    self.err(format!(
+                        "`{s}` is not a symbol of enum {} ({})",
+                        e.name,
+                        e.symbols.join(", ")
+                    ))
                 })?;
                 Value::Enum(i as u32, s.to_owned())
             }
@@ -209,7 +259,11 @@ impl<'a> Bridge<'_, 'a> {
                             self.default_mode = saved;
                             v?
                         }
-                        (None, None) => return Err(self.err(format!("missing field `{}` (it has no default)", f.name))),
+                        (None, None) => {
+                            return Err(
+                                self.err(format!("missing field `{}` (it has no default)", f.name))
+                            )
+                        }
                     };
                     out.push((f.name.clone(), v));
                 }
@@ -219,7 +273,11 @@ impl<'a> Bridge<'_, 'a> {
         })
     }
 
-    fn union_from_json(&mut self, json: &Json, branches: &'a [Schema]) -> std::result::Result<Value, String> {
+    fn union_from_json(
+        &mut self,
+        json: &Json,
+        branches: &'a [Schema],
+    ) -> std::result::Result<Value, String> {
         if self.default_mode {
             let first = branches.first().ok_or_else(|| self.err("empty union"))?;
             return Ok(Value::Union(0, Box::new(self.parse(json, first)?)));
@@ -230,7 +288,11 @@ impl<'a> Bridge<'_, 'a> {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| self.err(e))?;
         // Wrapped: {"<branch>": value}.
-        if let Some((label, inner)) = json.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
+        if let Some((label, inner)) = json
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        {
             let found = nodes.iter().position(|n| {
                 let l = branch_label(n);
                 &l == label || n.name().is_some_and(|x| x.name() == label)
@@ -247,7 +309,11 @@ impl<'a> Bridge<'_, 'a> {
             }
         }
         let labels: Vec<String> = nodes.iter().map(branch_label).collect();
-        Err(self.err(format!("{} fits no branch of union [{}]", json_kind(json), labels.join(", "))))
+        Err(self.err(format!(
+            "{} fits no branch of union [{}]",
+            json_kind(json),
+            labels.join(", ")
+        )))
     }
 }
 
@@ -321,13 +387,21 @@ mod tests {
     #[test]
     fn errors_have_paths() {
         let s = Schema::parse_str(SCHEMA).unwrap();
-        let e = json_to_value(&json!({"id": "one", "data": null}), &s).unwrap_err().to_string();
+        let e = json_to_value(&json!({"id": "one", "data": null}), &s)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/id") && e.contains("expected long"), "{e}");
-        let e = json_to_value(&json!({"id": 1, "data": {"n.D": {"v": "x"}}}), &s).unwrap_err().to_string();
+        let e = json_to_value(&json!({"id": 1, "data": {"n.D": {"v": "x"}}}), &s)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/data/n.D/v"), "{e}");
-        let e = json_to_value(&json!({"id": 1}), &s).unwrap_err().to_string();
+        let e = json_to_value(&json!({"id": 1}), &s)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `data`"), "{e}");
-        let e = json_to_value(&json!({"id": 1, "data": null, "nope": 1}), &s).unwrap_err().to_string();
+        let e = json_to_value(&json!({"id": 1, "data": null, "nope": 1}), &s)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no field `nope`"), "{e}");
         assert!(json_text_to_value("{", &s).is_err());
     }

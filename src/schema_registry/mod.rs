@@ -39,7 +39,9 @@ pub mod wire;
 
 /// The Avro library this module speaks (`Schema`, `types::Value`), re-exported so versions match.
 pub use apache_avro;
-pub use avro::{check_value, decode_datum, encode_datum, parse_schema, AvroDeserializer, AvroSerializer};
+pub use avro::{
+    check_value, decode_datum, encode_datum, parse_schema, AvroDeserializer, AvroSerializer,
+};
 pub use client::{CompatibilityCheck, RegisteredSchema, SchemaRegistryClient, Version};
 pub use compat::CompatibilityLevel;
 pub use config::{RecordPart, SchemaRegistryConfig, SubjectNameStrategy, DEFAULT_URL};

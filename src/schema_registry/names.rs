@@ -4,7 +4,9 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use apache_avro::schema::{EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema, UuidSchema};
+use apache_avro::schema::{
+    EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema, UuidSchema,
+};
 use apache_avro::Schema;
 
 /// One schema node as the resolution rules see it.
@@ -84,7 +86,10 @@ pub(crate) struct Names<'a> {
 
 impl<'a> Names<'a> {
     pub(crate) fn of(schema: &'a Schema) -> Self {
-        Names { root: schema, map: OnceCell::new() }
+        Names {
+            root: schema,
+            map: OnceCell::new(),
+        }
     }
 
     fn map(&self) -> &HashMap<&'a Name, Node<'a>> {
@@ -154,15 +159,19 @@ impl<'a> Names<'a> {
             Schema::Union(u) => Node::Union(u.variants()),
             Schema::Record(r) => Node::Record(r),
             Schema::Enum(e) => Node::Enum(e),
-            Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => Node::Fixed(f),
+            Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
+                Node::Fixed(f)
+            }
             Schema::Decimal(d) => match &d.inner {
                 InnerDecimalSchema::Bytes => Node::Bytes,
                 InnerDecimalSchema::Fixed(f) => Node::Fixed(f),
             },
-            Schema::Ref { name } => *self
-                .map()
-                .get(name)
-                .ok_or_else(|| format!("unresolved reference to named type `{}`", name.fullname(None)))?,
+            Schema::Ref { name } => *self.map().get(name).ok_or_else(|| {
+                format!(
+                    "unresolved reference to named type `{}`",
+                    name.fullname(None)
+                )
+            })?,
         })
     }
 }
@@ -194,7 +203,9 @@ pub(crate) fn writer_field<'w>(
 /// Avro's name rule for resolution: the unqualified names agree, or one of
 /// the reader's aliases is the writer's full name.
 pub(crate) fn names_match(reader: &Node<'_>, writer: &Node<'_>) -> bool {
-    let (Some(r), Some(w)) = (reader.name(), writer.name()) else { return false };
+    let (Some(r), Some(w)) = (reader.name(), writer.name()) else {
+        return false;
+    };
     if r.name() == w.name() {
         return true;
     }

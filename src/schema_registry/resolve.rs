@@ -16,7 +16,12 @@ use super::names::{names_match, writer_field, Names, Node};
 pub(crate) fn resolve(value: Value, writer: &Schema, reader: &Schema) -> Result<Value, String> {
     let wn = Names::of(writer);
     let rn = Names::of(reader);
-    Resolver { rn: &rn, wn: &wn, path: Vec::new() }.resolve(value, writer, reader)
+    Resolver {
+        rn: &rn,
+        wn: &wn,
+        path: Vec::new(),
+    }
+    .resolve(value, writer, reader)
 }
 
 struct Resolver<'n, 'r, 'w> {
@@ -31,7 +36,12 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
         format!("/{}: {msg}", self.path.join("/"))
     }
 
-    fn resolve(&mut self, value: Value, writer: &'w Schema, reader: &'r Schema) -> Result<Value, String> {
+    fn resolve(
+        &mut self,
+        value: Value,
+        writer: &'w Schema,
+        reader: &'r Schema,
+    ) -> Result<Value, String> {
         if let (Value::BigDecimal(_), Schema::BigDecimal) = (&value, reader) {
             return Ok(value);
         }
@@ -47,8 +57,12 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
         use Node as N;
         // A writer union: the value says which branch was written.
         if let N::Union(wb) = w {
-            let Value::Union(i, inner) = value else { return Err(self.err("writer union value without a branch")) };
-            let branch = wb.get(i as usize).ok_or_else(|| self.err(format!("writer union has no branch {i}")))?;
+            let Value::Union(i, inner) = value else {
+                return Err(self.err("writer union value without a branch"));
+            };
+            let branch = wb
+                .get(i as usize)
+                .ok_or_else(|| self.err(format!("writer union has no branch {i}")))?;
             let inner = to_physical(*inner, branch).map_err(|e| self.err(e))?;
             let bn = self.wn.node(branch).map_err(|e| self.err(e))?;
             return self.resolve_nodes(inner, bn, r);
@@ -71,29 +85,41 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
             (N::Double, N::Float, Value::Float(x)) => Ok(Value::Double(x.into())),
             (N::Bytes, N::String, Value::String(s)) => Ok(Value::Bytes(s.into_bytes())),
             // Java reads such bytes as a string without validating them; invalid UTF-8 becomes U+FFFD.
-            (N::String, N::Bytes, Value::Bytes(b)) => Ok(Value::String(match String::from_utf8(b) {
-                Ok(s) => s,
-                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })),
+            (N::String, N::Bytes, Value::Bytes(b)) => {
+                Ok(Value::String(match String::from_utf8(b) {
+                    Ok(s) => s,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                }))
+            }
             (N::Array(ri), N::Array(wi), Value::Array(items)) => {
                 self.path.push("items");
-                let out = items.into_iter().map(|v| self.resolve(v, wi, ri)).collect::<Result<Vec<_>, _>>();
+                let out = items
+                    .into_iter()
+                    .map(|v| self.resolve(v, wi, ri))
+                    .collect::<Result<Vec<_>, _>>();
                 self.path.pop();
                 Ok(Value::Array(out?))
             }
             (N::Map(rv), N::Map(wv), Value::Map(entries)) => {
                 self.path.push("values");
-                let out =
-                    entries.into_iter().map(|(k, v)| self.resolve(v, wv, rv).map(|v| (k, v))).collect::<Result<_, _>>();
+                let out = entries
+                    .into_iter()
+                    .map(|(k, v)| self.resolve(v, wv, rv).map(|v| (k, v)))
+                    .collect::<Result<_, _>>();
                 self.path.pop();
                 Ok(Value::Map(out?))
             }
             (N::Fixed(rf), N::Fixed(wf), Value::Fixed(n, bytes)) => {
                 if !names_match(&r, &w) {
-                    return Err(self.err(format!("fixed {} cannot read fixed {}", rf.name, wf.name)));
+                    return Err(
+                        self.err(format!("fixed {} cannot read fixed {}", rf.name, wf.name))
+                    );
                 }
                 if rf.size != wf.size || n != rf.size {
-                    return Err(self.err(format!("fixed size {} cannot read size {}", rf.size, wf.size)));
+                    return Err(self.err(format!(
+                        "fixed size {} cannot read size {}",
+                        rf.size, wf.size
+                    )));
                 }
                 Ok(Value::Fixed(n, bytes))
             }
@@ -106,30 +132,46 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
                 } else if let Some(d) = re.default.as_ref().filter(|d| re.symbols.contains(d)) {
                     d.clone()
                 } else {
-                    return Err(self.err(format!("reader enum has no symbol `{symbol}` and no default")));
+                    return Err(self.err(format!(
+                        "reader enum has no symbol `{symbol}` and no default"
+                    )));
                 };
                 let index = re.symbols.iter().position(|s| *s == chosen).unwrap_or(0) as u32;
                 Ok(Value::Enum(index, chosen))
             }
             (N::Record(rr), N::Record(wr), Value::Record(fields)) => {
                 if !names_match(&r, &w) {
-                    return Err(self.err(format!("record {} cannot read record {}", rr.name, wr.name)));
+                    return Err(
+                        self.err(format!("record {} cannot read record {}", rr.name, wr.name))
+                    );
                 }
-                let mut written: Vec<Option<Value>> = fields.into_iter().map(|(_, v)| Some(v)).collect();
+                let mut written: Vec<Option<Value>> =
+                    fields.into_iter().map(|(_, v)| Some(v)).collect();
                 let mut out = Vec::with_capacity(rr.fields.len());
                 self.path.push("fields");
                 for rf in &rr.fields {
                     self.path.push(&rf.name);
                     let v = match writer_field(wr, rf).map_err(|e| self.err(e))? {
                         Some(wf) => {
-                            let i = wr.fields.iter().position(|f| std::ptr::eq(f, wf)).unwrap_or(usize::MAX);
+                            let i = wr
+                                .fields
+                                .iter()
+                                .position(|f| std::ptr::eq(f, wf))
+                                .unwrap_or(usize::MAX);
                             let v = written.get_mut(i).and_then(Option::take);
-                            let v = v.ok_or_else(|| self.err("writer record value lacks this field"))?;
+                            let v =
+                                v.ok_or_else(|| self.err("writer record value lacks this field"))?;
                             self.resolve(v, &wf.schema, &rf.schema)?
                         }
                         None => match &rf.default {
-                            Some(d) => default_value(d, &rf.schema, self.rn).map_err(|e| self.err(e))?,
-                            None => return Err(self.err("reader field is not written and has no default")),
+                            Some(d) => {
+                                default_value(d, &rf.schema, self.rn).map_err(|e| self.err(e))?
+                            }
+                            None => {
+                                return Err(
+                                    self.err("reader field is not written and has no default")
+                                )
+                            }
                         },
                     };
                     out.push((rf.name.clone(), v));
@@ -149,7 +191,12 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
 
     /// Picks the reader branch as Avro does: an exact match (same type, or
     /// same full name) first, then the first branch that can read the writer.
-    fn pick_reader_branch(&mut self, value: Value, w: Node<'w>, branches: &'r [Schema]) -> Result<Value, String> {
+    fn pick_reader_branch(
+        &mut self,
+        value: Value,
+        w: Node<'w>,
+        branches: &'r [Schema],
+    ) -> Result<Value, String> {
         let mut pick = None;
         for (i, b) in branches.iter().enumerate() {
             let Ok(bn) = self.rn.node(b) else { continue };
@@ -174,7 +221,10 @@ impl<'r, 'w> Resolver<'_, 'r, 'w> {
             }
         }
         let Some((i, b, bn)) = pick else {
-            return Err(self.err(format!("reader union has no branch that can read the writer's {}", w.describe())));
+            return Err(self.err(format!(
+                "reader union has no branch that can read the writer's {}",
+                w.describe()
+            )));
         };
         let v = self.resolve_nodes(value, w, bn)?;
         let v = to_logical(v, b).map_err(|e| self.err(e))?;
@@ -229,7 +279,9 @@ pub(crate) fn to_physical(value: Value, schema: &Schema) -> Result<Value, String
             _ => Value::String(u.hyphenated().to_string()),
         },
         Value::Duration(d) => Value::Fixed(12, <[u8; 12]>::from(d).to_vec()),
-        Value::BigDecimal(_) => return Err("a big-decimal value can only be read as big-decimal".into()),
+        Value::BigDecimal(_) => {
+            return Err("a big-decimal value can only be read as big-decimal".into())
+        }
         other => other,
     })
 }
@@ -246,7 +298,9 @@ pub(crate) fn to_logical(value: Value, schema: &Schema) -> Result<Value, String>
         (Schema::LocalTimestampMillis, Value::Long(x)) => Value::LocalTimestampMillis(x),
         (Schema::LocalTimestampMicros, Value::Long(x)) => Value::LocalTimestampMicros(x),
         (Schema::LocalTimestampNanos, Value::Long(x)) => Value::LocalTimestampNanos(x),
-        (Schema::Decimal(_), Value::Bytes(b) | Value::Fixed(_, b)) => Value::Decimal(Decimal::from(b)),
+        (Schema::Decimal(_), Value::Bytes(b) | Value::Fixed(_, b)) => {
+            Value::Decimal(Decimal::from(b))
+        }
         (Schema::Uuid(_), Value::String(s)) => {
             Value::Uuid(Uuid::parse_str(&s).map_err(|e| format!("`{s}` is not a UUID: {e}"))?)
         }
@@ -254,10 +308,15 @@ pub(crate) fn to_logical(value: Value, schema: &Schema) -> Result<Value, String>
             Value::Uuid(Uuid::from_slice(&b).map_err(|e| format!("not a 16-byte UUID: {e}"))?)
         }
         (Schema::Duration(_), Value::Fixed(12, b)) => {
-            let arr: [u8; 12] = b.as_slice().try_into().map_err(|_| "duration needs 12 bytes".to_owned())?;
+            let arr: [u8; 12] = b
+                .as_slice()
+                .try_into()
+                .map_err(|_| "duration needs 12 bytes".to_owned())?;
             Value::Duration(arr.into())
         }
-        (Schema::BigDecimal, _) => return Err("only big-decimal data can be read as big-decimal".into()),
+        (Schema::BigDecimal, _) => {
+            return Err("only big-decimal data can be read as big-decimal".into())
+        }
         (_, v) => v,
     })
 }

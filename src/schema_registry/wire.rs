@@ -38,8 +38,14 @@ mod tests {
         assert_eq!(b, [0, 1, 2, 3, 4, 42]);
         assert_eq!(split(&b).unwrap(), (0x01020304, &[42u8][..]));
         assert!(split(&[]).unwrap_err().to_string().contains("empty"));
-        assert!(split(&[1, 0, 0, 0, 1]).unwrap_err().to_string().contains("magic byte"));
-        assert!(split(&[0, 0, 1]).unwrap_err().to_string().contains("shorter"));
+        assert!(split(&[1, 0, 0, 0, 1])
+            .unwrap_err()
+            .to_string()
+            .contains("magic byte"));
+        assert!(split(&[0, 0, 1])
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
         assert_eq!(split(&[0, 0, 0, 0, 9]).unwrap(), (9, &[][..]));
     }
 }

@@ -15,7 +15,10 @@ async fn replicated_topic_and_broker_failure() {
     assert_eq!(c.brokers.len(), 3, "{c:?}");
 
     let name = unique("rf3");
-    admin.create_topic(NewTopic::new(&name, 6, 3).config("min.insync.replicas", "2")).await.unwrap();
+    admin
+        .create_topic(NewTopic::new(&name, 6, 3).config("min.insync.replicas", "2"))
+        .await
+        .unwrap();
     let d = admin.describe_topic(&name).await.unwrap();
     assert_eq!(d.partitions.len(), 6);
     for p in &d.partitions {
@@ -23,7 +26,9 @@ async fn replicated_topic_and_broker_failure() {
         assert_eq!(p.replicas.len(), 3, "{p:?}");
         assert_eq!(p.isr.len(), 3, "{p:?}");
     }
-    let specs: Vec<_> = (0..6).map(|p| (TopicPartition::new(&name, p), OffsetSpec::Latest)).collect();
+    let specs: Vec<_> = (0..6)
+        .map(|p| (TopicPartition::new(&name, p), OffsetSpec::Latest))
+        .collect();
     let offs = admin.list_offsets(&specs).await.unwrap();
     assert!(offs.values().all(|o| o.offset == 0), "{offs:?}");
 
@@ -33,16 +38,29 @@ async fn replicated_topic_and_broker_failure() {
     let poller = {
         let admin = admin.clone();
         let tp = tp.clone();
-        tokio::spawn(async move { admin.wait_for_records(&tp, 0, Duration::from_secs(25)).await })
+        tokio::spawn(async move {
+            admin
+                .wait_for_records(&tp, 0, Duration::from_secs(25))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!poller.is_finished(), "the fetch should still be in flight");
     let killed_at = Instant::now();
     let killed = KilledNode::kill(victim);
-    let e = poller.await.unwrap().expect_err("the broker holding the fetch was killed");
-    assert!(matches!(e, Error::Connection { .. }), "in-flight request fails with a connection error: {e:?}");
+    let e = poller
+        .await
+        .unwrap()
+        .expect_err("the broker holding the fetch was killed");
+    assert!(
+        matches!(e, Error::Connection { .. }),
+        "in-flight request fails with a connection error: {e:?}"
+    );
     assert_eq!(e.retry_action(), RetryAction::Retry);
-    assert!(killed_at.elapsed() < Duration::from_secs(20), "failed promptly, not by timeout");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(20),
+        "failed promptly, not by timeout"
+    );
 
     // The rest of the cluster keeps answering while the node is down.
     let offs = admin.list_offsets(&specs).await.unwrap();
@@ -64,6 +82,9 @@ async fn replicated_topic_and_broker_failure() {
             Err(e) => panic!("broker {victim} did not come back: {e}"),
         }
     }
-    assert!(!admin.wait_for_records(&tp, 0, Duration::from_millis(200)).await.unwrap());
+    assert!(!admin
+        .wait_for_records(&tp, 0, Duration::from_millis(200))
+        .await
+        .unwrap());
     admin.delete_topic(&name).await.unwrap();
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use kafka_ingest::{
-    Consumer, ConsumerRecord, Error, NewTopic, Producer, ProducerRecord, RebalanceListener, TopicPartition,
+    Consumer, ConsumerRecord, Error, NewTopic, Producer, ProducerRecord, RebalanceListener,
+    TopicPartition,
 };
 
 use crate::support::{bootstrap, client, unique};
@@ -29,16 +30,33 @@ pub async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
 
 pub async fn topic_with(partitions: i32, records: usize) -> String {
     let topic = unique("grp");
-    client().await.admin().create_topic(NewTopic::new(&topic, partitions, 1)).await.unwrap();
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, partitions, 1))
+        .await
+        .unwrap();
     produce(&topic, 0, records).await;
     topic
 }
 
 pub async fn produce(topic: &str, from: usize, n: usize) {
-    let p = Producer::builder().bootstrap(&bootstrap()).build().await.unwrap();
+    let p = Producer::builder()
+        .bootstrap(&bootstrap())
+        .build()
+        .await
+        .unwrap();
     let mut futs = Vec::new();
     for i in from..from + n {
-        futs.push(p.send(ProducerRecord::new(topic).key(format!("k{i}")).value(format!("{i}"))).await.unwrap());
+        futs.push(
+            p.send(
+                ProducerRecord::new(topic)
+                    .key(format!("k{i}"))
+                    .value(format!("{i}")),
+            )
+            .await
+            .unwrap(),
+        );
     }
     for f in futs {
         f.await.unwrap();
@@ -80,7 +98,12 @@ impl Poller {
                 }
             })
         };
-        Poller { consumer, seen, stop, task }
+        Poller {
+            consumer,
+            seen,
+            stop,
+            task,
+        }
     }
 
     fn count(&self) -> usize {
@@ -117,14 +140,24 @@ async fn three_members_split_six_partitions_and_read_everything_once() {
         c.subscribe(&[&topic]).await.unwrap();
         pollers.push(Poller::start(c, true));
     }
-    wait_until("all records", Duration::from_secs(60), || pollers.iter().map(Poller::count).sum::<usize>() >= 3000).await;
+    wait_until("all records", Duration::from_secs(60), || {
+        pollers.iter().map(Poller::count).sum::<usize>() >= 3000
+    })
+    .await;
     wait_until("a stable split", Duration::from_secs(30), || {
         pollers.iter().all(|p| p.consumer.assignment().len() == 2)
     })
     .await;
-    let owned: Vec<BTreeSet<TopicPartition>> = pollers.iter().map(|p| p.consumer.assignment().into_iter().collect()).collect();
+    let owned: Vec<BTreeSet<TopicPartition>> = pollers
+        .iter()
+        .map(|p| p.consumer.assignment().into_iter().collect())
+        .collect();
     let all: BTreeSet<&TopicPartition> = owned.iter().flatten().collect();
-    assert_eq!(all.len(), 6, "every partition owned by exactly one member: {owned:?}");
+    assert_eq!(
+        all.len(),
+        6,
+        "every partition owned by exactly one member: {owned:?}"
+    );
     let mut records = Vec::new();
     for p in pollers {
         let (c, seen) = p.stop().await;
@@ -146,9 +179,16 @@ struct Recorder {
 }
 
 impl RebalanceListener for Recorder {
-    fn on_partitions_revoked<'a>(&'a self, consumer: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.revoked.lock().unwrap().extend(partitions.iter().cloned());
+            self.revoked
+                .lock()
+                .unwrap()
+                .extend(partitions.iter().cloned());
             if self.commit_on_revoke {
                 let offsets: BTreeMap<TopicPartition, i64> = partitions
                     .iter()
@@ -160,8 +200,17 @@ impl RebalanceListener for Recorder {
         })
     }
 
-    fn on_partitions_assigned<'a>(&'a self, _: &'a Consumer, partitions: &'a [TopicPartition]) -> BoxFuture<'a, ()> {
-        Box::pin(async move { self.assigned.lock().unwrap().extend(partitions.iter().cloned()) })
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.assigned
+                .lock()
+                .unwrap()
+                .extend(partitions.iter().cloned())
+        })
     }
 }
 
@@ -193,10 +242,16 @@ async fn cooperative_sticky_moves_only_what_it_must() {
         c.subscribe(&[&topic]).await.unwrap();
         members.push((Poller::start(c, true), l));
     }
-    wait_until("3 balanced members", Duration::from_secs(30), || members.iter().all(|(p, _)| p.consumer.assignment().len() == 2))
-        .await;
-    let before: Vec<BTreeSet<TopicPartition>> =
-        members.iter().map(|(p, _)| p.consumer.assignment().into_iter().collect()).collect();
+    wait_until("3 balanced members", Duration::from_secs(30), || {
+        members
+            .iter()
+            .all(|(p, _)| p.consumer.assignment().len() == 2)
+    })
+    .await;
+    let before: Vec<BTreeSet<TopicPartition>> = members
+        .iter()
+        .map(|(p, _)| p.consumer.assignment().into_iter().collect())
+        .collect();
     for (_, l) in &members {
         l.revoked.lock().unwrap().clear();
     }
@@ -204,10 +259,19 @@ async fn cooperative_sticky_moves_only_what_it_must() {
     let c4 = listening(&group, l4.clone(), &coop).await;
     c4.subscribe(&[&topic]).await.unwrap();
     let p4 = Poller::start(c4, true);
-    wait_until("the 4th member to get partitions", Duration::from_secs(30), || !p4.consumer.assignment().is_empty()).await;
+    wait_until(
+        "the 4th member to get partitions",
+        Duration::from_secs(30),
+        || !p4.consumer.assignment().is_empty(),
+    )
+    .await;
     wait_until("4 balanced members", Duration::from_secs(30), || {
-        let n: Vec<usize> = members.iter().map(|(p, _)| p.consumer.assignment().len()).collect();
-        n.iter().sum::<usize>() + p4.consumer.assignment().len() == 6 && n.iter().all(|x| (1..=2).contains(x))
+        let n: Vec<usize> = members
+            .iter()
+            .map(|(p, _)| p.consumer.assignment().len())
+            .collect();
+        n.iter().sum::<usize>() + p4.consumer.assignment().len() == 6
+            && n.iter().all(|x| (1..=2).contains(x))
     })
     .await;
     let moved: BTreeSet<TopicPartition> = p4.consumer.assignment().into_iter().collect();
@@ -216,8 +280,16 @@ async fn cooperative_sticky_moves_only_what_it_must() {
         let now: BTreeSet<TopicPartition> = p.consumer.assignment().into_iter().collect();
         let revoked: BTreeSet<TopicPartition> = l.revoked.lock().unwrap().iter().cloned().collect();
         // Only partitions that left this member were revoked; the rest stayed put.
-        assert!(now.is_subset(&before[i]), "member {i} gained {now:?} from {:?}", before[i]);
-        assert_eq!(revoked, before[i].difference(&now).cloned().collect(), "member {i}: revoked only what moved");
+        assert!(
+            now.is_subset(&before[i]),
+            "member {i} gained {now:?} from {:?}",
+            before[i]
+        );
+        assert_eq!(
+            revoked,
+            before[i].difference(&now).cloned().collect(),
+            "member {i}: revoked only what moved"
+        );
         assert!(revoked.is_subset(&moved), "member {i}");
     }
     for (p, _) in members {
@@ -244,23 +316,38 @@ async fn graceful_close_rebalances_at_once_and_a_killed_member_expires() {
     let (a, _) = pa.stop().await;
     let start = Instant::now();
     a.close().await;
-    wait_until("b to own everything", Duration::from_secs(20), || pb.consumer.assignment().len() == 4).await;
+    wait_until("b to own everything", Duration::from_secs(20), || {
+        pb.consumer.assignment().len() == 4
+    })
+    .await;
     let took = start.elapsed();
     eprintln!("rebalance after graceful close took {took:?}");
-    assert!(took < Duration::from_secs(6), "well inside the session timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "well inside the session timeout: {took:?}"
+    );
 
     // Killed: a member that just vanishes (no LeaveGroup) is expired by the session timeout.
     let c = consumer(&group, &[]).await;
     c.subscribe(&[&topic]).await.unwrap();
     let pc = Poller::start(c, false);
-    wait_until("a split again", Duration::from_secs(30), || pc.consumer.assignment().len() == 2).await;
+    wait_until("a split again", Duration::from_secs(30), || {
+        pc.consumer.assignment().len() == 2
+    })
+    .await;
     let (c, _) = pc.stop().await;
     let start = Instant::now();
     drop(c); // no close: heartbeats stop, nothing is sent
-    wait_until("b to own everything again", Duration::from_secs(30), || pb.consumer.assignment().len() == 4).await;
+    wait_until("b to own everything again", Duration::from_secs(30), || {
+        pb.consumer.assignment().len() == 4
+    })
+    .await;
     let took = start.elapsed();
     eprintln!("rebalance after a killed member took {took:?}");
-    assert!(took >= Duration::from_secs(3), "only after the session timeout: {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "only after the session timeout: {took:?}"
+    );
     pb.stop().await.0.close().await;
 }
 
@@ -285,8 +372,16 @@ async fn uncommitted_records_are_delivered_again() {
     while again.len() < 70 {
         again.extend(b.poll(Duration::from_secs(1)).await.unwrap());
     }
-    assert_eq!(again.first().map(|r| r.offset), Some(30), "resumes at the last commit, so 30..60 come again");
-    assert_eq!(positions(&again), (30..100).map(|o| (0, o)).collect::<Vec<_>>(), "nothing skipped");
+    assert_eq!(
+        again.first().map(|r| r.offset),
+        Some(30),
+        "resumes at the last commit, so 30..60 come again"
+    );
+    assert_eq!(
+        positions(&again),
+        (30..100).map(|o| (0, o)).collect::<Vec<_>>(),
+        "nothing skipped"
+    );
     b.close().await;
 }
 
@@ -294,7 +389,10 @@ async fn uncommitted_records_are_delivered_again() {
 async fn offsets_committed_on_revoke_are_where_the_next_owner_starts() {
     let topic = topic_with(2, 400).await;
     let group = unique("revoke");
-    let la = Arc::new(Recorder { commit_on_revoke: true, ..Default::default() });
+    let la = Arc::new(Recorder {
+        commit_on_revoke: true,
+        ..Default::default()
+    });
     let a = listening(&group, la.clone(), &[("max.poll.records", "50")]).await;
     a.subscribe(&[&topic]).await.unwrap();
     let mut a_seen = Vec::new();
@@ -305,7 +403,10 @@ async fn offsets_committed_on_revoke_are_where_the_next_owner_starts() {
     let b = consumer(&group, &[]).await;
     b.subscribe(&[&topic]).await.unwrap();
     let pb = Poller::start(b, false);
-    wait_until("b to get a partition", Duration::from_secs(30), || !pb.consumer.assignment().is_empty()).await;
+    wait_until("b to get a partition", Duration::from_secs(30), || {
+        !pb.consumer.assignment().is_empty()
+    })
+    .await;
     // New records after the handover, so b has something past a's commit.
     produce(&topic, 400, 100).await;
     wait_until("b to read", Duration::from_secs(30), || pb.count() > 0).await;
@@ -313,16 +414,29 @@ async fn offsets_committed_on_revoke_are_where_the_next_owner_starts() {
     let (a, a_more) = pa.stop().await;
     let (b, b_seen) = pb.stop().await;
     let committed = la.committed_at_revoke.lock().unwrap().clone();
-    assert!(!committed.is_empty(), "a committed in on_partitions_revoked");
+    assert!(
+        !committed.is_empty(),
+        "a committed in on_partitions_revoked"
+    );
     for (tp, off) in &committed {
         if b.assignment().contains(tp) {
-            let first = b_seen.iter().filter(|r| r.partition == tp.partition).map(|r| r.offset).min();
+            let first = b_seen
+                .iter()
+                .filter(|r| r.partition == tp.partition)
+                .map(|r| r.offset)
+                .min();
             assert_eq!(first, Some(*off), "b starts exactly at a's commit on {tp}");
         }
     }
     // No record of a moved partition is read by both (a stopped at its commit).
-    let a_pos: HashSet<(i32, i64)> = positions(&a_seen).into_iter().chain(positions(&a_more)).collect();
-    assert!(positions(&b_seen).iter().all(|p| !a_pos.contains(p)), "no duplicates across the handover");
+    let a_pos: HashSet<(i32, i64)> = positions(&a_seen)
+        .into_iter()
+        .chain(positions(&a_more))
+        .collect();
+    assert!(
+        positions(&b_seen).iter().all(|p| !a_pos.contains(p)),
+        "no duplicates across the handover"
+    );
     a.close().await;
     b.close().await;
 }
@@ -340,9 +454,21 @@ async fn paused_partition_gets_nothing_and_the_member_stays() {
     let p0 = TopicPartition::new(&topic, 0);
     c.pause(std::slice::from_ref(&p0));
     assert_eq!(c.paused(), vec![p0.clone()]);
-    let p = Producer::builder().bootstrap(&bootstrap()).build().await.unwrap();
+    let p = Producer::builder()
+        .bootstrap(&bootstrap())
+        .build()
+        .await
+        .unwrap();
     for i in 0..20 {
-        p.send(ProducerRecord::new(&topic).partition(i % 2).value(format!("{i}"))).await.unwrap().await.unwrap();
+        p.send(
+            ProducerRecord::new(&topic)
+                .partition(i % 2)
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     }
     // Paused for longer than the 6 s session timeout, still polling.
     let start = Instant::now();
@@ -350,9 +476,16 @@ async fn paused_partition_gets_nothing_and_the_member_stays() {
     while start.elapsed() < Duration::from_secs(8) {
         seen.extend(c.poll(Duration::from_millis(300)).await.unwrap());
     }
-    assert!(seen.iter().all(|r| r.partition == 1), "nothing from the paused partition");
+    assert!(
+        seen.iter().all(|r| r.partition == 1),
+        "nothing from the paused partition"
+    );
     assert_eq!(seen.len(), 10);
-    assert_eq!(c.group_generation().unwrap(), gen_before, "no rebalance: the member was never kicked out");
+    assert_eq!(
+        c.group_generation().unwrap(),
+        gen_before,
+        "no rebalance: the member was never kicked out"
+    );
     c.resume(&[p0]);
     let mut more = Vec::new();
     while more.len() < 10 {
@@ -388,7 +521,11 @@ async fn static_member_restart_causes_no_rebalance() {
     }
     assert_eq!(a2.assignment(), a_parts, "same partitions back");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(pb.consumer.group_generation().unwrap().1, b_gen, "b saw no rebalance");
+    assert_eq!(
+        pb.consumer.group_generation().unwrap().1,
+        b_gen,
+        "b saw no rebalance"
+    );
     assert_eq!(pb.consumer.assignment().len(), 2);
     a2.close().await;
     pb.stop().await.0.close().await;
@@ -411,8 +548,13 @@ async fn assign_seek_committed_and_reset_none() {
     assert_eq!(again.first().map(|r| r.offset), Some(45));
     assert_eq!(c.position(&tp), Some(50));
     c.commit_async().await.unwrap().unwrap();
-    assert_eq!(c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp], Some(50));
-    c.seek_to_beginning(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(
+        c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        Some(50)
+    );
+    c.seek_to_beginning(std::slice::from_ref(&tp))
+        .await
+        .unwrap();
     assert_eq!(c.poll(Duration::from_secs(5)).await.unwrap()[0].offset, 0);
     c.close().await;
 
@@ -429,7 +571,12 @@ async fn stream_yields_records_in_order() {
     let topic = topic_with(1, 20).await;
     let c = consumer(&unique("stream"), &[]).await;
     c.subscribe(&[&topic]).await.unwrap();
-    let got: Vec<i64> = c.stream().take(20).map(|r| r.unwrap().offset).collect().await;
+    let got: Vec<i64> = c
+        .stream()
+        .take(20)
+        .map(|r| r.unwrap().offset)
+        .collect()
+        .await;
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     c.close().await;
 }

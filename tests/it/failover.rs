@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use kafka_ingest::{Error, NewTopic, Producer, ProducerRecord, TopicPartition};
 
-use crate::support::{cluster_bootstrap, cluster_client, cluster_lock, peer_dump, unique, KilledNode};
+use crate::support::{
+    cluster_bootstrap, cluster_client, cluster_lock, peer_dump, unique, KilledNode,
+};
 
 const RECORDS: usize = 200_000;
 const KEYS: usize = 500;
@@ -18,8 +20,13 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     let _serial = cluster_lock().await;
     let admin = cluster_client().await.admin();
     let topic = unique("failover");
-    admin.create_topic(NewTopic::new(&topic, 6, 3).config("min.insync.replicas", "2")).await.unwrap();
-    let victim = admin.describe_topic(&topic).await.unwrap().partitions[0].leader.unwrap();
+    admin
+        .create_topic(NewTopic::new(&topic, 6, 3).config("min.insync.replicas", "2"))
+        .await
+        .unwrap();
+    let victim = admin.describe_topic(&topic).await.unwrap().partitions[0]
+        .leader
+        .unwrap();
 
     let producer = Producer::builder()
         .bootstrap(&cluster_bootstrap())
@@ -48,10 +55,19 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
                 let tx = tx.clone();
                 let acked = acked.clone();
                 producer
-                    .send_with_callback(ProducerRecord::new(&topic).key(format!("key-{k}")).value(value), move |r| {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                        let _ = tx.send((i, r.map(|m| (m.partition, m.offset)).map_err(|e| e.to_string())));
-                    })
+                    .send_with_callback(
+                        ProducerRecord::new(&topic)
+                            .key(format!("key-{k}"))
+                            .value(value),
+                        move |r| {
+                            acked.fetch_add(1, Ordering::Relaxed);
+                            let _ = tx.send((
+                                i,
+                                r.map(|m| (m.partition, m.offset))
+                                    .map_err(|e| e.to_string()),
+                            ));
+                        },
+                    )
                     .await
                     .expect("send accepted");
             }
@@ -74,8 +90,15 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     while let Ok((i, r)) = rx.try_recv() {
         assert!(outcome.insert(i, r).is_none(), "record {i} reported twice");
     }
-    assert_eq!(outcome.len(), RECORDS, "every record got exactly one outcome");
-    let failed: Vec<_> = outcome.iter().filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e))).collect();
+    assert_eq!(
+        outcome.len(),
+        RECORDS,
+        "every record got exactly one outcome"
+    );
+    let failed: Vec<_> = outcome
+        .iter()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        .collect();
 
     let log = peer_dump(&cluster_bootstrap(), &topic, RECORDS);
     let mut seen: HashMap<usize, (i32, i64)> = HashMap::new();
@@ -86,7 +109,10 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
         let v = String::from_utf8(hex::decode(r.value.as_deref().unwrap()).unwrap()).unwrap();
         let (i, n) = v.split_once(':').unwrap();
         let (i, n): (usize, u64) = (i.parse().unwrap(), n.parse().unwrap());
-        assert!(seen.insert(i, (r.partition, r.offset)).is_none(), "record {i} is in the log twice");
+        assert!(
+            seen.insert(i, (r.partition, r.offset)).is_none(),
+            "record {i} is in the log twice"
+        );
         // Per key, the log order is the send order.
         if let Some((_, prev)) = last_per_key.insert(i % KEYS, (r.offset, n)) {
             assert!(n > prev, "key {} out of order: {n} after {prev}", i % KEYS);
@@ -94,11 +120,22 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     }
     for (i, r) in &outcome {
         match r {
-            Ok(pos) => assert_eq!(seen.get(i), Some(pos), "acknowledged record {i} must be in the log at its offset"),
-            Err(e) => assert!(!seen.contains_key(i), "record {i} reported failed ({e}) but was written"),
+            Ok(pos) => assert_eq!(
+                seen.get(i),
+                Some(pos),
+                "acknowledged record {i} must be in the log at its offset"
+            ),
+            Err(e) => assert!(
+                !seen.contains_key(i),
+                "record {i} reported failed ({e}) but was written"
+            ),
         }
     }
-    assert!(failed.is_empty(), "no record should fail within delivery.timeout.ms: {:?}", &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "no record should fail within delivery.timeout.ms: {:?}",
+        &failed[..failed.len().min(5)]
+    );
     assert_eq!(seen.len(), RECORDS);
     admin.delete_topic(&topic).await.unwrap();
 }
@@ -108,7 +145,10 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
     let _serial = cluster_lock().await;
     let admin = cluster_client().await.admin();
     let topic = unique("offline");
-    admin.create_topic(NewTopic::new(&topic, 3, 1)).await.unwrap();
+    admin
+        .create_topic(NewTopic::new(&topic, 3, 1))
+        .await
+        .unwrap();
     let d = admin.describe_topic(&topic).await.unwrap();
     let part = &d.partitions[0];
     let (victim, p) = (part.leader.unwrap(), part.partition);
@@ -131,15 +171,33 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
         .await
         .unwrap();
     // Both know the topic before the node goes.
-    short.send(ProducerRecord::new(&topic).partition(p).value("warm")).await.unwrap().await.unwrap();
-    full.send(ProducerRecord::new(&topic).partition(p).value("warm")).await.unwrap().await.unwrap();
+    short
+        .send(ProducerRecord::new(&topic).partition(p).value("warm"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    full.send(ProducerRecord::new(&topic).partition(p).value("warm"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let killed = KilledNode::kill(victim);
 
     // Down longer than delivery.timeout.ms: every record gets its own timeout.
     let start = Instant::now();
     let mut futs = Vec::new();
     for i in 0..20 {
-        futs.push(short.send(ProducerRecord::new(&topic).partition(p).value(format!("{i}"))).await.unwrap());
+        futs.push(
+            short
+                .send(
+                    ProducerRecord::new(&topic)
+                        .partition(p)
+                        .value(format!("{i}")),
+                )
+                .await
+                .unwrap(),
+        );
     }
     for f in futs {
         let e = f.await.unwrap_err();
@@ -151,23 +209,45 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
     // A full buffer blocks send, then fails after max.block.ms; memory stays bounded.
     let mut accepted = Vec::new();
     let err = loop {
-        match full.send(ProducerRecord::new(&topic).partition(p).value(vec![7u8; 1000])).await {
+        match full
+            .send(
+                ProducerRecord::new(&topic)
+                    .partition(p)
+                    .value(vec![7u8; 1000]),
+            )
+            .await
+        {
             Ok(f) => accepted.push(f),
             Err(e) => break e,
         }
-        assert!(accepted.len() < 1000, "buffer.memory must stop the producer");
+        assert!(
+            accepted.len() < 1000,
+            "buffer.memory must stop the producer"
+        );
     };
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("buffer.memory"), "{err}");
-    assert!(accepted.len() <= 65536 / 1000, "at most buffer.memory worth of records queued: {}", accepted.len());
-    assert!(accepted.len() >= 30, "the buffer did hold records: {}", accepted.len());
+    assert!(
+        accepted.len() <= 65536 / 1000,
+        "at most buffer.memory worth of records queued: {}",
+        accepted.len()
+    );
+    assert!(
+        accepted.len() >= 30,
+        "the buffer did hold records: {}",
+        accepted.len()
+    );
 
     killed.restart();
     // Once the partition is back, the queued records go out and sending resumes.
     for f in accepted {
         f.await.unwrap();
     }
-    full.send(ProducerRecord::new(&topic).partition(p).value("after")).await.unwrap().await.unwrap();
+    full.send(ProducerRecord::new(&topic).partition(p).value("after"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     short.close(Duration::from_secs(5)).await;
     full.close(Duration::from_secs(5)).await;
     let _ = tp;

@@ -24,7 +24,9 @@ async fn server_then_proxy(reply: &'static [u8], close_after: bool, bad: usize) 
             n += 1;
             if n > bad {
                 tokio::spawn(async move {
-                    if let Ok(mut up) = tokio::net::TcpStream::connect(crate::support::bootstrap()).await {
+                    if let Ok(mut up) =
+                        tokio::net::TcpStream::connect(crate::support::bootstrap()).await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
                     }
                 });
@@ -51,16 +53,25 @@ async fn server_then_proxy(reply: &'static [u8], close_after: bool, bad: usize) 
 }
 
 fn quick(addr: &str) -> kafka_ingest::ClientBuilder {
-    builder(addr).request_timeout(Duration::from_millis(500)).api_timeout(Duration::from_secs(2))
+    builder(addr)
+        .request_timeout(Duration::from_millis(500))
+        .api_timeout(Duration::from_secs(2))
 }
 
 #[tokio::test]
 async fn http_server_is_a_protocol_error() {
     // "HTTP" read as a length prefix is ~1.2 GB: refused, not allocated.
-    let addr = server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", true).await;
+    let addr = server(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        true,
+    )
+    .await;
     let e = quick(&addr).build().await.unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("receive.message.max.bytes") || text.contains("protocol"), "{e}");
+    assert!(
+        text.contains("receive.message.max.bytes") || text.contains("protocol"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +79,10 @@ async fn garbage_frame_is_a_protocol_error() {
     // A well-sized frame whose body is not an ApiVersions response.
     let addr = server(b"\x00\x00\x00\x06\x00\x00\x00\x01\xff\xff", true).await;
     let e = quick(&addr).build().await.unwrap_err();
-    assert!(e.to_string().contains("malformed") || e.to_string().contains("protocol"), "{e}");
+    assert!(
+        e.to_string().contains("malformed") || e.to_string().contains("protocol"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -77,20 +91,29 @@ async fn silent_server_times_out() {
     let start = std::time::Instant::now();
     let e = quick(&addr).build().await.unwrap_err();
     assert!(e.to_string().contains("timed out"), "{e}");
-    assert!(start.elapsed() < Duration::from_secs(6), "bounded by the api timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "bounded by the api timeout"
+    );
 }
 
 #[tokio::test]
 async fn wrong_correlation_id_closes_the_connection() {
     let addr = server(b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00", true).await;
     let e = quick(&addr).build().await.unwrap_err();
-    assert!(e.to_string().contains("correlation") || matches!(e, Error::NoBrokerAvailable { .. }), "{e}");
+    assert!(
+        e.to_string().contains("correlation") || matches!(e, Error::NoBrokerAvailable { .. }),
+        "{e}"
+    );
 }
 
 /// The client is still usable: with the hostile server first in the
 /// bootstrap list it falls through to the real broker.
 async fn usable_past(hostile: &str) {
-    let c = quick(&format!("{hostile},{}", crate::support::bootstrap())).build().await.unwrap();
+    let c = quick(&format!("{hostile},{}", crate::support::bootstrap()))
+        .build()
+        .await
+        .unwrap();
     c.admin().describe_cluster().await.unwrap();
 }
 
@@ -98,8 +121,14 @@ async fn usable_past(hostile: &str) {
 /// misbehaves once and then relays to the real broker, the client's own
 /// retry succeeds.
 async fn recovers_after(reply: &'static [u8], close_after: bool) -> Error {
-    let e = quick(&server(reply, close_after).await).build().await.unwrap_err();
-    let c = quick(&server_then_proxy(reply, close_after, 1).await).build().await.unwrap();
+    let e = quick(&server(reply, close_after).await)
+        .build()
+        .await
+        .unwrap_err();
+    let c = quick(&server_then_proxy(reply, close_after, 1).await)
+        .build()
+        .await
+        .unwrap();
     c.admin().describe_cluster().await.unwrap();
     e
 }
@@ -109,7 +138,10 @@ async fn two_gigabyte_length_prefix_is_refused() {
     // 0x7fffffff: refused by receive.message.max.bytes before any buffer is made.
     const REPLY: &[u8] = b"\x7f\xff\xff\xff\x00\x00\x00\x01";
     let e = recovers_after(REPLY, false).await;
-    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("receive.message.max.bytes"), "{e:?}");
+    assert!(
+        matches!(e, Error::Protocol { .. }) && e.to_string().contains("receive.message.max.bytes"),
+        "{e:?}"
+    );
     usable_past(&server(REPLY, false).await).await;
 }
 
@@ -118,7 +150,13 @@ async fn truncated_frame_then_close_is_a_connection_error() {
     // Promises 100 bytes, sends 6, closes.
     const REPLY: &[u8] = b"\x00\x00\x00\x64\x00\x00\x00\x01\x00\x00";
     let e = recovers_after(REPLY, true).await;
-    assert!(matches!(e, Error::Connection { .. } | Error::NoBrokerAvailable { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Connection { .. } | Error::NoBrokerAvailable { .. }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("closed"), "{e}");
     usable_past(&server(REPLY, true).await).await;
 }
@@ -127,14 +165,20 @@ async fn truncated_frame_then_close_is_a_connection_error() {
 async fn unknown_correlation_id_fails_the_request() {
     const REPLY: &[u8] = b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00";
     let e = recovers_after(REPLY, false).await;
-    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("correlation"), "{e:?}");
+    assert!(
+        matches!(e, Error::Protocol { .. }) && e.to_string().contains("correlation"),
+        "{e:?}"
+    );
     usable_past(&server(REPLY, false).await).await;
 }
 
 #[tokio::test]
 async fn silent_broker_is_a_request_timeout() {
     let e = recovers_after(b"", false).await;
-    assert!(matches!(e, Error::Timeout { .. } | Error::NoBrokerAvailable { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Timeout { .. } | Error::NoBrokerAvailable { .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("timed out"), "{e}");
     usable_past(&server(b"", false).await).await;
 }
@@ -154,6 +198,9 @@ async fn hostile_array_count_is_a_protocol_error() {
     // codec's guard, kafka-protocol would try to allocate ~100 GB and abort.
     const REPLY: &[u8] = b"\x00\x00\x00\x0b\x00\x00\x00\x01\x00\x00\xff\xff\xff\xff\x0f";
     let e = recovers_after(REPLY, false).await;
-    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("exceeds"), "{e:?}");
+    assert!(
+        matches!(e, Error::Protocol { .. }) && e.to_string().contains("exceeds"),
+        "{e:?}"
+    );
     usable_past(&server(REPLY, false).await).await;
 }

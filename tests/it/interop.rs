@@ -16,13 +16,36 @@ fn hex(b: &Option<bytes::Bytes>) -> Option<String> {
 async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
     for codec in Compression::ALL {
         let topic = unique(&format!("rdk-{codec}"));
-        client().await.admin().create_topic(NewTopic::new(&topic, 3, 1)).await.unwrap();
+        client()
+            .await
+            .admin()
+            .create_topic(NewTopic::new(&topic, 3, 1))
+            .await
+            .unwrap();
         let b = bootstrap();
-        let out = librdkafka(&["produce", "--bootstrap", &b, "--topic", &topic, "--codec", codec.name(), "--count", "200"]);
+        let out = librdkafka(&[
+            "produce",
+            "--bootstrap",
+            &b,
+            "--topic",
+            &topic,
+            "--codec",
+            codec.name(),
+            "--count",
+            "200",
+        ]);
         let sent: HashMap<(i64, i64), serde_json::Value> = out
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .map(|v| ((v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()), v))
+            .map(|v| {
+                (
+                    (
+                        v["partition"].as_i64().unwrap(),
+                        v["offset"].as_i64().unwrap(),
+                    ),
+                    v,
+                )
+            })
             .collect();
         assert_eq!(sent.len(), 200);
         let c = consumer(&unique("rdk"), &[]).await;
@@ -36,14 +59,28 @@ async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
         for r in got {
             let want = &sent[&(r.partition as i64, r.offset)];
             assert_eq!(hex(&r.key).as_deref(), want["key"].as_str(), "{codec} key");
-            assert_eq!(hex(&r.value).as_deref(), want["value"].as_str(), "{codec} value");
-            assert_eq!(r.timestamp, want["timestamp"].as_i64().unwrap(), "{codec} timestamp");
-            let headers: Vec<(String, Option<String>)> = r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
+            assert_eq!(
+                hex(&r.value).as_deref(),
+                want["value"].as_str(),
+                "{codec} value"
+            );
+            assert_eq!(
+                r.timestamp,
+                want["timestamp"].as_i64().unwrap(),
+                "{codec} timestamp"
+            );
+            let headers: Vec<(String, Option<String>)> =
+                r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
             let want_h: Vec<(String, Option<String>)> = want["headers"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|h| (h[0].as_str().unwrap().to_owned(), h[1].as_str().map(str::to_owned)))
+                .map(|h| {
+                    (
+                        h[0].as_str().unwrap().to_owned(),
+                        h[1].as_str().map(str::to_owned),
+                    )
+                })
                 .collect();
             assert_eq!(headers, want_h, "{codec} headers");
         }
@@ -53,7 +90,12 @@ async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
     let topic = unique("mixed");
-    client().await.admin().create_topic(NewTopic::new(&topic, 6, 1)).await.unwrap();
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, 6, 1))
+        .await
+        .unwrap();
     produce(&topic, 0, 600).await;
     let group = unique("mixed-g");
     let ours = consumer(&group, &[]).await;
@@ -64,7 +106,19 @@ async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
     }
     let (b, t, g) = (bootstrap(), topic.clone(), group.clone());
     let peer = tokio::task::spawn_blocking(move || {
-        librdkafka(&["member", "--bootstrap", &b, "--topic", &t, "--group", &g, "--seconds", "12", "--assignor", "range"])
+        librdkafka(&[
+            "member",
+            "--bootstrap",
+            &b,
+            "--topic",
+            &t,
+            "--group",
+            &g,
+            "--seconds",
+            "12",
+            "--assignor",
+            "range",
+        ])
     });
     let mut ours_seen = Vec::new();
     let mut mid_assignment: BTreeSet<TopicPartition> = BTreeSet::new();
@@ -80,23 +134,50 @@ async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
         }
     }
     let peer: serde_json::Value = serde_json::from_str(peer.await.unwrap().trim()).unwrap();
-    let peer_parts: BTreeSet<i32> = peer["assignment"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect();
+    let peer_parts: BTreeSet<i32> = peer["assignment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap() as i32)
+        .collect();
     let ours_parts: BTreeSet<i32> = mid_assignment.iter().map(|tp| tp.partition).collect();
     assert_eq!(ours_parts.len(), 3, "we held half while both were members");
-    assert_eq!(peer_parts.len(), 3, "librdkafka held the other half: {peer}");
-    assert!(ours_parts.is_disjoint(&peer_parts), "ours {ours_parts:?} vs librdkafka {peer_parts:?}");
+    assert_eq!(
+        peer_parts.len(),
+        3,
+        "librdkafka held the other half: {peer}"
+    );
+    assert!(
+        ours_parts.is_disjoint(&peer_parts),
+        "ours {ours_parts:?} vs librdkafka {peer_parts:?}"
+    );
     ours.close().await;
 }
 
 #[tokio::test]
 async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
     let topic = unique("offs");
-    client().await.admin().create_topic(NewTopic::new(&topic, 2, 1)).await.unwrap();
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, 2, 1))
+        .await
+        .unwrap();
     produce(&topic, 0, 100).await;
     let b = bootstrap();
     // librdkafka commits, we resume.
     let g1 = unique("rdk-commits");
-    librdkafka(&["commit", "--bootstrap", &b, "--topic", &topic, "--group", &g1, "--offsets", "0:7,1:11"]);
+    librdkafka(&[
+        "commit",
+        "--bootstrap",
+        &b,
+        "--topic",
+        &topic,
+        "--group",
+        &g1,
+        "--offsets",
+        "0:7,1:11",
+    ]);
     let c = consumer(&g1, &[]).await;
     c.subscribe(&[&topic]).await.unwrap();
     let mut first: BTreeMap<i32, i64> = BTreeMap::new();
@@ -110,21 +191,54 @@ async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
     // We commit, librdkafka reads it back.
     let g2 = unique("we-commit");
     let c = consumer(&g2, &[]).await;
-    let offsets = BTreeMap::from([(TopicPartition::new(&topic, 0), 3), (TopicPartition::new(&topic, 1), 5)]);
+    let offsets = BTreeMap::from([
+        (TopicPartition::new(&topic, 0), 3),
+        (TopicPartition::new(&topic, 1), 5),
+    ]);
     c.commit_offsets(&offsets).await.unwrap();
     c.close().await;
-    let out = librdkafka(&["committed", "--bootstrap", &b, "--topic", &topic, "--group", &g2, "--partitions", "2"]);
+    let out = librdkafka(&[
+        "committed",
+        "--bootstrap",
+        &b,
+        "--topic",
+        &topic,
+        "--group",
+        &g2,
+        "--partitions",
+        "2",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((v["0"].as_i64(), v["1"].as_i64()), (Some(3), Some(5)), "{v}");
+    assert_eq!(
+        (v["0"].as_i64(), v["1"].as_i64()),
+        (Some(3), Some(5)),
+        "{v}"
+    );
 }
 
 #[tokio::test]
 async fn read_committed_hides_aborted_transactions_and_markers() {
     let topic = unique("txn");
-    client().await.admin().create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
-    librdkafka(&["txn", "--bootstrap", &bootstrap(), "--topic", &topic, "--count", "5"]);
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, 1, 1))
+        .await
+        .unwrap();
+    librdkafka(&[
+        "txn",
+        "--bootstrap",
+        &bootstrap(),
+        "--topic",
+        &topic,
+        "--count",
+        "5",
+    ]);
     let tp = TopicPartition::new(&topic, 0);
-    for (isolation, want) in [("read_committed", vec!["commit"]), ("read_uncommitted", vec!["abort", "commit"])] {
+    for (isolation, want) in [
+        ("read_committed", vec!["commit"]),
+        ("read_uncommitted", vec!["abort", "commit"]),
+    ] {
         let c = consumer(&unique("iso"), &[("isolation.level", isolation)]).await;
         c.assign(std::slice::from_ref(&tp)).await.unwrap();
         let mut got = Vec::new();
@@ -134,10 +248,20 @@ async fn read_committed_hides_aborted_transactions_and_markers() {
         }
         let kinds: BTreeSet<String> = got
             .iter()
-            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).split('-').next().unwrap().to_owned())
+            .map(|r| {
+                String::from_utf8_lossy(r.value.as_deref().unwrap())
+                    .split('-')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want, "{isolation}");
-        assert_eq!(got.len(), 5 * want.len(), "{isolation}: no transaction markers as records");
+        assert_eq!(
+            got.len(),
+            5 * want.len(),
+            "{isolation}: no transaction markers as records"
+        );
         // The position moved past the final commit marker.
         assert_eq!(c.position(&tp), Some(12), "{isolation}");
         c.close().await;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_ingest::producer::{murmur2, partition_for_key};
-use kafka_ingest::{Compression, NewTopic, OffsetSpec, Producer, ProducerRecord, RecordMetadata, TopicPartition};
+use kafka_ingest::{
+    Compression, NewTopic, OffsetSpec, Producer, ProducerRecord, RecordMetadata, TopicPartition,
+};
 
 use crate::support::{bootstrap, client, peer_dump, unique, PeerRecord};
 
@@ -20,23 +22,39 @@ async fn producer(extra: &[(&str, &str)]) -> Producer {
 }
 
 fn hex(b: &Option<Bytes>) -> Option<String> {
-    b.as_ref().map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+    b.as_ref()
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[tokio::test]
 async fn murmur2_matches_java_for_10000_keys() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/murmur2.txt")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/murmur2.txt"
+    ))
+    .unwrap();
     let mut n = 0;
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let key: Vec<u8> = if f[0] == "-" {
             vec![]
         } else {
-            (0..f[0].len()).step_by(2).map(|i| u8::from_str_radix(&f[0][i..i + 2], 16).unwrap()).collect()
+            (0..f[0].len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&f[0][i..i + 2], 16).unwrap())
+                .collect()
         };
         assert_eq!(murmur2(&key), f[1].parse::<i32>().unwrap(), "{line}");
-        assert_eq!(partition_for_key(&key, 6), f[2].parse::<i32>().unwrap(), "{line}");
-        assert_eq!(partition_for_key(&key, 7), f[3].parse::<i32>().unwrap(), "{line}");
+        assert_eq!(
+            partition_for_key(&key, 6),
+            f[2].parse::<i32>().unwrap(),
+            "{line}"
+        );
+        assert_eq!(
+            partition_for_key(&key, 7),
+            f[3].parse::<i32>().unwrap(),
+            "{line}"
+        );
         n += 1;
     }
     assert_eq!(n, 10_000);
@@ -47,7 +65,10 @@ async fn every_codec_round_trips_through_librdkafka() {
     let admin = client().await.admin();
     for codec in Compression::ALL {
         let topic = unique(&format!("codec-{codec}"));
-        admin.create_topic(NewTopic::new(&topic, 3, 1)).await.unwrap();
+        admin
+            .create_topic(NewTopic::new(&topic, 3, 1))
+            .await
+            .unwrap();
         let p = producer(&[("compression.type", codec.name()), ("batch.size", "4096")]).await;
         let mut sent: Vec<(ProducerRecord, RecordMetadata)> = Vec::new();
         let mut futures = Vec::new();
@@ -57,10 +78,14 @@ async fn every_codec_round_trips_through_librdkafka() {
                 r = r.key(format!("key-{}", i % 17));
             }
             if i % 10 != 5 {
-                r = r.value(Bytes::from(format!("value {i} ").repeat((i % 7) as usize + 1)));
+                r = r.value(Bytes::from(
+                    format!("value {i} ").repeat((i % 7) as usize + 1),
+                ));
             }
             if i % 4 == 0 {
-                r = r.header("trace", Bytes::from(format!("t{i}"))).header("empty", Bytes::new());
+                r = r
+                    .header("trace", Bytes::from(format!("t{i}")))
+                    .header("empty", Bytes::new());
                 r.headers.push(("null".into(), None));
             }
             if i % 50 == 7 {
@@ -75,19 +100,29 @@ async fn every_codec_round_trips_through_librdkafka() {
         for (r, m) in &sent {
             match (r.partition, &r.key) {
                 (Some(p), _) => assert_eq!(m.partition, p),
-                (None, Some(k)) => assert_eq!(m.partition, partition_for_key(k, 3), "murmur2 routing"),
+                (None, Some(k)) => {
+                    assert_eq!(m.partition, partition_for_key(k, 3), "murmur2 routing")
+                }
                 _ => {}
             }
         }
         let got = peer_dump(&bootstrap(), &topic, sent.len());
-        assert_eq!(got.len(), sent.len(), "{codec}: librdkafka read every record");
-        let by_pos: HashMap<(i32, i64), &PeerRecord> = got.iter().map(|g| ((g.partition, g.offset), g)).collect();
+        assert_eq!(
+            got.len(),
+            sent.len(),
+            "{codec}: librdkafka read every record"
+        );
+        let by_pos: HashMap<(i32, i64), &PeerRecord> =
+            got.iter().map(|g| ((g.partition, g.offset), g)).collect();
         for (r, m) in &sent {
-            let g = by_pos.get(&(m.partition, m.offset)).unwrap_or_else(|| panic!("{codec}: missing {m:?}"));
+            let g = by_pos
+                .get(&(m.partition, m.offset))
+                .unwrap_or_else(|| panic!("{codec}: missing {m:?}"));
             assert_eq!(g.key, hex(&r.key), "{codec} key at {m:?}");
             assert_eq!(g.value, hex(&r.value), "{codec} value at {m:?}");
             assert_eq!(g.timestamp, r.timestamp.unwrap(), "{codec} timestamp");
-            let headers: Vec<(String, Option<String>)> = r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
+            let headers: Vec<(String, Option<String>)> =
+                r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
             assert_eq!(g.headers, headers, "{codec} headers at {m:?}");
         }
         admin.delete_topic(&topic).await.unwrap();
@@ -98,21 +133,38 @@ async fn every_codec_round_trips_through_librdkafka() {
 async fn offsets_are_dense_and_ordered_per_partition() {
     let admin = client().await.admin();
     let topic = unique("dense");
-    admin.create_topic(NewTopic::new(&topic, 2, 1)).await.unwrap();
+    admin
+        .create_topic(NewTopic::new(&topic, 2, 1))
+        .await
+        .unwrap();
     let p = producer(&[]).await;
     assert!(p.is_idempotent());
     let mut futs = Vec::new();
     for i in 0..5000 {
-        futs.push(p.send(ProducerRecord::new(&topic).partition(i % 2).value(format!("{i}"))).await.unwrap());
+        futs.push(
+            p.send(
+                ProducerRecord::new(&topic)
+                    .partition(i % 2)
+                    .value(format!("{i}")),
+            )
+            .await
+            .unwrap(),
+        );
     }
     let mut last = [-1i64; 2];
     for f in futs {
         let m = f.await.unwrap();
-        assert_eq!(m.offset, last[m.partition as usize] + 1, "in order, no gaps");
+        assert_eq!(
+            m.offset,
+            last[m.partition as usize] + 1,
+            "in order, no gaps"
+        );
         last[m.partition as usize] = m.offset;
     }
     assert_eq!(last, [2499, 2499]);
-    let specs: Vec<_> = (0..2).map(|i| (TopicPartition::new(&topic, i), OffsetSpec::Latest)).collect();
+    let specs: Vec<_> = (0..2)
+        .map(|i| (TopicPartition::new(&topic, i), OffsetSpec::Latest))
+        .collect();
     let end = admin.list_offsets(&specs).await.unwrap();
     assert!(end.values().all(|o| o.offset == 2500));
     p.close(Duration::from_secs(5)).await;
@@ -122,13 +174,23 @@ async fn offsets_are_dense_and_ordered_per_partition() {
 async fn acks_zero_and_one() {
     let admin = client().await.admin();
     let topic = unique("acks");
-    admin.create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
+    admin
+        .create_topic(NewTopic::new(&topic, 1, 1))
+        .await
+        .unwrap();
     for (acks, want_offsets) in [("0", false), ("1", true)] {
         let p = producer(&[("acks", acks)]).await;
-        assert!(!p.is_idempotent(), "default idempotence yields to acks={acks}");
+        assert!(
+            !p.is_idempotent(),
+            "default idempotence yields to acks={acks}"
+        );
         let mut futs = Vec::new();
         for i in 0..100 {
-            futs.push(p.send(ProducerRecord::new(&topic).value(format!("{i}"))).await.unwrap());
+            futs.push(
+                p.send(ProducerRecord::new(&topic).value(format!("{i}")))
+                    .await
+                    .unwrap(),
+            );
         }
         for f in futs {
             let m = f.await.unwrap();
@@ -137,21 +199,32 @@ async fn acks_zero_and_one() {
         p.flush().await;
         p.close(Duration::from_secs(5)).await;
     }
-    let end = admin.list_offsets(&[(TopicPartition::new(&topic, 0), OffsetSpec::Latest)]).await.unwrap();
+    let end = admin
+        .list_offsets(&[(TopicPartition::new(&topic, 0), OffsetSpec::Latest)])
+        .await
+        .unwrap();
     assert_eq!(end.values().next().unwrap().offset, 200);
 }
 
 #[tokio::test]
 async fn callbacks_and_config_errors() {
     let topic = unique("cb");
-    client().await.admin().create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, 1, 1))
+        .await
+        .unwrap();
     let p = producer(&[]).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..10 {
         let tx = tx.clone();
-        p.send_with_callback(ProducerRecord::new(&topic).value(format!("{i}")), move |r| {
-            let _ = tx.send(r.map(|m| m.offset));
-        })
+        p.send_with_callback(
+            ProducerRecord::new(&topic).value(format!("{i}")),
+            move |r| {
+                let _ = tx.send(r.map(|m| m.offset));
+            },
+        )
         .await
         .unwrap();
     }
@@ -162,14 +235,39 @@ async fn callbacks_and_config_errors() {
     }
     offsets.sort();
     assert_eq!(offsets, (0..10).collect::<Vec<_>>());
-    let e = p.send(ProducerRecord::new(&topic).partition(5).value("x")).await.unwrap_err();
-    assert!(matches!(e, kafka_ingest::Error::UnknownPartition { .. }), "{e:?}");
-    let big = Producer::builder().bootstrap(&bootstrap()).set("max.request.size", "2048").build().await.unwrap();
-    let e = big.send(ProducerRecord::new(&topic).value(vec![0u8; 4096])).await.unwrap_err();
-    assert!(matches!(e, kafka_ingest::Error::RecordTooLarge { .. }), "{e:?}");
-    let e = Producer::builder().set("enable.idempotence", "true").set("acks", "1").build().await.unwrap_err();
+    let e = p
+        .send(ProducerRecord::new(&topic).partition(5).value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, kafka_ingest::Error::UnknownPartition { .. }),
+        "{e:?}"
+    );
+    let big = Producer::builder()
+        .bootstrap(&bootstrap())
+        .set("max.request.size", "2048")
+        .build()
+        .await
+        .unwrap();
+    let e = big
+        .send(ProducerRecord::new(&topic).value(vec![0u8; 4096]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, kafka_ingest::Error::RecordTooLarge { .. }),
+        "{e:?}"
+    );
+    let e = Producer::builder()
+        .set("enable.idempotence", "true")
+        .set("acks", "1")
+        .build()
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("acks"), "{e}");
     p.close(Duration::from_secs(5)).await;
-    let e = p.send(ProducerRecord::new(&topic).value("late")).await.unwrap_err();
+    let e = p
+        .send(ProducerRecord::new(&topic).value("late"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, kafka_ingest::Error::Closed), "{e:?}");
 }

@@ -42,15 +42,25 @@ pub async fn cluster_client() -> Client {
 
 /// A topic name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
 /// Runs `scripts/harness ARGS` and fails the test if it fails.
 pub fn harness(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/harness");
-    let status = std::process::Command::new(script).args(args).status().expect("run scripts/harness");
-    assert!(status.success(), "scripts/harness {} failed: {status}", args.join(" "));
+    let status = std::process::Command::new(script)
+        .args(args)
+        .status()
+        .expect("run scripts/harness");
+    assert!(
+        status.success(),
+        "scripts/harness {} failed: {status}",
+        args.join(" ")
+    );
 }
 
 /// One record as librdkafka read it (bytes as hex).
@@ -67,15 +77,34 @@ pub struct PeerRecord {
 /// Reads `count` records of `topic` with librdkafka (tests/peers/dump_topic.py).
 pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = std::process::Command::new(format!("{root}/scripts/peers")).output().expect("scripts/peers");
-    assert!(python.status.success(), "scripts/peers failed: {}", String::from_utf8_lossy(&python.stderr));
+    let python = std::process::Command::new(format!("{root}/scripts/peers"))
+        .output()
+        .expect("scripts/peers");
+    assert!(
+        python.status.success(),
+        "scripts/peers failed: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
     let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
     let out = std::process::Command::new(python)
         .arg(format!("{root}/tests/peers/dump_topic.py"))
-        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--idle", "15"])
+        .args([
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+            "--idle",
+            "15",
+        ])
         .output()
         .expect("run dump_topic.py");
-    assert!(out.status.success(), "dump_topic.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dump_topic.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -88,7 +117,11 @@ pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> 
                 value: opt(&v["value"]),
                 headers: v["headers"]
                     .as_array()
-                    .map(|a| a.iter().map(|h| (h[0].as_str().unwrap_or("").to_owned(), opt(&h[1]))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|h| (h[0].as_str().unwrap_or("").to_owned(), opt(&h[1])))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 timestamp: v["timestamp"].as_i64().unwrap_or(-1),
             }
@@ -101,7 +134,9 @@ pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> 
 pub async fn cluster_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let guard = LOCK.lock().await;
-    tokio::task::spawn_blocking(|| harness(&["up", "--cluster"])).await.expect("harness up --cluster");
+    tokio::task::spawn_blocking(|| harness(&["up", "--cluster"]))
+        .await
+        .expect("harness up --cluster");
     guard
 }
 
@@ -127,7 +162,9 @@ impl Drop for KilledNode {
     fn drop(&mut self) {
         if let Some(id) = self.0.take() {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/harness");
-            let _ = std::process::Command::new(script).args(["start-node", &id.to_string()]).status();
+            let _ = std::process::Command::new(script)
+                .args(["start-node", &id.to_string()])
+                .status();
         }
     }
 }
@@ -135,14 +172,24 @@ impl Drop for KilledNode {
 /// Runs tests/peers/librdkafka_peer.py with `args` and returns its stdout.
 pub fn librdkafka(args: &[&str]) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = std::process::Command::new(format!("{root}/scripts/peers")).output().expect("scripts/peers");
-    assert!(python.status.success(), "scripts/peers failed: {}", String::from_utf8_lossy(&python.stderr));
+    let python = std::process::Command::new(format!("{root}/scripts/peers"))
+        .output()
+        .expect("scripts/peers");
+    assert!(
+        python.status.success(),
+        "scripts/peers failed: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
     let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
     let out = std::process::Command::new(python)
         .arg(format!("{root}/tests/peers/librdkafka_peer.py"))
         .args(args)
         .output()
         .expect("run librdkafka_peer.py");
-    assert!(out.status.success(), "librdkafka_peer.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "librdkafka_peer.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

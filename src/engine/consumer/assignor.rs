@@ -56,7 +56,11 @@ pub(crate) struct Member {
 /// Member id → assigned partitions (every member present, maybe empty).
 pub(crate) type Plan = BTreeMap<String, Vec<TopicPartition>>;
 
-pub(crate) fn assign(strategy: Strategy, members: &[Member], partitions: &HashMap<String, i32>) -> Plan {
+pub(crate) fn assign(
+    strategy: Strategy,
+    members: &[Member],
+    partitions: &HashMap<String, i32>,
+) -> Plan {
     let mut plan: Plan = members.iter().map(|m| (m.id.clone(), Vec::new())).collect();
     match strategy {
         Strategy::Range => range(members, partitions, &mut plan),
@@ -72,8 +76,14 @@ pub(crate) fn assign(strategy: Strategy, members: &[Member], partitions: &HashMa
 fn range(members: &[Member], partitions: &HashMap<String, i32>, plan: &mut Plan) {
     let topics: BTreeSet<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
     for topic in topics {
-        let Some(&n) = partitions.get(topic) else { continue };
-        let mut subs: Vec<&str> = members.iter().filter(|m| m.topics.contains(topic)).map(|m| m.id.as_str()).collect();
+        let Some(&n) = partitions.get(topic) else {
+            continue;
+        };
+        let mut subs: Vec<&str> = members
+            .iter()
+            .filter(|m| m.topics.contains(topic))
+            .map(|m| m.id.as_str())
+            .collect();
         subs.sort();
         let (per, extra) = (n as usize / subs.len(), n as usize % subs.len());
         let mut next = 0;
@@ -90,7 +100,10 @@ fn all_partitions(members: &[Member], partitions: &HashMap<String, i32>) -> Vec<
     let topics: BTreeSet<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
     topics
         .into_iter()
-        .flat_map(|t| (0..partitions.get(t).copied().unwrap_or(0)).map(move |p| TopicPartition::new(t.as_str(), p)))
+        .flat_map(|t| {
+            (0..partitions.get(t).copied().unwrap_or(0))
+                .map(move |p| TopicPartition::new(t.as_str(), p))
+        })
         .collect()
 }
 
@@ -156,7 +169,10 @@ fn sticky(members: &[Member], partitions: &HashMap<String, i32>, plan: &mut Plan
     }
     for tp in all.iter().filter(|tp| !taken.contains(*tp)) {
         let load = |m: &Member| plan.get(&m.id).map_or(0, Vec::len);
-        let best = ordered.iter().filter(|m| m.topics.contains(&tp.topic)).min_by_key(|m| load(m));
+        let best = ordered
+            .iter()
+            .filter(|m| m.topics.contains(&tp.topic))
+            .min_by_key(|m| load(m));
         if let Some(m) = best {
             plan.entry(m.id.clone()).or_default().push(tp.clone());
         }
@@ -175,7 +191,10 @@ mod tests {
         Member {
             id: id.into(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
-            owned: owned.iter().map(|(t, p)| TopicPartition::new(*t, *p)).collect(),
+            owned: owned
+                .iter()
+                .map(|(t, p)| TopicPartition::new(*t, *p))
+                .collect(),
             generation: 1,
         }
     }
@@ -190,7 +209,11 @@ mod tests {
 
     #[test]
     fn range_matches_java() {
-        let ms = [member("a", &["t"], &[]), member("b", &["t"], &[]), member("c", &["t"], &[])];
+        let ms = [
+            member("a", &["t"], &[]),
+            member("b", &["t"], &[]),
+            member("c", &["t"], &[]),
+        ];
         let p = assign(Strategy::Range, &ms, &parts(7));
         assert_eq!(ids(&p["a"]), vec![0, 1, 2]);
         assert_eq!(ids(&p["b"]), vec![3, 4]);
@@ -207,7 +230,11 @@ mod tests {
 
     #[test]
     fn sticky_balances_a_new_group() {
-        let ms = [member("a", &["t"], &[]), member("b", &["t"], &[]), member("c", &["t"], &[])];
+        let ms = [
+            member("a", &["t"], &[]),
+            member("b", &["t"], &[]),
+            member("c", &["t"], &[]),
+        ];
         let p = assign(Strategy::CooperativeSticky, &ms, &parts(6));
         assert!(p.values().all(|v| v.len() == 2), "{p:?}");
         let all: BTreeSet<_> = p.values().flatten().collect();
@@ -218,19 +245,32 @@ mod tests {
     fn sticky_adding_a_member_revokes_only_what_moves() {
         let owned_a = [("t", 0), ("t", 1), ("t", 2)];
         let owned_b = [("t", 3), ("t", 4), ("t", 5)];
-        let ms = [member("a", &["t"], &owned_a), member("b", &["t"], &owned_b), member("c", &["t"], &[])];
+        let ms = [
+            member("a", &["t"], &owned_a),
+            member("b", &["t"], &owned_b),
+            member("c", &["t"], &[]),
+        ];
         let first = assign(Strategy::CooperativeSticky, &ms, &parts(6));
         // Round one: a and b each give one up; c gets nothing yet.
         assert_eq!(first["a"].len(), 2);
         assert_eq!(first["b"].len(), 2);
         assert!(first["c"].is_empty());
         for tp in &first["a"] {
-            assert!(owned_a.contains(&(tp.topic.as_str(), tp.partition)), "a keeps its own");
+            assert!(
+                owned_a.contains(&(tp.topic.as_str(), tp.partition)),
+                "a keeps its own"
+            );
         }
         // Round two: the revoked ones are free and go to c.
         let ms2 = [
-            Member { owned: first["a"].clone(), ..ms[0].clone() },
-            Member { owned: first["b"].clone(), ..ms[1].clone() },
+            Member {
+                owned: first["a"].clone(),
+                ..ms[0].clone()
+            },
+            Member {
+                owned: first["b"].clone(),
+                ..ms[1].clone()
+            },
             ms[2].clone(),
         ];
         let second = assign(Strategy::CooperativeSticky, &ms2, &parts(6));
@@ -241,7 +281,10 @@ mod tests {
 
     #[test]
     fn strategy_names() {
-        assert_eq!(Strategy::parse("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"), Some(Strategy::CooperativeSticky));
+        assert_eq!(
+            Strategy::parse("org.apache.kafka.clients.consumer.CooperativeStickyAssignor"),
+            Some(Strategy::CooperativeSticky)
+        );
         assert_eq!(Strategy::parse("range"), Some(Strategy::Range));
         assert_eq!(Strategy::parse("sticky"), None);
     }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Buffered, ConsumerEngine};
+use crate::cluster::wire::{decode_batches_within, InBatch, InRecord};
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, Topics};
-use crate::cluster::wire::{decode_batches, InBatch, InRecord};
 use crate::types::TopicPartition;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -35,7 +35,9 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
                     continue;
                 }
                 match crate::cluster::leader_of(&meta, &tp.topic, tp.partition) {
-                    Ok(l) if !busy.contains(&l) => plan.entry(l).or_default().push((tp.clone(), p.epoch, pos)),
+                    Ok(l) if !busy.contains(&l) => {
+                        plan.entry(l).or_default().push((tp.clone(), p.epoch, pos))
+                    }
                     Ok(_) => {}
                     Err(_) => missing_leader = true,
                 }
@@ -49,16 +51,26 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
             }
         }
         for (leader, parts) in plan {
-            in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(leader);
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(leader);
             let (e2, in_flight) = (e.clone(), in_flight.clone());
             tokio::spawn(async move {
                 fetch_once(&e2, leader, parts).await;
-                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&leader);
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&leader);
                 e2.fetch_wake.notify_one();
             });
         }
         if missing_leader && Instant::now() >= refresh_after {
-            refresh_after = Instant::now() + e.cluster.config().retry_backoff.max(Duration::from_millis(100));
+            refresh_after = Instant::now()
+                + e.cluster
+                    .config()
+                    .retry_backoff
+                    .max(Duration::from_millis(100));
             let topics: Vec<String> = {
                 let st = e.state();
                 let mut t: Vec<String> = st.parts.keys().map(|tp| tp.topic.clone()).collect();
@@ -68,7 +80,11 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
             let _ = e.cluster.refresh(Topics::Some(&topics)).await;
         }
         drop(e);
-        let _ = tokio::time::timeout(Duration::from_millis(if missing_leader { 100 } else { 500 }), wake).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(if missing_leader { 100 } else { 500 }),
+            wake,
+        )
+        .await;
     }
 }
 
@@ -88,29 +104,46 @@ async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition,
         }
         Ok(mut by_tp) => {
             for (tp, epoch, offset) in parts {
-                let Some(p) = st.parts.get_mut(&tp) else { continue };
+                let Some(p) = st.parts.get_mut(&tp) else {
+                    continue;
+                };
                 p.fetching = false;
                 if p.epoch != epoch || p.position != Some(offset) {
                     continue; // seeked or reassigned meanwhile
                 }
                 let Some(r) = by_tp.remove(&tp) else { continue };
                 match r {
-                    Ok(FetchedPartition { high_watermark, batches, aborted }) => {
+                    Ok(FetchedPartition {
+                        high_watermark,
+                        batches,
+                        aborted,
+                    }) => {
                         p.high_watermark = high_watermark;
-                        let (records, next) = visible(batches, &aborted, offset, e.fetch.read_committed);
+                        let (records, next) =
+                            visible(batches, &aborted, offset, e.fetch.read_committed);
                         if records.is_empty() {
                             p.position = Some(next.max(offset));
                         } else {
-                            p.buffered = Some(Buffered { epoch, records, next_offset: next });
+                            p.buffered = Some(Buffered {
+                                epoch,
+                                records,
+                                next_offset: next,
+                            });
                         }
                     }
                     Err(code) if code == OFFSET_OUT_OF_RANGE => {
                         p.position = None;
                         p.reset_now = true;
                     }
-                    Err(code) if codes::needs_metadata_refresh(code) || ErrorCode(code).is_retriable() => refresh = true,
+                    Err(code)
+                        if codes::needs_metadata_refresh(code)
+                            || ErrorCode(code).is_retriable() =>
+                    {
+                        refresh = true
+                    }
                     Err(code) => {
-                        let err = ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
+                        let err =
+                            ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
                         st.errors.push_back(err);
                         break;
                     }
@@ -133,7 +166,11 @@ struct FetchedPartition {
 
 type Fetched = HashMap<TopicPartition, Result<FetchedPartition, i16>>;
 
-async fn request(e: &ConsumerEngine, leader: i32, parts: &[(TopicPartition, u64, i64)]) -> Result<Fetched, ClusterError> {
+async fn request(
+    e: &ConsumerEngine,
+    leader: i32,
+    parts: &[(TopicPartition, u64, i64)],
+) -> Result<Fetched, ClusterError> {
     let mut topics: Vec<msg::FetchTopic> = Vec::new();
     for (tp, _, offset) in parts {
         let part = msg::FetchPartition::default()
@@ -162,11 +199,14 @@ async fn request(e: &ConsumerEngine, leader: i32, parts: &[(TopicPartition, u64,
         .with_session_epoch(-1)
         .with_topics(topics);
     let conn = e.cluster.broker(leader).await?;
-    let (resp, _) = conn.send_long(&req, versions::FETCH, e.fetch.max_wait).await?;
+    let (resp, _) = conn
+        .send_long(&req, versions::FETCH, e.fetch.max_wait)
+        .await?;
     if let Some(code) = ErrorCode::check(resp.error_code) {
         return Err(ClusterError::broker("Fetch", code, None));
     }
-    // Each batch may expand to at most fetch.max.bytes (decompression bombs).
+    // Decompression bombs: one batch may expand to at most fetch.max.bytes,
+    // and one partition's batches to about that much in total per fetch.
     let limit = e.fetch.max_bytes.max(1) as usize;
     let mut out = Fetched::new();
     for t in resp.responses {
@@ -177,8 +217,12 @@ async fn request(e: &ConsumerEngine, leader: i32, parts: &[(TopicPartition, u64,
                 continue;
             }
             let batches = match p.records {
-                Some(r) => decode_batches(r, limit).map_err(|err| {
-                    ClusterError::broker(format!("decoding records of {tp}"), ErrorCode(-1), Some(err.to_string()))
+                Some(r) => decode_batches_within(r, limit, limit).map_err(|err| {
+                    ClusterError::broker(
+                        format!("decoding records of {tp}"),
+                        ErrorCode(-1),
+                        Some(err.to_string()),
+                    )
                 })?,
                 None => Vec::new(),
             };
@@ -188,7 +232,14 @@ async fn request(e: &ConsumerEngine, leader: i32, parts: &[(TopicPartition, u64,
                 .into_iter()
                 .map(|a| (a.producer_id.0, a.first_offset))
                 .collect();
-            out.insert(tp, Ok(FetchedPartition { high_watermark: p.high_watermark, batches, aborted }));
+            out.insert(
+                tp,
+                Ok(FetchedPartition {
+                    high_watermark: p.high_watermark,
+                    batches,
+                    aborted,
+                }),
+            );
         }
     }
     Ok(out)
@@ -196,7 +247,12 @@ async fn request(e: &ConsumerEngine, leader: i32, parts: &[(TopicPartition, u64,
 
 /// Records a reader may see, and the offset after the last batch. Control
 /// batches are dropped; with read_committed so are aborted transactions.
-fn visible(batches: Vec<InBatch>, aborted: &[(i64, i64)], from: i64, read_committed: bool) -> (VecDeque<InRecord>, i64) {
+fn visible(
+    batches: Vec<InBatch>,
+    aborted: &[(i64, i64)],
+    from: i64,
+    read_committed: bool,
+) -> (VecDeque<InRecord>, i64) {
     let mut next = from;
     let mut out = VecDeque::new();
     // producer id -> first offset of its aborted transaction, once reached.
@@ -221,10 +277,18 @@ fn visible(batches: Vec<InBatch>, aborted: &[(i64, i64)], from: i64, read_commit
             aborting.remove(&b.producer_id);
             continue;
         }
-        if read_committed && aborting.get(&b.producer_id).is_some_and(|start| *start <= first) {
+        if read_committed
+            && aborting
+                .get(&b.producer_id)
+                .is_some_and(|start| *start <= first)
+        {
             continue;
         }
-        out.extend(b.records.into_iter().filter(|r| r.offset >= from && !r.control));
+        out.extend(
+            b.records
+                .into_iter()
+                .filter(|r| r.offset >= from && !r.control),
+        );
     }
     (out, next)
 }

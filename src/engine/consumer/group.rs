@@ -11,8 +11,11 @@ use tokio::sync::Notify;
 use super::assignor::{self, Member, Strategy};
 use super::offsets::{self, Committer};
 use crate::backoff::Backoff;
+use crate::cluster::wire::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment,
+    Subscription,
+};
 use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Topics};
-use crate::cluster::wire::{decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment, Subscription};
 use crate::types::TopicPartition;
 
 pub(crate) mod code {
@@ -90,7 +93,10 @@ impl Group {
             cluster,
             cfg,
             coordinator: Mutex::new(None),
-            member: Mutex::new(Membership { generation: -1, ..Default::default() }),
+            member: Mutex::new(Membership {
+                generation: -1,
+                ..Default::default()
+            }),
             topics: Mutex::new(Vec::new()),
             last_poll: Mutex::new(Instant::now()),
             max_poll_interval,
@@ -111,11 +117,17 @@ impl Group {
     }
 
     pub(crate) fn subscription(&self) -> Vec<String> {
-        self.topics.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn unsubscribe(&self) {
-        self.topics.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.member().stable = false;
     }
 
@@ -189,7 +201,10 @@ impl Group {
             };
             let retry = match &err {
                 ClusterError::Broker { code, .. } => {
-                    let moved = matches!(code.0, code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE);
+                    let moved = matches!(
+                        code.0,
+                        code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE
+                    );
                     if moved {
                         self.coordinator_failed();
                     }
@@ -204,7 +219,11 @@ impl Group {
             let delay = backoff.next_delay();
             if !retry || Instant::now() + delay >= deadline {
                 if retry {
-                    return Err(ClusterError::Timeout { what: what.to_owned(), after: c.api_timeout, last: Some(Box::new(err)) });
+                    return Err(ClusterError::Timeout {
+                        what: what.to_owned(),
+                        after: c.api_timeout,
+                        last: Some(Box::new(err)),
+                    });
                 }
                 return Err(err);
             }
@@ -249,7 +268,10 @@ impl Group {
         };
         let mut owned_by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for tp in owned {
-            owned_by_topic.entry(tp.topic.clone()).or_default().push(tp.partition);
+            owned_by_topic
+                .entry(tp.topic.clone())
+                .or_default()
+                .push(tp.partition);
         }
         let protocols = self
             .cfg
@@ -259,13 +281,17 @@ impl Group {
                 let sub = Subscription {
                     topics: topics.clone(),
                     // Java's CooperativeStickyAssignor also puts the generation in user data.
-                    user_data: s.is_cooperative().then(|| Bytes::copy_from_slice(&generation.to_be_bytes())),
+                    user_data: s
+                        .is_cooperative()
+                        .then(|| Bytes::copy_from_slice(&generation.to_be_bytes())),
                     owned: owned_by_topic.clone().into_iter().collect(),
                     generation,
                     rack: None,
                 };
                 let meta = encode_subscription(&sub).map_err(|e| JoinError::Fatal(codec_err(e)))?;
-                Ok(msg::JoinGroupRequestProtocol::default().with_name(s2(s.name())).with_metadata(meta))
+                Ok(msg::JoinGroupRequestProtocol::default()
+                    .with_name(s2(s.name()))
+                    .with_metadata(meta))
             })
             .collect::<Result<Vec<_>, JoinError>>()?;
         let req = msg::JoinGroupRequest::default()
@@ -285,18 +311,34 @@ impl Group {
             0 => {}
             code::MEMBER_ID_REQUIRED => {
                 self.member().member_id = resp.member_id.to_string();
-                return Err(JoinError::Retry(ClusterError::broker("JoinGroup", ErrorCode(code::MEMBER_ID_REQUIRED), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "JoinGroup",
+                    ErrorCode(code::MEMBER_ID_REQUIRED),
+                    None,
+                )));
             }
             code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION => {
                 self.reset_member(resp.error_code == code::UNKNOWN_MEMBER_ID);
-                return Err(JoinError::Retry(ClusterError::broker("JoinGroup", ErrorCode(resp.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "JoinGroup",
+                    ErrorCode(resp.error_code),
+                    None,
+                )));
             }
             code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE => {
                 self.coordinator_failed();
-                return Err(JoinError::Retry(ClusterError::broker("JoinGroup", ErrorCode(resp.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "JoinGroup",
+                    ErrorCode(resp.error_code),
+                    None,
+                )));
             }
             code::COORDINATOR_LOAD_IN_PROGRESS | code::REBALANCE_IN_PROGRESS => {
-                return Err(JoinError::Retry(ClusterError::broker("JoinGroup", ErrorCode(resp.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "JoinGroup",
+                    ErrorCode(resp.error_code),
+                    None,
+                )));
             }
             c => return Err(JoinError::Fatal(self.fatal_error("JoinGroup", c))),
         }
@@ -310,7 +352,9 @@ impl Group {
         }
         let assignments = if resp.leader.as_str() == member_id && !resp.skip_assignment {
             let strategy = protocol.unwrap_or(self.cfg.strategies[0]);
-            self.lead(strategy, &resp.members).await.map_err(JoinError::Retry)?
+            self.lead(strategy, &resp.members)
+                .await
+                .map_err(JoinError::Retry)?
         } else {
             Vec::new()
         };
@@ -330,20 +374,38 @@ impl Group {
             0 => {}
             code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION => {
                 self.reset_member(sync.error_code == code::UNKNOWN_MEMBER_ID);
-                return Err(JoinError::Retry(ClusterError::broker("SyncGroup", ErrorCode(sync.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "SyncGroup",
+                    ErrorCode(sync.error_code),
+                    None,
+                )));
             }
             code::REBALANCE_IN_PROGRESS | code::COORDINATOR_LOAD_IN_PROGRESS => {
-                return Err(JoinError::Retry(ClusterError::broker("SyncGroup", ErrorCode(sync.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "SyncGroup",
+                    ErrorCode(sync.error_code),
+                    None,
+                )));
             }
             code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE => {
                 self.coordinator_failed();
-                return Err(JoinError::Retry(ClusterError::broker("SyncGroup", ErrorCode(sync.error_code), None)));
+                return Err(JoinError::Retry(ClusterError::broker(
+                    "SyncGroup",
+                    ErrorCode(sync.error_code),
+                    None,
+                )));
             }
             c => return Err(JoinError::Fatal(self.fatal_error("SyncGroup", c))),
         }
         let a = decode_assignment(sync.assignment).map_err(|e| JoinError::Fatal(codec_err(e)))?;
-        let mut assignment: Vec<TopicPartition> =
-            a.partitions.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| TopicPartition::new(t.clone(), p))).collect();
+        let mut assignment: Vec<TopicPartition> = a
+            .partitions
+            .into_iter()
+            .flat_map(|(t, ps)| {
+                ps.into_iter()
+                    .map(move |p| TopicPartition::new(t.clone(), p))
+            })
+            .collect();
         assignment.sort();
         {
             let mut m = self.member();
@@ -352,7 +414,10 @@ impl Group {
         }
         self.polled();
         tracing::debug!(group = %self.cfg.group_id, generation, member = %member_id, partitions = assignment.len(), "joined");
-        Ok(Joined { assignment, generation })
+        Ok(Joined {
+            assignment,
+            generation,
+        })
     }
 
     /// Leader: decode every member's subscription and compute the plan.
@@ -367,7 +432,10 @@ impl Group {
             let generation = if sub.generation >= 0 {
                 sub.generation
             } else {
-                sub.user_data.as_ref().filter(|u| u.len() >= 4).map_or(-1, |u| i32::from_be_bytes([u[0], u[1], u[2], u[3]]))
+                sub.user_data
+                    .as_ref()
+                    .filter(|u| u.len() >= 4)
+                    .map_or(-1, |u| i32::from_be_bytes([u[0], u[1], u[2], u[3]]))
             };
             parsed.push(Member {
                 id: m.member_id.to_string(),
@@ -375,15 +443,29 @@ impl Group {
                 owned: sub
                     .owned
                     .into_iter()
-                    .flat_map(|(t, ps)| ps.into_iter().map(move |p| TopicPartition::new(t.clone(), p)))
+                    .flat_map(|(t, ps)| {
+                        ps.into_iter()
+                            .map(move |p| TopicPartition::new(t.clone(), p))
+                    })
                     .collect(),
                 generation,
             });
         }
-        let topics: Vec<String> = parsed.iter().flat_map(|m| m.topics.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let topics: Vec<String> = parsed
+            .iter()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let meta = self.cluster.refresh(Topics::Some(&topics)).await?;
-        let counts: HashMap<String, i32> =
-            topics.iter().filter_map(|t| meta.topics.get(t).map(|m| (t.clone(), m.partitions.len() as i32))).collect();
+        let counts: HashMap<String, i32> = topics
+            .iter()
+            .filter_map(|t| {
+                meta.topics
+                    .get(t)
+                    .map(|m| (t.clone(), m.partitions.len() as i32))
+            })
+            .collect();
         let plan = assignor::assign(strategy, &parsed, &counts);
         tracing::debug!(group = %self.cfg.group_id, ?strategy, members = parsed.len(), "computed assignment");
         plan.into_iter()
@@ -392,9 +474,14 @@ impl Group {
                 for tp in tps {
                     by_topic.entry(tp.topic).or_default().push(tp.partition);
                 }
-                let bytes = encode_assignment(&Assignment { partitions: by_topic.into_iter().collect(), user_data: None })
-                    .map_err(codec_err)?;
-                Ok(msg::SyncGroupRequestAssignment::default().with_member_id(s2(&member)).with_assignment(bytes))
+                let bytes = encode_assignment(&Assignment {
+                    partitions: by_topic.into_iter().collect(),
+                    user_data: None,
+                })
+                .map_err(codec_err)?;
+                Ok(msg::SyncGroupRequestAssignment::default()
+                    .with_member_id(s2(&member))
+                    .with_assignment(bytes))
             })
             .collect()
     }
@@ -421,7 +508,11 @@ impl Group {
     }
 
     fn fatal_error(&self, api: &str, c: i16) -> ClusterError {
-        let e = ClusterError::broker(format!("{api} for group `{}`", self.cfg.group_id), ErrorCode(c), None);
+        let e = ClusterError::broker(
+            format!("{api} for group `{}`", self.cfg.group_id),
+            ErrorCode(c),
+            None,
+        );
         if c == code::FENCED_INSTANCE_ID {
             self.member().fatal = Some(e.clone());
         }
@@ -429,7 +520,10 @@ impl Group {
     }
 
     /// Commits offsets as this member (or standalone when not in a generation).
-    pub(crate) async fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ClusterError> {
+    pub(crate) async fn commit(
+        &self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), ClusterError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -449,7 +543,10 @@ impl Group {
             .await;
         if let Err(ClusterError::Broker { code, .. }) = &result {
             if matches!(code.0, code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION) {
-                self.reset_member_if(used.load(std::sync::atomic::Ordering::Relaxed), code.0 == code::UNKNOWN_MEMBER_ID);
+                self.reset_member_if(
+                    used.load(std::sync::atomic::Ordering::Relaxed),
+                    code.0 == code::UNKNOWN_MEMBER_ID,
+                );
                 self.wake_poll.notify_waiters();
             }
         }
@@ -457,9 +554,14 @@ impl Group {
     }
 
     /// Committed offsets of `tps`.
-    pub(crate) async fn committed(&self, tps: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, Option<i64>>, ClusterError> {
-        self.with_coordinator("OffsetFetch", |conn| async move { offsets::committed(&conn, &self.cfg.group_id, tps).await })
-            .await
+    pub(crate) async fn committed(
+        &self,
+        tps: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, ClusterError> {
+        self.with_coordinator("OffsetFetch", |conn| async move {
+            offsets::committed(&conn, &self.cfg.group_id, tps).await
+        })
+        .await
     }
 
     /// Leaves the group (dynamic members only: a static member keeps its
@@ -474,9 +576,12 @@ impl Group {
         if member_id.is_empty() || generation < 0 || self.cfg.instance_id.is_some() {
             return;
         }
-        let Ok(conn) = self.coordinator().await else { return };
+        let Ok(conn) = self.coordinator().await else {
+            return;
+        };
         let version = conn.version(versions::LEAVE_GROUP).unwrap_or(0);
-        let mut req = msg::LeaveGroupRequest::default().with_group_id(msg::GroupId(s2(&self.cfg.group_id)));
+        let mut req =
+            msg::LeaveGroupRequest::default().with_group_id(msg::GroupId(s2(&self.cfg.group_id)));
         req = if version >= 3 {
             req.with_members(vec![msg::MemberIdentity::default()
                 .with_member_id(s2(&member_id))
@@ -485,7 +590,9 @@ impl Group {
             req.with_member_id(s2(&member_id))
         };
         match conn.send(&req, versions::LEAVE_GROUP).await {
-            Ok((r, _)) if r.error_code == 0 => tracing::debug!(group = %self.cfg.group_id, "left group"),
+            Ok((r, _)) if r.error_code == 0 => {
+                tracing::debug!(group = %self.cfg.group_id, "left group")
+            }
             Ok((r, _)) => tracing::debug!(code = r.error_code, "LeaveGroup failed"),
             Err(e) => tracing::debug!(error = %e, "LeaveGroup failed"),
         }
@@ -493,7 +600,8 @@ impl Group {
     }
 
     pub(crate) fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -504,14 +612,22 @@ pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i
     let version = conn.version(versions::FIND_COORDINATOR)?;
     let key = msg::StrBytes::from_string(group.to_owned());
     let mut req = msg::FindCoordinatorRequest::default().with_key_type(0);
-    req = if version >= 4 { req.with_coordinator_keys(vec![key]) } else { req.with_key(key) };
+    req = if version >= 4 {
+        req.with_coordinator_keys(vec![key])
+    } else {
+        req.with_key(key)
+    };
     let (resp, _) = conn.send(&req, versions::FIND_COORDINATOR).await?;
     let (code, node) = match resp.coordinators.first() {
         Some(c) => (c.error_code, c.node_id.0),
         None => (resp.error_code, resp.node_id.0),
     };
     if let Some(code) = ErrorCode::check(code) {
-        return Err(ClusterError::broker(format!("finding the coordinator of group `{group}`"), code, None));
+        return Err(ClusterError::broker(
+            format!("finding the coordinator of group `{group}`"),
+            code,
+            None,
+        ));
     }
     if !cluster.cached().brokers.contains_key(&node) {
         cluster.refresh(Topics::Some(&[])).await?;
@@ -572,7 +688,11 @@ async fn heartbeat_loop(group: Weak<Group>) {
             .with_member_id(s2(&member_id))
             .with_group_instance_id(g.cfg.instance_id.as_deref().map(s2));
         let result = match g.coordinator().await {
-            Ok(conn) => conn.send(&req, versions::HEARTBEAT).await.map(|(r, _)| r.error_code).map_err(ClusterError::from),
+            Ok(conn) => conn
+                .send(&req, versions::HEARTBEAT)
+                .await
+                .map(|(r, _)| r.error_code)
+                .map_err(ClusterError::from),
             Err(e) => Err(e),
         };
         match result {

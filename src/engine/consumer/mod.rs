@@ -20,8 +20,8 @@ use tokio::sync::Notify;
 
 pub use assignor::Strategy;
 
-use crate::cluster::{Cluster, ClusterError};
 use crate::cluster::wire::InRecord;
+use crate::cluster::{Cluster, ClusterError};
 use crate::types::TopicPartition;
 
 /// Fetch settings derived from the consumer config.
@@ -127,13 +127,19 @@ impl ConsumerEngine {
 
     /// Positions of assigned partitions that have one.
     pub(crate) fn positions(&self) -> BTreeMap<TopicPartition, i64> {
-        self.state().parts.iter().filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o))).collect()
+        self.state()
+            .parts
+            .iter()
+            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+            .collect()
     }
 
     /// Moves the position, dropping prefetched data.
     pub(crate) fn seek(&self, tp: &TopicPartition, offset: Option<i64>, reset_now: bool) -> bool {
         let mut st = self.state();
-        let Some(p) = st.parts.get_mut(tp) else { return false };
+        let Some(p) = st.parts.get_mut(tp) else {
+            return false;
+        };
         p.position = offset;
         p.reset_now = reset_now;
         p.epoch += 1;
@@ -165,13 +171,17 @@ impl ConsumerEngine {
             if p.paused {
                 continue;
             }
-            let Some(buf) = p.buffered.as_mut() else { continue };
+            let Some(buf) = p.buffered.as_mut() else {
+                continue;
+            };
             if buf.epoch != p.epoch {
                 p.buffered = None;
                 continue;
             }
             while out.len() < max {
-                let Some(r) = buf.records.pop_front() else { break };
+                let Some(r) = buf.records.pop_front() else {
+                    break;
+                };
                 if p.position.is_some_and(|pos| r.offset < pos) {
                     continue; // a batch starts before the position we asked for
                 }
@@ -180,7 +190,10 @@ impl ConsumerEngine {
             }
             if buf.records.is_empty() {
                 // Skip trailing markers and compacted gaps too.
-                p.position = Some(p.position.map_or(buf.next_offset, |pos| pos.max(buf.next_offset)));
+                p.position = Some(
+                    p.position
+                        .map_or(buf.next_offset, |pos| pos.max(buf.next_offset)),
+                );
                 p.buffered = None;
             }
         }

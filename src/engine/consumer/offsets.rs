@@ -13,7 +13,9 @@ fn s(v: &str) -> msg::StrBytes {
     msg::StrBytes::from_string(v.to_owned())
 }
 
-fn by_topic<T: Clone>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<String, Vec<(i32, T)>> {
+fn by_topic<T: Clone>(
+    items: impl IntoIterator<Item = (TopicPartition, T)>,
+) -> BTreeMap<String, Vec<(i32, T)>> {
     let mut out: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
     for (tp, v) in items {
         out.entry(tp.topic).or_default().push((tp.partition, v));
@@ -35,17 +37,27 @@ pub(crate) async fn committed(
                 .with_partition_indexes(ps.into_iter().map(|(p, _)| p).collect())
         })
         .collect();
-    let req = msg::OffsetFetchRequest::default().with_group_id(msg::GroupId(s(group))).with_topics(Some(topics));
+    let req = msg::OffsetFetchRequest::default()
+        .with_group_id(msg::GroupId(s(group)))
+        .with_topics(Some(topics));
     let (resp, _) = conn.send(&req, versions::OFFSET_FETCH).await?;
     if let Some(code) = ErrorCode::check(resp.error_code) {
-        return Err(ClusterError::broker(format!("fetching committed offsets of group `{group}`"), code, None));
+        return Err(ClusterError::broker(
+            format!("fetching committed offsets of group `{group}`"),
+            code,
+            None,
+        ));
     }
     let mut out = BTreeMap::new();
     for t in resp.topics {
         for p in t.partitions {
             let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
             if let Some(code) = ErrorCode::check(p.error_code) {
-                return Err(ClusterError::broker(format!("fetching the committed offset of {tp}"), code, None));
+                return Err(ClusterError::broker(
+                    format!("fetching the committed offset of {tp}"),
+                    code,
+                    None,
+                ));
             }
             out.insert(tp, (p.committed_offset >= 0).then_some(p.committed_offset));
         }
@@ -71,17 +83,19 @@ pub(crate) async fn commit(
     let topics = by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), *o)))
         .into_iter()
         .map(|(t, ps)| {
-            msg::offset_commit_request::OffsetCommitRequestTopic::default().with_name(name(&t)).with_partitions(
-                ps.into_iter()
-                    .map(|(p, o)| {
-                        msg::offset_commit_request::OffsetCommitRequestPartition::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(o)
-                            .with_committed_leader_epoch(-1)
-                            .with_committed_metadata(Some(s("")))
-                    })
-                    .collect(),
-            )
+            msg::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name(&t))
+                .with_partitions(
+                    ps.into_iter()
+                        .map(|(p, o)| {
+                            msg::offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(-1)
+                                .with_committed_metadata(Some(s("")))
+                        })
+                        .collect(),
+                )
         })
         .collect();
     let version = conn.version(versions::OFFSET_COMMIT)?;
@@ -101,7 +115,11 @@ pub(crate) async fn commit(
         for p in t.partitions {
             if let Some(code) = ErrorCode::check(p.error_code) {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                return Err(ClusterError::broker(format!("committing the offset of {tp}"), code, None));
+                return Err(ClusterError::broker(
+                    format!("committing the offset of {tp}"),
+                    code,
+                    None,
+                ));
             }
         }
     }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::cluster::ClusterError;
 use crate::cluster::wire::OutRecord;
+use crate::cluster::ClusterError;
 use crate::types::TopicPartition;
 
 /// Where one record landed.
@@ -50,7 +50,11 @@ impl Batch {
             let outcome = match &result {
                 Ok((base, append_time)) => Ok(Delivered {
                     offset: if *base >= 0 { base + i as i64 } else { -1 },
-                    timestamp: if *append_time >= 0 { *append_time } else { r.timestamp },
+                    timestamp: if *append_time >= 0 {
+                        *append_time
+                    } else {
+                        r.timestamp
+                    },
                 }),
                 Err(e) => Err(e.clone()),
             };
@@ -59,7 +63,8 @@ impl Batch {
     }
 
     pub(crate) fn end_sequence(&self) -> Option<i32> {
-        self.sequence.map(|s| s.base_sequence.wrapping_add(self.records.len() as i32 - 1))
+        self.sequence
+            .map(|s| s.base_sequence.wrapping_add(self.records.len() as i32 - 1))
     }
 }
 
@@ -94,13 +99,22 @@ pub(crate) struct Accumulator {
 
 /// Per-record size estimate used for batching and buffer accounting.
 pub(crate) fn record_size(r: &OutRecord) -> usize {
-    let h: usize = r.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 4).sum();
+    let h: usize = r
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 4)
+        .sum();
     r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + h + 21
 }
 
 impl Accumulator {
     pub(crate) fn new(limits: Limits) -> Self {
-        Accumulator { limits, parts: HashMap::new(), next_id: 0, incomplete: BTreeSet::new() }
+        Accumulator {
+            limits,
+            parts: HashMap::new(),
+            next_id: 0,
+            incomplete: BTreeSet::new(),
+        }
     }
 
     /// Adds a record to the partition's open batch, or opens a new one.
@@ -114,7 +128,13 @@ impl Accumulator {
     ) {
         let size = record_size(&record);
         let batch_size = self.limits.batch_size;
-        let q = self.parts.entry(tp.clone()).or_insert_with(|| PartitionQueue { last_acked: -1, ..Default::default() });
+        let q = self
+            .parts
+            .entry(tp.clone())
+            .or_insert_with(|| PartitionQueue {
+                last_acked: -1,
+                ..Default::default()
+            });
         if let Some(b) = q.batches.back_mut() {
             let open = b.attempts == 0 && b.sequence.is_none();
             if open && b.bytes + size <= batch_size {
@@ -146,12 +166,18 @@ impl Accumulator {
     }
 
     /// Partitions whose front batch may be sent now, and when to look again.
-    pub(crate) fn ready(&self, now: Instant, flush_all: bool) -> (Vec<TopicPartition>, Option<Instant>) {
+    pub(crate) fn ready(
+        &self,
+        now: Instant,
+        flush_all: bool,
+    ) -> (Vec<TopicPartition>, Option<Instant>) {
         let mut ready = Vec::new();
         let mut wake: Option<Instant> = None;
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         for (tp, q) in &self.parts {
-            let Some(front) = q.batches.front() else { continue };
+            let Some(front) = q.batches.front() else {
+                continue;
+            };
             if q.retrying || front.attempts > 0 {
                 if q.retrying && q.in_flight > 0 {
                     continue; // wait for outstanding responses first
@@ -165,7 +191,11 @@ impl Accumulator {
             // Until the broker has acknowledged one batch under this producer
             // epoch it accepts any first sequence, so a retried first batch could
             // land behind a later one: send one at a time until then.
-            let max_in_flight = if q.last_acked < 0 { 1 } else { self.limits.max_in_flight };
+            let max_in_flight = if q.last_acked < 0 {
+                1
+            } else {
+                self.limits.max_in_flight
+            };
             if self.limits.idempotent && q.in_flight >= max_in_flight {
                 continue;
             }
@@ -181,11 +211,19 @@ impl Accumulator {
     }
 
     /// Takes the front batch of `tp` for sending, assigning its sequence.
-    pub(crate) fn take(&mut self, tp: &TopicPartition, producer: Option<(i64, i16)>) -> Option<Batch> {
+    pub(crate) fn take(
+        &mut self,
+        tp: &TopicPartition,
+        producer: Option<(i64, i16)>,
+    ) -> Option<Batch> {
         let q = self.parts.get_mut(tp)?;
         let mut b = q.batches.pop_front()?;
         if let (Some((producer_id, epoch)), None) = (producer, b.sequence) {
-            b.sequence = Some(Sequenced { producer_id, epoch, base_sequence: q.next_sequence });
+            b.sequence = Some(Sequenced {
+                producer_id,
+                epoch,
+                base_sequence: q.next_sequence,
+            });
             q.next_sequence = wrap_add(q.next_sequence, b.records.len());
         }
         q.in_flight += 1;
@@ -197,7 +235,9 @@ impl Accumulator {
         batch.attempts += 1;
         batch.retry_at = Some(retry_at);
         batch.last_error = Some(error);
-        let Some(q) = self.parts.get_mut(&batch.tp) else { return batch.complete(Err(ClusterError::Closed)) };
+        let Some(q) = self.parts.get_mut(&batch.tp) else {
+            return batch.complete(Err(ClusterError::Closed));
+        };
         q.in_flight = q.in_flight.saturating_sub(1);
         q.retrying = true;
         let seq = batch.sequence.map(|s| s.base_sequence);
@@ -205,7 +245,9 @@ impl Accumulator {
         let pos = q
             .batches
             .iter()
-            .position(|b| b.sequence.is_none() || (seq.is_some() && b.sequence.map(|s| s.base_sequence) > seq))
+            .position(|b| {
+                b.sequence.is_none() || (seq.is_some() && b.sequence.map(|s| s.base_sequence) > seq)
+            })
             .unwrap_or(q.batches.len());
         q.batches.insert(pos, batch);
     }
@@ -230,7 +272,11 @@ impl Accumulator {
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Batch> {
         let mut out = Vec::new();
         for q in self.parts.values_mut() {
-            while q.batches.front().is_some_and(|b| now.duration_since(b.created) >= timeout) {
+            while q
+                .batches
+                .front()
+                .is_some_and(|b| now.duration_since(b.created) >= timeout)
+            {
                 if let Some(b) = q.batches.pop_front() {
                     self.incomplete.remove(&b.id);
                     out.push(b);
@@ -298,16 +344,30 @@ mod tests {
     use super::*;
 
     fn limits(idempotent: bool) -> Limits {
-        Limits { batch_size: 100, linger: Duration::from_millis(10), max_in_flight: 2, idempotent }
+        Limits {
+            batch_size: 100,
+            linger: Duration::from_millis(10),
+            max_in_flight: 2,
+            idempotent,
+        }
     }
 
     fn rec(n: usize) -> OutRecord {
-        OutRecord { timestamp: 1, key: None, value: Some(Bytes::from(vec![0; n])), headers: vec![] }
+        OutRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(vec![0; n])),
+            headers: vec![],
+        }
     }
 
     fn permit() -> OwnedSemaphorePermit {
         static MEMORY: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
-        MEMORY.get_or_init(|| Arc::new(Semaphore::new(1 << 20))).clone().try_acquire_owned().unwrap()
+        MEMORY
+            .get_or_init(|| Arc::new(Semaphore::new(1 << 20)))
+            .clone()
+            .try_acquire_owned()
+            .unwrap()
     }
 
     type Log = Arc<Mutex<Vec<Result<Delivered, String>>>>;
@@ -330,8 +390,16 @@ mod tests {
         assert!(ready.is_empty());
         assert_eq!(wake, Some(t0 + Duration::from_millis(10)));
         acc.append(&tp, rec(60), reply(&log), permit(), t0);
-        assert_eq!(acc.parts[&tp].batches.len(), 2, "over batch.size opens a new batch");
-        assert_eq!(acc.ready(t0, false).0, vec![tp.clone()], "a full batch is ready at once");
+        assert_eq!(
+            acc.parts[&tp].batches.len(),
+            2,
+            "over batch.size opens a new batch"
+        );
+        assert_eq!(
+            acc.ready(t0, false).0,
+            vec![tp.clone()],
+            "a full batch is ready at once"
+        );
         assert_eq!(acc.ready(t0 + Duration::from_millis(10), false).0.len(), 1);
     }
 
@@ -346,20 +414,34 @@ mod tests {
         }
         let pid = Some((5, 0));
         let a = acc.take(&tp, pid).unwrap();
-        assert!(acc.ready(t0 + Duration::from_secs(1), false).0.is_empty(), "one at a time before the first ack");
+        assert!(
+            acc.ready(t0 + Duration::from_secs(1), false).0.is_empty(),
+            "one at a time before the first ack"
+        );
         let b = acc.take(&tp, pid).unwrap();
         assert_eq!(a.sequence.unwrap().base_sequence, 0);
         assert_eq!(b.sequence.unwrap().base_sequence, 1);
-        assert!(acc.ready(t0 + Duration::from_secs(1), false).0.is_empty(), "max in flight reached");
+        assert!(
+            acc.ready(t0 + Duration::from_secs(1), false).0.is_empty(),
+            "max in flight reached"
+        );
         // Both fail; they come back in sequence order ahead of the fresh batch.
         acc.requeue(b, ClusterError::Closed, t0);
         acc.requeue(a, ClusterError::Closed, t0);
-        let seqs: Vec<_> = acc.parts[&tp].batches.iter().map(|b| b.sequence.map(|s| s.base_sequence)).collect();
+        let seqs: Vec<_> = acc.parts[&tp]
+            .batches
+            .iter()
+            .map(|b| b.sequence.map(|s| s.base_sequence))
+            .collect();
         assert_eq!(seqs, vec![Some(0), Some(1), None]);
         // Retrying: one at a time.
         let a = acc.take(&tp, pid).unwrap();
         assert!(acc.ready(t0, false).0.is_empty());
-        assert_eq!(a.sequence.unwrap().base_sequence, 0, "retry keeps its sequence");
+        assert_eq!(
+            a.sequence.unwrap().base_sequence,
+            0,
+            "retry keeps its sequence"
+        );
         acc.finish(&a, true);
         a.complete(Ok((10, -1)));
         let b = acc.take(&tp, pid).unwrap();
@@ -369,7 +451,13 @@ mod tests {
         assert_eq!(acc.parts[&tp].last_acked, 1);
         let c = acc.take(&tp, pid).unwrap();
         assert_eq!(c.sequence.unwrap().base_sequence, 2);
-        assert_eq!(log.lock().unwrap()[0], Ok(Delivered { offset: 10, timestamp: 1 }));
+        assert_eq!(
+            log.lock().unwrap()[0],
+            Ok(Delivered {
+                offset: 10,
+                timestamp: 1
+            })
+        );
     }
 
     #[test]

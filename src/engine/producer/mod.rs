@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backoff::Backoff;
-use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Topics};
 use crate::cluster::wire::OutRecord;
 use crate::cluster::Compression;
+use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Topics};
 use crate::types::TopicPartition;
 use accumulator::{record_size, Accumulator, Batch, Limits};
 pub(crate) use accumulator::{Delivered, Reply};
@@ -99,16 +99,25 @@ impl ProducerEngine {
     }
 
     /// Partition count of `topic`, waiting for metadata until `deadline`.
-    pub(crate) async fn partitions(&self, topic: &str, deadline: Instant) -> Result<Vec<(i32, bool)>, ClusterError> {
+    pub(crate) async fn partitions(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<Vec<(i32, bool)>, ClusterError> {
         let names = [topic.to_owned()];
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(remaining, self.cluster.metadata(Topics::Some(&names))).await;
+            let result =
+                tokio::time::timeout(remaining, self.cluster.metadata(Topics::Some(&names))).await;
             let last = match result {
                 Ok(Ok(m)) => match m.topics.get(topic) {
                     Some(t) if !t.partitions.is_empty() => {
-                        return Ok(t.partitions.iter().map(|p| (p.partition, p.leader >= 0)).collect())
+                        return Ok(t
+                            .partitions
+                            .iter()
+                            .map(|p| (p.partition, p.leader >= 0))
+                            .collect())
                     }
                     _ => ClusterError::UnknownTopic(topic.to_owned()),
                 },
@@ -156,7 +165,12 @@ impl ProducerEngine {
             });
         }
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let permit = match tokio::time::timeout_at(deadline.into(), self.memory.clone().acquire_many_owned(permits)).await {
+        let permit = match tokio::time::timeout_at(
+            deadline.into(),
+            self.memory.clone().acquire_many_owned(permits),
+        )
+        .await
+        {
             Ok(Ok(p)) => p,
             Ok(Err(_)) => return Err(ClusterError::Closed),
             Err(_) => {
@@ -258,7 +272,11 @@ impl ProducerEngine {
                 // The broker may have the batch; its sequence is unresolved now.
                 self.needs_bump.store(true, Ordering::Release);
             }
-            let err = if expired { self.delivery_timeout(&batch, Some(err)) } else { err };
+            let err = if expired {
+                self.delivery_timeout(&batch, Some(err))
+            } else {
+                err
+            };
             return self.finish(batch, Err(err));
         }
         let at = self.retry_at(batch.attempts);
@@ -273,7 +291,11 @@ impl ProducerEngine {
 
     fn delivery_timeout(&self, batch: &Batch, last: Option<ClusterError>) -> ClusterError {
         ClusterError::Timeout {
-            what: format!("delivering {} record(s) to {} (delivery.timeout.ms)", batch.records.len(), batch.tp),
+            what: format!(
+                "delivering {} record(s) to {} (delivery.timeout.ms)",
+                batch.records.len(),
+                batch.tp
+            ),
             after: self.cfg.delivery_timeout,
             last: last.or_else(|| batch.last_error.clone()).map(Box::new),
         }
@@ -308,7 +330,9 @@ async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) {
         let wake = e.wake.clone();
         // Don't keep the engine alive while idle: dropping every handle ends the loop.
         drop(e);
-        let sleep = next_wake.map_or(Duration::from_millis(250), |t| t.saturating_duration_since(Instant::now()));
+        let sleep = next_wake.map_or(Duration::from_millis(250), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
         let _ = tokio::time::timeout(sleep.min(Duration::from_millis(250)), wake.notified()).await;
     }
 }
@@ -357,14 +381,22 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
     drop(acc);
     let mut sinks = e.sinks.lock().unwrap_or_else(|p| p.into_inner());
     for (leader, batches) in requests {
-        let tx = sinks.entry(leader).or_insert_with(|| sink::spawn(e, leader));
+        let tx = sinks
+            .entry(leader)
+            .or_insert_with(|| sink::spawn(e, leader));
         // Capacity equals max in flight, which `broker_in_flight` enforces.
         if let Err(err) = tx.try_send(batches) {
             let batches = match err {
-                tokio::sync::mpsc::error::TrySendError::Full(b) | tokio::sync::mpsc::error::TrySendError::Closed(b) => b,
+                tokio::sync::mpsc::error::TrySendError::Full(b)
+                | tokio::sync::mpsc::error::TrySendError::Closed(b) => b,
             };
             sinks.remove(&leader);
-            if let Some(n) = e.broker_in_flight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&leader) {
+            if let Some(n) = e
+                .broker_in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&leader)
+            {
                 *n = n.saturating_sub(1);
             }
             for b in batches {
@@ -427,7 +459,10 @@ async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
     }
 }
 
-async fn init_producer_id(e: &ProducerEngine, bump: Option<ProducerId>) -> Result<ProducerId, ClusterError> {
+async fn init_producer_id(
+    e: &ProducerEngine,
+    bump: Option<ProducerId>,
+) -> Result<ProducerId, ClusterError> {
     let conn = e.cluster.any_broker().await?;
     let version = conn.version(versions::INIT_PRODUCER_ID)?;
     // KIP-360: v3+ can bump the epoch of an existing id instead of a new id.
@@ -444,6 +479,8 @@ async fn init_producer_id(e: &ProducerEngine, bump: Option<ProducerId>) -> Resul
     if let Some(code) = ErrorCode::check(resp.error_code) {
         return Err(ClusterError::broker("InitProducerId", code, None));
     }
-    Ok(ProducerId { id: resp.producer_id.0, epoch: resp.producer_epoch })
+    Ok(ProducerId {
+        id: resp.producer_id.0,
+        epoch: resp.producer_epoch,
+    })
 }
-

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::accumulator::Batch;
 use super::ProducerEngine;
-use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
 use crate::cluster::wire::{encode_batch, ProducerStamp};
+use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
 
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
@@ -44,14 +44,22 @@ async fn run(engine: Weak<ProducerEngine>, leader: i32, mut rx: mpsc::Receiver<V
             }
         };
         if e.cfg.acks == 0 {
-            let r = conn.send_no_response(&req, versions::PRODUCE).await.map(|_| None).map_err(ClusterError::from);
+            let r = conn
+                .send_no_response(&req, versions::PRODUCE)
+                .await
+                .map(|_| None)
+                .map_err(ClusterError::from);
             done(&e, leader, batches, r);
             continue;
         }
         match conn.begin(&req, versions::PRODUCE).await {
             Ok(pending) => {
                 tokio::spawn(async move {
-                    let r = pending.response().await.map(|(resp, _)| Some(outcomes(resp))).map_err(ClusterError::from);
+                    let r = pending
+                        .response()
+                        .await
+                        .map(|(resp, _)| Some(outcomes(resp)))
+                        .map_err(ClusterError::from);
                     done(&e, leader, batches, r);
                 });
             }
@@ -61,7 +69,12 @@ async fn run(engine: Weak<ProducerEngine>, leader: i32, mut rx: mpsc::Receiver<V
 }
 
 /// Settles every batch of one request.
-fn done(e: &ProducerEngine, leader: i32, batches: Vec<Batch>, result: Result<Option<Outcomes>, ClusterError>) {
+fn done(
+    e: &ProducerEngine,
+    leader: i32,
+    batches: Vec<Batch>,
+    result: Result<Option<Outcomes>, ClusterError>,
+) {
     if let Ok(mut m) = e.broker_in_flight.lock() {
         if let Some(n) = m.get_mut(&leader) {
             *n = n.saturating_sub(1);
@@ -139,14 +152,23 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             epoch: s.epoch,
             base_sequence: s.base_sequence,
         });
-        let records: Bytes = encode_batch(&b.records, stamp, e.cfg.compression)
-            .map_err(|err| ClusterError::broker(format!("encoding a batch for {}", b.tp), ErrorCode(-1), Some(err.to_string())))?;
-        let part = msg::PartitionProduceData::default().with_index(b.tp.partition).with_records(Some(records));
+        let records: Bytes = encode_batch(&b.records, stamp, e.cfg.compression).map_err(|err| {
+            ClusterError::broker(
+                format!("encoding a batch for {}", b.tp),
+                ErrorCode(-1),
+                Some(err.to_string()),
+            )
+        })?;
+        let part = msg::PartitionProduceData::default()
+            .with_index(b.tp.partition)
+            .with_records(Some(records));
         match topics.iter_mut().find(|t| t.name.0.as_str() == b.tp.topic) {
             Some(t) => t.partition_data.push(part),
             None => topics.push(
                 msg::TopicProduceData::default()
-                    .with_name(msg::TopicName(msg::StrBytes::from_string(b.tp.topic.clone())))
+                    .with_name(msg::TopicName(msg::StrBytes::from_string(
+                        b.tp.topic.clone(),
+                    )))
                     .with_partition_data(vec![part]),
             ),
         }
@@ -192,7 +214,10 @@ fn handle(e: &ProducerEngine, b: Batch, o: Outcome) {
         }
         INVALID_PRODUCER_EPOCH | PRODUCER_FENCED => {
             e.needs_bump.store(true, Ordering::Release);
-            e.finish(b, Err(ClusterError::broker(ctx(), ErrorCode(o.code), o.message)));
+            e.finish(
+                b,
+                Err(ClusterError::broker(ctx(), ErrorCode(o.code), o.message)),
+            );
         }
         code => {
             let err = ClusterError::broker(ctx(), ErrorCode(code), o.message);
