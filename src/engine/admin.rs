@@ -431,6 +431,31 @@ pub(crate) async fn wait_for_records(
     offset: i64,
     max_wait: Duration,
 ) -> Result<bool, ClusterError> {
+    // A new partition may be in metadata before its leader serves fetches:
+    // retry leadership errors; a broken connection is reported at once.
+    let c = cluster.config();
+    let deadline = Instant::now() + c.api_timeout;
+    let mut backoff = crate::backoff::Backoff::new(c.retry_backoff, c.retry_backoff_max);
+    loop {
+        match fetch_probe(cluster, tp, offset, max_wait).await {
+            Err(ClusterError::Broker { code, .. })
+                if crate::cluster::codes::needs_metadata_refresh(code.0)
+                    && Instant::now() < deadline =>
+            {
+                cluster.invalidate();
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn fetch_probe(
+    cluster: &Cluster,
+    tp: &TopicPartition,
+    offset: i64,
+    max_wait: Duration,
+) -> Result<bool, ClusterError> {
     let (_, conn) = cluster.leader(&tp.topic, tp.partition).await?;
     let req = msg::FetchRequest::default()
         .with_replica_id(msg::BrokerId(-1))

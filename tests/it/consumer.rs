@@ -13,7 +13,8 @@ use kafka_ingest::{
 
 use crate::support::{bootstrap, client, unique};
 
-pub async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+/// Test defaults: manual commits, from the start, a fast 6 s session.
+pub fn builder(group: &str, extra: &[(&str, &str)]) -> kafka_ingest::ConsumerBuilder {
     Consumer::builder()
         .bootstrap(&bootstrap())
         .set("group.id", group)
@@ -23,6 +24,10 @@ pub async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
         .set("heartbeat.interval.ms", "300")
         .set("fetch.max.wait.ms", "100")
         .properties(extra.iter().copied())
+}
+
+pub async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+    builder(group, extra)
         .build()
         .await
         .unwrap_or_else(|e| panic!("consumer: {e}; is `scripts/harness up` running?"))
@@ -215,15 +220,7 @@ impl RebalanceListener for Recorder {
 }
 
 async fn listening(group: &str, l: Arc<Recorder>, extra: &[(&str, &str)]) -> Consumer {
-    Consumer::builder()
-        .bootstrap(&bootstrap())
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "300")
-        .set("fetch.max.wait.ms", "100")
-        .properties(extra.iter().copied())
+    builder(group, extra)
         .rebalance_listener(l)
         .build()
         .await

@@ -74,8 +74,9 @@ pub struct PeerRecord {
     pub timestamp: i64,
 }
 
-/// Reads `count` records of `topic` with librdkafka (tests/peers/dump_topic.py).
-pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
+/// Runs a peer script from tests/peers/ with the venv python (`scripts/peers`)
+/// and returns its stdout; fails the test if it fails.
+pub fn python_peer(script: &str, args: &[&str]) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = std::process::Command::new(format!("{root}/scripts/peers"))
         .output()
@@ -87,25 +88,32 @@ pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> 
     );
     let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
     let out = std::process::Command::new(python)
-        .arg(format!("{root}/tests/peers/dump_topic.py"))
-        .args([
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--count",
-            &count.to_string(),
-            "--idle",
-            "15",
-        ])
+        .arg(format!("{root}/tests/peers/{script}"))
+        .args(args)
         .output()
-        .expect("run dump_topic.py");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         out.status.success(),
-        "dump_topic.py failed: {}",
+        "{script} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads `count` records of `topic` with librdkafka (tests/peers/dump_topic.py).
+pub fn peer_dump(bootstrap: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
+    let count = count.to_string();
+    let args = [
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--count",
+        &count,
+        "--idle",
+        "15",
+    ];
+    python_peer("dump_topic.py", &args)
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("json line");
@@ -171,25 +179,5 @@ impl Drop for KilledNode {
 
 /// Runs tests/peers/librdkafka_peer.py with `args` and returns its stdout.
 pub fn librdkafka(args: &[&str]) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = std::process::Command::new(format!("{root}/scripts/peers"))
-        .output()
-        .expect("scripts/peers");
-    assert!(
-        python.status.success(),
-        "scripts/peers failed: {}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
-    let out = std::process::Command::new(python)
-        .arg(format!("{root}/tests/peers/librdkafka_peer.py"))
-        .args(args)
-        .output()
-        .expect("run librdkafka_peer.py");
-    assert!(
-        out.status.success(),
-        "librdkafka_peer.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_peer("librdkafka_peer.py", args)
 }

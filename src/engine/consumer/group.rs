@@ -307,41 +307,11 @@ impl Group {
             .send_long(&req, versions::JOIN_GROUP, self.cfg.rebalance_timeout)
             .await
             .map_err(|e| JoinError::Retry(e.into()))?;
-        match resp.error_code {
-            0 => {}
-            code::MEMBER_ID_REQUIRED => {
-                self.member().member_id = resp.member_id.to_string();
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "JoinGroup",
-                    ErrorCode(code::MEMBER_ID_REQUIRED),
-                    None,
-                )));
-            }
-            code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION => {
-                self.reset_member(resp.error_code == code::UNKNOWN_MEMBER_ID);
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "JoinGroup",
-                    ErrorCode(resp.error_code),
-                    None,
-                )));
-            }
-            code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE => {
-                self.coordinator_failed();
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "JoinGroup",
-                    ErrorCode(resp.error_code),
-                    None,
-                )));
-            }
-            code::COORDINATOR_LOAD_IN_PROGRESS | code::REBALANCE_IN_PROGRESS => {
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "JoinGroup",
-                    ErrorCode(resp.error_code),
-                    None,
-                )));
-            }
-            c => return Err(JoinError::Fatal(self.fatal_error("JoinGroup", c))),
+        if resp.error_code == code::MEMBER_ID_REQUIRED {
+            // KIP-394: join again with the id the coordinator just gave us.
+            self.member().member_id = resp.member_id.to_string();
         }
+        self.check_round("JoinGroup", resp.error_code)?;
         let member_id = resp.member_id.to_string();
         let generation = resp.generation_id;
         let protocol = resp.protocol_name.as_deref().and_then(Strategy::parse);
@@ -370,33 +340,7 @@ impl Group {
             .send_long(&req, versions::SYNC_GROUP, self.cfg.rebalance_timeout)
             .await
             .map_err(|e| JoinError::Retry(e.into()))?;
-        match sync.error_code {
-            0 => {}
-            code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION => {
-                self.reset_member(sync.error_code == code::UNKNOWN_MEMBER_ID);
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "SyncGroup",
-                    ErrorCode(sync.error_code),
-                    None,
-                )));
-            }
-            code::REBALANCE_IN_PROGRESS | code::COORDINATOR_LOAD_IN_PROGRESS => {
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "SyncGroup",
-                    ErrorCode(sync.error_code),
-                    None,
-                )));
-            }
-            code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE => {
-                self.coordinator_failed();
-                return Err(JoinError::Retry(ClusterError::broker(
-                    "SyncGroup",
-                    ErrorCode(sync.error_code),
-                    None,
-                )));
-            }
-            c => return Err(JoinError::Fatal(self.fatal_error("SyncGroup", c))),
-        }
+        self.check_round("SyncGroup", sync.error_code)?;
         let a = decode_assignment(sync.assignment).map_err(|e| JoinError::Fatal(codec_err(e)))?;
         let mut assignment: Vec<TopicPartition> = a
             .partitions
@@ -418,6 +362,27 @@ impl Group {
             assignment,
             generation,
         })
+    }
+
+    /// Classifies a JoinGroup/SyncGroup error: start the round over (after
+    /// fixing what the code says) or give up.
+    fn check_round(&self, api: &str, error: i16) -> Result<(), JoinError> {
+        let retry = || JoinError::Retry(ClusterError::broker(api, ErrorCode(error), None));
+        match error {
+            0 => Ok(()),
+            code::MEMBER_ID_REQUIRED
+            | code::COORDINATOR_LOAD_IN_PROGRESS
+            | code::REBALANCE_IN_PROGRESS => Err(retry()),
+            code::UNKNOWN_MEMBER_ID | code::ILLEGAL_GENERATION => {
+                self.reset_member(error == code::UNKNOWN_MEMBER_ID);
+                Err(retry())
+            }
+            code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE => {
+                self.coordinator_failed();
+                Err(retry())
+            }
+            c => Err(JoinError::Fatal(self.fatal_error(api, c))),
+        }
     }
 
     /// Leader: decode every member's subscription and compute the plan.
