@@ -77,6 +77,12 @@ impl Cluster {
         m
     }
 
+    /// Whether `m` is older than `metadata.max.age.ms` or was invalidated:
+    /// background loops that route from the cache refresh when this is true.
+    pub(crate) fn is_stale(&self, m: &Metadata) -> bool {
+        m.fetched.elapsed() >= self.cfg.metadata_max_age
+    }
+
     /// Marks the cache stale so the next lookup refreshes (after NOT_LEADER etc.).
     pub(crate) fn invalidate(&self) {
         let mut m = (*self.cached()).clone();

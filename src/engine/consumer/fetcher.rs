@@ -65,7 +65,8 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
                 e2.fetch_wake.notify_one();
             });
         }
-        if missing_leader && Instant::now() >= refresh_after {
+        let stale = e.cluster.is_stale(&e.cluster.cached());
+        if (missing_leader || stale) && Instant::now() >= refresh_after {
             refresh_after = Instant::now()
                 + e.cluster
                     .config()

@@ -405,8 +405,9 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
         }
     }
     drop(sinks);
-    if missing_leader {
-        // Leaderless partitions: refresh metadata, at most every retry.backoff.
+    // Leaderless partitions, or leadership known to have moved (NOT_LEADER
+    // invalidates the cache): refresh, at most once per retry.backoff.
+    if missing_leader || e.cluster.is_stale(&meta) {
         if now >= *refresh_after {
             *refresh_after = now + e.cluster.config().retry_backoff;
             let e2 = e.clone();
