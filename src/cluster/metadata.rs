@@ -38,6 +38,8 @@ pub(crate) struct TopicMeta {
     pub error: Option<ErrorCode>,
     /// Sorted by partition index.
     pub partitions: Vec<PartitionMeta>,
+    /// Indexes of partitions with a leader (for the sticky partitioner).
+    pub available: Vec<i32>,
 }
 
 /// One immutable snapshot; refreshes build a new one.
@@ -112,12 +114,18 @@ impl Metadata {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
+            let available = partitions
+                .iter()
+                .filter(|p| p.leader >= 0)
+                .map(|p| p.partition)
+                .collect();
             let meta = TopicMeta {
                 name: name.clone(),
                 id: *t.topic_id.as_bytes(),
                 internal: t.is_internal,
                 error,
                 partitions,
+                available,
             };
             topics.insert(name, meta);
         }

@@ -247,8 +247,9 @@ impl Producer {
         let max_block = self.inner.config.max_block;
         let deadline = Instant::now() + max_block;
         let engine = &self.inner.engine;
-        let partitions = engine.partitions(&record.topic, deadline).await?;
-        let count = partitions.len() as i32;
+        let meta = engine.partition_meta(&record.topic, deadline).await?;
+        let topic_meta = meta.topics.get(&record.topic);
+        let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
         let partition = match record.partition {
             Some(p) if p < 0 || p >= count => {
                 return Err(Error::UnknownPartition {
@@ -258,11 +259,7 @@ impl Producer {
             }
             Some(p) => p,
             None => {
-                let available: Vec<i32> = partitions
-                    .iter()
-                    .filter(|(_, up)| *up)
-                    .map(|(p, _)| *p)
-                    .collect();
+                let available = topic_meta.map(|t| &t.available[..]).unwrap_or_default();
                 let size = record.value.as_ref().map_or(0, |v| v.len())
                     + record.key.as_ref().map_or(0, |k| k.len());
                 self.inner.partitioner.partition(
@@ -270,7 +267,7 @@ impl Producer {
                     record.key.as_deref(),
                     size,
                     count,
-                    &available,
+                    available,
                 )
             }
         };

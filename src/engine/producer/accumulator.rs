@@ -128,13 +128,19 @@ impl Accumulator {
     ) {
         let size = record_size(&record);
         let batch_size = self.limits.batch_size;
-        let q = self
-            .parts
-            .entry(tp.clone())
-            .or_insert_with(|| PartitionQueue {
-                last_acked: -1,
-                ..Default::default()
-            });
+        // Look up before inserting: `entry` would clone the key on every record.
+        if !self.parts.contains_key(tp) {
+            self.parts.insert(
+                tp.clone(),
+                PartitionQueue {
+                    last_acked: -1,
+                    ..Default::default()
+                },
+            );
+        }
+        let Some(q) = self.parts.get_mut(tp) else {
+            return;
+        };
         if let Some(b) = q.batches.back_mut() {
             let open = b.attempts == 0 && b.sequence.is_none();
             if open && b.bytes + size <= batch_size {

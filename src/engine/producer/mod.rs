@@ -97,13 +97,22 @@ impl ProducerEngine {
     fn acc(&self) -> MutexGuard<'_, Accumulator> {
         self.acc.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    /// Partition count of `topic`, waiting for metadata until `deadline`.
-    pub(crate) async fn partitions(
+    /// A metadata snapshot that knows `topic`, waiting until `deadline`.
+    /// The hot path (fresh cache) allocates nothing.
+    pub(crate) async fn partition_meta(
         &self,
         topic: &str,
         deadline: Instant,
-    ) -> Result<Vec<(i32, bool)>, ClusterError> {
+    ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
+        let cached = self.cluster.cached();
+        if !self.cluster.is_stale(&cached)
+            && cached
+                .topics
+                .get(topic)
+                .is_some_and(|t| !t.partitions.is_empty())
+        {
+            return Ok(cached);
+        }
         let names = [topic.to_owned()];
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
         loop {
@@ -112,13 +121,7 @@ impl ProducerEngine {
                 tokio::time::timeout(remaining, self.cluster.metadata(Topics::Some(&names))).await;
             let last = match result {
                 Ok(Ok(m)) => match m.topics.get(topic) {
-                    Some(t) if !t.partitions.is_empty() => {
-                        return Ok(t
-                            .partitions
-                            .iter()
-                            .map(|p| (p.partition, p.leader >= 0))
-                            .collect())
-                    }
+                    Some(t) if !t.partitions.is_empty() => return Ok(m),
                     _ => ClusterError::UnknownTopic(topic.to_owned()),
                 },
                 Ok(Err(e)) if e.is_retriable() => e,
