@@ -129,6 +129,7 @@ pub fn encode_batch(
 /// Decodes every complete batch in `data` (a Fetch response's record set).
 /// A trailing partial batch, which brokers send when a fetch hits its byte
 /// limit, is left out. Each batch may expand to at most `max_decompressed` bytes.
+#[cfg_attr(not(any(test, feature = "unstable-internals")), allow(dead_code))] // protocol-tests and fuzz use it
 pub fn decode_batches(data: Bytes, max_decompressed: usize) -> Result<Vec<InBatch>, CodecError> {
     decode_batches_within(data, max_decompressed, usize::MAX)
 }

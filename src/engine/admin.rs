@@ -492,6 +492,16 @@ pub(crate) async fn describe_group(
     cluster: &Cluster,
     group: &str,
 ) -> Result<GroupDescription, ClusterError> {
+    // A new coordinator answers COORDINATOR_LOAD_IN_PROGRESS while it loads offsets.
+    cluster
+        .retrying("DescribeGroups", || describe_group_once(cluster, group))
+        .await
+}
+
+async fn describe_group_once(
+    cluster: &Cluster,
+    group: &str,
+) -> Result<GroupDescription, ClusterError> {
     let node = cluster
         .retrying("FindCoordinator", || {
             crate::engine::consumer::group::find_coordinator(cluster, group)
