@@ -21,18 +21,12 @@ fn opt(v: &Value) -> Option<Bytes> {
     v.as_str().map(|s| Bytes::copy_from_slice(s.as_bytes()))
 }
 
-/// kafka-protocol keeps record headers in an IndexMap: a repeated key keeps
-/// its first position and its last value (Kafka itself allows repeats).
-fn collapse(headers: &[Value]) -> Vec<(String, Option<Bytes>)> {
-    let mut out: Vec<(String, Option<Bytes>)> = Vec::new();
-    for h in headers {
-        let (k, v) = (h[0].as_str().unwrap_or_default().to_owned(), opt(&h[1]));
-        match out.iter_mut().find(|(ok, _)| *ok == k) {
-            Some(slot) => slot.1 = v,
-            None => out.push((k, v)),
-        }
-    }
-    out
+/// Headers exactly as sent, repeated keys included (Kafka allows repeats).
+fn exact(headers: &[Value]) -> Vec<(String, Option<Bytes>)> {
+    headers
+        .iter()
+        .map(|h| (h[0].as_str().unwrap_or_default().to_owned(), opt(&h[1])))
+        .collect()
 }
 
 #[test]
@@ -59,7 +53,7 @@ fn peer_batches_decode_to_the_records_sent() {
                 assert_eq!(r.value, opt(&e["value"]), "{name} #{i} value");
                 assert_eq!(
                     r.headers,
-                    collapse(e["headers"].as_array().unwrap()),
+                    exact(e["headers"].as_array().unwrap()),
                     "{name} #{i} headers"
                 );
                 if let Some(ts) = e["timestamp"].as_i64() {

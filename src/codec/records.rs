@@ -2,7 +2,6 @@
 //! codecs plugged into its custom-compression hooks.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
     TimestampType,
@@ -96,15 +95,14 @@ pub fn encode_batch(
             // offset - sequence is constant, so step the sequence with the offset.
             sequence: stamp.base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                .collect(),
+            // The record bodies are written by `write_records` (below), so
+            // kafka-protocol only needs offsets and timestamps for the header.
+            key: None,
+            value: None,
+            headers: Default::default(),
         })
         .collect();
+    let base_timestamp = if records.is_empty() { 0 } else { lo };
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -115,8 +113,11 @@ pub fn encode_batch(
         wire.iter(),
         &options,
         Some(
-            |raw: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
-                let z = compression::compress(codec, raw).map_err(anyhow::Error::new)?;
+            |_: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
+                // kafka-protocol keeps headers in a map, which drops repeated keys
+                // (Kafka allows them): encode the bodies ourselves.
+                let body = write_records(records, base_timestamp);
+                let z = compression::compress(codec, &body).map_err(anyhow::Error::new)?;
                 out.extend_from_slice(&z);
                 Ok(())
             },
@@ -124,6 +125,90 @@ pub fn encode_batch(
     )
     .map_err(|e| CodecError::Records(e.to_string()))?;
     Ok(buf.freeze())
+}
+
+/// One record's headers, in order.
+type Headers = Vec<(String, Option<Bytes>)>;
+
+/// Record bodies in the v2 format (KIP-98): zigzag varints, headers in order.
+fn write_records(records: &[OutRecord], base_timestamp: i64) -> Vec<u8> {
+    use integer_encoding::VarInt;
+    let bytes = |out: &mut Vec<u8>, b: Option<&[u8]>| match b {
+        Some(b) => {
+            out.extend_from_slice(&(b.len() as i64).encode_var_vec());
+            out.extend_from_slice(b);
+        }
+        None => out.extend_from_slice(&(-1i64).encode_var_vec()),
+    };
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        body.clear();
+        body.push(0); // attributes
+        body.extend_from_slice(&(r.timestamp - base_timestamp).encode_var_vec());
+        body.extend_from_slice(&(i as i64).encode_var_vec());
+        bytes(&mut body, r.key.as_deref());
+        bytes(&mut body, r.value.as_deref());
+        body.extend_from_slice(&(r.headers.len() as i64).encode_var_vec());
+        for (k, v) in &r.headers {
+            bytes(&mut body, Some(k.as_bytes()));
+            bytes(&mut body, v.as_deref());
+        }
+        out.extend_from_slice(&(body.len() as i64).encode_var_vec());
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// Every record's headers, in order, read from decompressed record bodies
+/// (kafka-protocol's map would merge repeated keys).
+fn read_headers(
+    mut data: &[u8],
+    count: usize,
+) -> Result<Vec<Headers>, String> {
+    use integer_encoding::VarInt;
+    fn varint(d: &mut &[u8]) -> Result<i64, String> {
+        let (v, n) = i64::decode_var(d).ok_or("truncated varint")?;
+        *d = &d[n..];
+        Ok(v)
+    }
+    fn field<'a>(d: &mut &'a [u8]) -> Result<Option<&'a [u8]>, String> {
+        let len = varint(d)?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| "bad length")?;
+        if len > d.len() {
+            return Err("field longer than the record".into());
+        }
+        let (f, rest) = d.split_at(len);
+        *d = rest;
+        Ok(Some(f))
+    }
+    let mut out = Vec::with_capacity(count.min(data.len()));
+    for _ in 0..count {
+        let len = usize::try_from(varint(&mut data)?).map_err(|_| "negative record length")?;
+        if len > data.len() {
+            return Err("record longer than the batch".into());
+        }
+        let (mut rec, rest) = data.split_at(len);
+        data = rest;
+        rec = rec.get(1..).ok_or("empty record")?; // attributes
+        varint(&mut rec)?; // timestamp delta
+        varint(&mut rec)?; // offset delta
+        field(&mut rec)?; // key
+        field(&mut rec)?; // value
+        let n = varint(&mut rec)?;
+        let n = usize::try_from(n).map_err(|_| "negative header count")?;
+        let mut headers = Vec::with_capacity(n.min(rec.len()));
+        for _ in 0..n {
+            let k = field(&mut rec)?.ok_or("null header key")?;
+            let v = field(&mut rec)?.map(Bytes::copy_from_slice);
+            headers.push((String::from_utf8_lossy(k).into_owned(), v));
+        }
+        out.push(headers);
+    }
+    Ok(out)
 }
 
 /// Decodes every complete batch in `data` (a Fetch response's record set).
@@ -149,6 +234,7 @@ pub fn decode_batches_within(
     let last_size = std::cell::Cell::new(0usize);
     // kafka-protocol reserves the header's record count: prove it first.
     let header = std::cell::Cell::new((0, 0, 0));
+    let headers = std::cell::RefCell::new(Vec::new());
     let decompress =
         |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
             let codec = Compression::from_wire(c);
@@ -156,6 +242,8 @@ pub fn decode_batches_within(
                 .map_err(anyhow::Error::new)?;
             last_size.set(data.len());
             super::guard::check_records(&data, header.get()).map_err(anyhow::Error::msg)?;
+            let count = usize::try_from(header.get().0).unwrap_or(0);
+            *headers.borrow_mut() = read_headers(&data, count).map_err(anyhow::Error::msg)?;
             Ok(Bytes::from(data))
         };
     while buf.len() >= BATCH_OVERHEAD {
@@ -194,15 +282,21 @@ pub fn decode_batches_within(
         let producer_id = i64::from_be_bytes([
             one[43], one[44], one[45], one[46], one[47], one[48], one[49], one[50],
         ]);
+        headers.borrow_mut().clear();
         let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(&decompress))
             .map_err(|e| CodecError::Records(format!("{e:#}")))?;
         used = used.saturating_add(last_size.get());
+        let mut records: Vec<InRecord> = set.records.into_iter().map(in_record).collect();
+        // Headers as written, repeated keys included.
+        for (r, h) in records.iter_mut().zip(headers.take()) {
+            r.headers = h;
+        }
         out.push(InBatch {
             compression: Compression::from_wire(set.compression),
             last_offset: base.saturating_add(i64::from(last_delta)),
             control: attributes & 0x20 != 0,
             producer_id,
-            records: set.records.into_iter().map(in_record).collect(),
+            records,
         });
     }
     Ok(out)
@@ -308,6 +402,21 @@ mod tests {
                 );
             }
             assert_eq!(batches[0].compression, c);
+        }
+    }
+
+    #[test]
+    fn repeated_header_keys_survive() {
+        let mut r = rec(2);
+        r.headers = vec![
+            ("k".into(), Some(Bytes::from_static(b"1"))),
+            ("k".into(), Some(Bytes::from_static(b"2"))),
+            ("k".into(), None),
+        ];
+        for c in Compression::ALL {
+            let b = encode_batch(std::slice::from_ref(&r), ProducerStamp::NONE, c).unwrap();
+            let got = decode_batches(b, 1 << 20).unwrap();
+            assert_eq!(got[0].records[0].headers, r.headers, "{c}");
         }
     }
 

@@ -87,6 +87,8 @@ async fn every_codec_round_trips_through_librdkafka() {
                     .header("trace", Bytes::from(format!("t{i}")))
                     .header("empty", Bytes::new());
                 r.headers.push(("null".into(), None));
+                // Kafka allows a key to repeat; both values must arrive, in order.
+                r = r.header("trace", Bytes::from(format!("again{i}")));
             }
             if i % 50 == 7 {
                 r = r.partition(2);

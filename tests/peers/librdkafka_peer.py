@@ -29,7 +29,7 @@ if a.cmd == "produce":
     for i in range(a.count):
         key = None if i % 5 == 0 else f"key-{i % 13}".encode()
         value = None if i % 11 == 3 else (f"{a.codec} value {i} " * (1 + i % 9)).encode()
-        headers = [("i", str(i).encode()), ("null", None)] if i % 3 == 0 else None
+        headers = [("i", str(i).encode()), ("null", None), ("i", b"repeat")] if i % 3 == 0 else None
         ts = 1_700_000_000_000 + i
         def cb(err, m, key=key, value=value, headers=headers, ts=ts):
             if err is not None:
