@@ -162,10 +162,7 @@ fn write_records(records: &[OutRecord], base_timestamp: i64) -> Vec<u8> {
 
 /// Every record's headers, in order, read from decompressed record bodies
 /// (kafka-protocol's map would merge repeated keys).
-fn read_headers(
-    mut data: &[u8],
-    count: usize,
-) -> Result<Vec<Headers>, String> {
+fn read_headers(mut data: &[u8], count: usize) -> Result<Vec<Headers>, String> {
     use integer_encoding::VarInt;
     fn varint(d: &mut &[u8]) -> Result<i64, String> {
         let (v, n) = i64::decode_var(d).ok_or("truncated varint")?;
