@@ -192,12 +192,26 @@ impl std::fmt::Display for ErrorCode {
 
 /// Well-known codes the upper layers branch on.
 pub(crate) mod codes {
+    pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
     pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub(crate) const NOT_COORDINATOR: i16 = 16;
+    pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+    pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
     pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
     pub(crate) const NOT_CONTROLLER: i16 = 41;
+    pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub(crate) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub(crate) const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub(crate) const FENCED_LEADER_EPOCH: i16 = 74;
+    pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
+    pub(crate) const PRODUCER_FENCED: i16 = 90;
     pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub(crate) const UNKNOWN_TOPIC_ID: i16 = 100;
 

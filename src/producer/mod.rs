@@ -247,7 +247,7 @@ impl Producer {
         let max_block = self.inner.config.max_block;
         let deadline = Instant::now() + max_block;
         let engine = &self.inner.engine;
-        let meta = engine.partition_meta(&record.topic, deadline).await?;
+        let meta = engine.partition_meta(&record.topic, max_block).await?;
         let topic_meta = meta.topics.get(&record.topic);
         let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
         let partition = match record.partition {

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use kafka_ingest::{
-    Consumer, ConsumerRecord, Error, NewTopic, Producer, ProducerRecord, RebalanceListener,
-    TopicPartition,
+    Consumer, ConsumerRecord, Error, Producer, ProducerRecord, RebalanceListener, TopicPartition,
 };
 
-use crate::support::{bootstrap, client, unique};
+use crate::support::{bootstrap, create_topic, unique};
 
 /// Test defaults: manual commits, from the start, a fast 6 s session.
 pub fn builder(group: &str, extra: &[(&str, &str)]) -> kafka_ingest::ConsumerBuilder {
@@ -35,12 +34,7 @@ pub async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
 
 pub async fn topic_with(partitions: i32, records: usize) -> String {
     let topic = unique("grp");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, partitions, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, partitions).await;
     produce(&topic, 0, records).await;
     topic
 }

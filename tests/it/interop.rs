@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use kafka_ingest::{Compression, NewTopic, TopicPartition};
+use kafka_ingest::{Compression, TopicPartition};
 
 use crate::consumer::{consumer, produce};
-use crate::support::{bootstrap, client, librdkafka, unique};
+use crate::support::{bootstrap, create_topic, librdkafka, unique};
 
 fn hex(b: &Option<bytes::Bytes>) -> Option<String> {
     b.as_ref().map(hex::encode)
@@ -16,12 +16,7 @@ fn hex(b: &Option<bytes::Bytes>) -> Option<String> {
 async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
     for codec in Compression::ALL {
         let topic = unique(&format!("rdk-{codec}"));
-        client()
-            .await
-            .admin()
-            .create_topic(NewTopic::new(&topic, 3, 1))
-            .await
-            .unwrap();
+        create_topic(&topic, 3).await;
         let b = bootstrap();
         let out = librdkafka(&[
             "produce",
@@ -90,12 +85,7 @@ async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
     let topic = unique("mixed");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, 6, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, 6).await;
     produce(&topic, 0, 600).await;
     let group = unique("mixed-g");
     let ours = consumer(&group, &[]).await;
@@ -157,12 +147,7 @@ async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
 #[tokio::test]
 async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
     let topic = unique("offs");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, 2, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, 2).await;
     produce(&topic, 0, 100).await;
     let b = bootstrap();
     // librdkafka commits, we resume.
@@ -219,12 +204,7 @@ async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
 #[tokio::test]
 async fn read_committed_hides_aborted_transactions_and_markers() {
     let topic = unique("txn");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, 1, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, 1).await;
     librdkafka(&[
         "txn",
         "--bootstrap",

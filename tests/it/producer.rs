@@ -9,7 +9,7 @@ use kafka_ingest::{
     Compression, NewTopic, OffsetSpec, Producer, ProducerRecord, RecordMetadata, TopicPartition,
 };
 
-use crate::support::{bootstrap, client, peer_dump, unique, PeerRecord};
+use crate::support::{bootstrap, client, create_topic, peer_dump, unique, PeerRecord};
 
 async fn producer(extra: &[(&str, &str)]) -> Producer {
     Producer::builder()
@@ -211,12 +211,7 @@ async fn acks_zero_and_one() {
 #[tokio::test]
 async fn callbacks_and_config_errors() {
     let topic = unique("cb");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, 1, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, 1).await;
     let p = producer(&[]).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..10 {

@@ -20,10 +20,10 @@ use kafka_ingest::schema_registry::{
     check_value, decode_datum, encode_datum, parse_schema, AvroDeserializer, AvroSerializer, Error,
     RecordPart, SchemaRegistryClient, SchemaRegistryConfig, Version,
 };
-use kafka_ingest::{Consumer, NewTopic, OffsetSpec, Producer, ProducerRecord, TopicPartition};
+use kafka_ingest::{Consumer, OffsetSpec, Producer, ProducerRecord, TopicPartition};
 use serde_json::{json, Value as Json};
 
-use crate::support::{bootstrap, client, unique};
+use crate::support::{bootstrap, client, create_topic, unique};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -781,12 +781,7 @@ async fn read_all(topic: &str, n: usize) -> Vec<kafka_ingest::ConsumerRecord> {
 async fn end_to_end_evolution_through_kafka() {
     let reg = registry().await;
     let topic = unique("sr-e2e");
-    client()
-        .await
-        .admin()
-        .create_topic(NewTopic::new(&topic, 1, 1))
-        .await
-        .unwrap();
+    create_topic(&topic, 1).await;
     let subject = format!("{topic}-value");
     reg.set_subject_compatibility(&subject, CompatibilityLevel::Backward)
         .await

@@ -181,3 +181,13 @@ impl Drop for KilledNode {
 pub fn librdkafka(args: &[&str]) -> String {
     python_peer("librdkafka_peer.py", args)
 }
+
+/// Creates a single-node topic with `partitions` partitions (RF 1).
+pub async fn create_topic(name: &str, partitions: i32) {
+    client()
+        .await
+        .admin()
+        .create_topic(kafka_ingest::NewTopic::new(name, partitions, 1))
+        .await
+        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+}

@@ -10,7 +10,7 @@ use crate::cluster::wire::{decode_batches_within, InBatch, InRecord};
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, Topics};
 use crate::types::TopicPartition;
 
-const OFFSET_OUT_OF_RANGE: i16 = 1;
+use crate::cluster::codes::OFFSET_OUT_OF_RANGE;
 
 pub(super) async fn run(engine: Weak<ConsumerEngine>) {
     let in_flight: Arc<std::sync::Mutex<HashSet<i32>>> = Default::default();

@@ -18,16 +18,7 @@ use crate::cluster::wire::{
 use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Topics};
 use crate::types::TopicPartition;
 
-pub(crate) mod code {
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-}
+use crate::cluster::codes as code;
 
 /// Group settings derived from the consumer config.
 #[derive(Debug, Clone)]

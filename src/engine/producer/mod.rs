@@ -102,8 +102,9 @@ impl ProducerEngine {
     pub(crate) async fn partition_meta(
         &self,
         topic: &str,
-        deadline: Instant,
+        max_block: Duration,
     ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
+        let deadline = Instant::now() + max_block;
         let cached = self.cluster.cached();
         if !self.cluster.is_stale(&cached)
             && cached
@@ -132,17 +133,13 @@ impl ProducerEngine {
             if Instant::now() + delay >= deadline {
                 return Err(ClusterError::Timeout {
                     what: format!("waiting for metadata of topic `{topic}` (max.block.ms)"),
-                    after: self.cfg_max_block(deadline),
+                    after: max_block,
                     last: Some(Box::new(last)),
                 });
             }
             self.cluster.invalidate();
             tokio::time::sleep(delay).await;
         }
-    }
-
-    fn cfg_max_block(&self, deadline: Instant) -> Duration {
-        deadline.saturating_duration_since(Instant::now())
     }
 
     /// Queues a record; waits for buffer memory until `deadline` (backpressure).
@@ -270,7 +267,7 @@ impl ProducerEngine {
     /// Retries a batch, or fails it when out of retries or time.
     fn retry_or_fail(&self, batch: Batch, err: ClusterError) {
         let expired = batch.created.elapsed() >= self.cfg.delivery_timeout;
-        if expired || batch.attempts >= self.cfg.retries || self.closed_and_past_deadline() {
+        if expired || batch.attempts >= self.cfg.retries {
             if batch.sequence.is_some() {
                 // The broker may have the batch; its sequence is unresolved now.
                 self.needs_bump.store(true, Ordering::Release);
@@ -286,10 +283,6 @@ impl ProducerEngine {
         tracing::debug!(tp = %batch.tp, attempt = batch.attempts + 1, error = %err, "retrying batch");
         self.acc().requeue(batch, err, at);
         self.wake.notify_one();
-    }
-
-    fn closed_and_past_deadline(&self) -> bool {
-        false
     }
 
     fn delivery_timeout(&self, batch: &Batch, last: Option<ClusterError>) -> ClusterError {

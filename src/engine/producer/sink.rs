@@ -12,11 +12,10 @@ use super::ProducerEngine;
 use crate::cluster::wire::{encode_batch, ProducerStamp};
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
 
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-const UNKNOWN_PRODUCER_ID: i16 = 59;
-const PRODUCER_FENCED: i16 = 90;
+use crate::cluster::codes::{
+    DUPLICATE_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER,
+    PRODUCER_FENCED, UNKNOWN_PRODUCER_ID,
+};
 
 /// Starts the sink task of one broker. Requests leave in the order they are
 /// queued (sequence order per partition); responses are awaited concurrently.
