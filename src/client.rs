@@ -69,6 +69,7 @@ pub(crate) fn cluster_config(c: &ClientConfig) -> ClusterConfig {
             request_timeout: c.request_timeout,
             connect_timeout: c.connection_setup_timeout,
             max_response_size: c.receive_message_max_bytes,
+            stats: Default::default(),
         }),
         metadata_max_age: c.metadata_max_age,
         reconnect_backoff: c.reconnect_backoff,

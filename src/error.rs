@@ -1,27 +1,25 @@
 //! The public error type. Each internal layer has its own error enum; they
-//! are converted here, at the API boundary, into [`Error`].
+//! are converted here, at the API boundary, into [`Error`]. Conversions keep
+//! the layer error as the [`source`](std::error::Error::source), and
+//! retriability comes from the one classification in [`crate::retry`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::engine::ErrorCode;
 use crate::engine::{ClusterError, ConnError};
+use crate::retry::{classify, Class};
+pub use crate::retry::RetryAction;
 
 /// Result alias for the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// How a caller can recover from an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RetryAction {
-    /// Retrying cannot help (bad config, authorization, invalid request...).
-    NoRetry,
-    /// Retry after a backoff; the client reconnects or re-routes by itself.
-    Retry,
-    /// Retry after refreshing metadata (leadership moved, topic appeared).
-    RefreshMetadataAndRetry,
-}
+/// The underlying cause of an [`Error`], as reported by a lower layer.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Every failure the public API reports. Variant fields are self-describing.
+/// Every failure the public API reports. Variant fields are self-describing;
+/// the message of each names where it came from, and `source()` gives the
+/// lower-level cause where there is one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 #[allow(missing_docs)]
@@ -29,15 +27,60 @@ pub enum Error {
     /// An invalid or unknown configuration key or value.
     #[error("invalid config `{key}`: {message}")]
     Config { key: String, message: String },
+    /// An invalid argument to an API call (e.g. a negative offset).
+    #[error("invalid argument: {message}")]
+    InvalidArgument { message: String },
     /// A broker could not be reached or its connection broke.
     #[error("{message}")]
-    Connection { broker: String, message: String },
-    /// An operation ran out of time.
-    #[error("{operation} timed out after {after:?}")]
-    Timeout { operation: String, after: Duration },
+    Connection {
+        broker: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// An operation ran out of time; it did not take effect.
+    #[error("{operation} timed out after {after:?}{}", last.as_deref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
+    Timeout {
+        operation: String,
+        after: Duration,
+        #[source]
+        last: Option<Box<Error>>,
+    },
+    /// A record was not acknowledged within `delivery.timeout.ms`. It may
+    /// have been written: resending can duplicate it.
+    #[error("{what} was not acknowledged within {after:?} (delivery.timeout.ms); it may have been written{}", last.as_deref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
+    DeliveryTimeout {
+        what: String,
+        after: Duration,
+        #[source]
+        last: Option<Box<Error>>,
+    },
     /// The peer sent bytes that are not valid Kafka protocol.
     #[error("protocol error from {broker}: {message}")]
-    Protocol { broker: String, message: String },
+    Protocol {
+        broker: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The client could not encode a request (an oversized field, or a bug).
+    #[error("{message}")]
+    Encode {
+        message: String,
+        #[source]
+        source: Cause,
+    },
+    /// Fetched records fail their checks (CRC, decompression, size limit).
+    /// The partition stops at `offset`; seek past it to skip the batch.
+    #[error("records of {topic}-{partition} at offset {offset} cannot be read: {message}; seek past offset {offset} to skip them")]
+    CorruptRecords {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        message: String,
+        #[source]
+        source: Cause,
+    },
     /// The broker speaks no version of an API we need.
     #[error("{0}")]
     UnsupportedVersion(String),
@@ -50,7 +93,11 @@ pub enum Error {
     },
     /// None of the bootstrap or known brokers answered.
     #[error("no broker reachable; tried: {}", tried.join("; "))]
-    NoBrokerAvailable { tried: Vec<String> },
+    NoBrokerAvailable {
+        tried: Vec<String>,
+        #[source]
+        last: Option<Cause>,
+    },
     /// The topic does not exist.
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
@@ -60,15 +107,24 @@ pub enum Error {
     /// The partition currently has no leader.
     #[error("partition {topic}-{partition} has no leader right now")]
     LeaderNotAvailable { topic: String, partition: i32 },
+    /// A broker id (a leader or coordinator) is not in the metadata yet.
+    #[error("broker {0} is not in the cluster metadata")]
+    UnknownBroker(i32),
     /// The client, producer or consumer was closed.
     #[error("closed")]
     Closed,
+    /// A background task of the client failed (a panic or an unrecoverable
+    /// error); the client cannot continue and must be recreated.
+    #[error("the {task} task failed: {message}")]
+    Background { task: String, message: String },
     /// No committed offset and `auto.offset.reset=none`.
     #[error("no committed offset for {topic}-{partition} and auto.offset.reset is none")]
     NoOffset { topic: String, partition: i32 },
-    /// A record larger than `max.request.size` or `buffer.memory`.
-    #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
-    RecordTooLarge { size: usize, max: usize },
+    /// A record larger than `max.request.size` or `buffer.memory` (`max`),
+    /// or than the topic's `max.message.bytes` (`max` is `None`: the broker
+    /// refused it).
+    #[error("record of {size} bytes exceeds {}", crate::engine::too_large_limit(*max))]
+    RecordTooLarge { size: usize, max: Option<usize> },
     /// Reading a file (config, schema) failed.
     #[error("{path}: {source}")]
     File {
@@ -78,19 +134,30 @@ pub enum Error {
 }
 
 impl Error {
-    /// What a caller can do about this error.
-    pub fn retry_action(&self) -> RetryAction {
+    fn class(&self) -> Class {
         match self {
-            Error::Connection { .. } | Error::Timeout { .. } | Error::NoBrokerAvailable { .. } => {
-                RetryAction::Retry
+            Error::Config { .. } | Error::InvalidArgument { .. } | Error::RecordTooLarge { .. } => {
+                Class::Invalid
             }
-            Error::LeaderNotAvailable { .. } => RetryAction::RefreshMetadataAndRetry,
-            Error::Broker { code, .. } if crate::engine::codes::needs_metadata_refresh(code.0) => {
-                RetryAction::RefreshMetadataAndRetry
-            }
-            Error::Broker { code, .. } if code.is_retriable() => RetryAction::Retry,
-            _ => RetryAction::NoRetry,
+            Error::Connection { .. } | Error::NoBrokerAvailable { .. } => Class::Network,
+            Error::Timeout { .. } => Class::Timeout,
+            Error::DeliveryTimeout { .. } => Class::DeliveryTimeout,
+            Error::Protocol { .. } => Class::Protocol,
+            Error::Encode { .. } => Class::Encode,
+            Error::CorruptRecords { .. } => Class::CorruptData,
+            Error::UnsupportedVersion(_) => Class::Unsupported,
+            Error::Broker { code, .. } => Class::Broker(code.0),
+            Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Class::Missing,
+            Error::LeaderNotAvailable { .. } | Error::UnknownBroker(_) => Class::Routing,
+            Error::Closed | Error::Background { .. } | Error::NoOffset { .. } => Class::Final,
+            Error::File { .. } => Class::Invalid,
         }
+    }
+
+    /// What a caller can do about this error (the same decision the
+    /// client's own retry loops make).
+    pub fn retry_action(&self) -> RetryAction {
+        classify(self.class())
     }
 
     /// Whether retrying can help.
@@ -112,37 +179,54 @@ impl Error {
             message: message.into(),
         }
     }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            message: message.into(),
+        }
+    }
+}
+
+fn cause(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+    Arc::new(e)
 }
 
 impl From<ConnError> for Error {
     fn from(e: ConnError) -> Self {
         let message = e.to_string();
-        match e {
-            ConnError::Connect { addr, .. }
-            | ConnError::Io { addr, .. }
-            | ConnError::Closed { addr } => Error::Connection {
-                broker: addr,
-                message,
-            },
+        let broker = e.addr().to_owned();
+        match &e {
             ConnError::ConnectTimeout { addr, after } => Error::Timeout {
                 operation: format!("connecting to {addr}"),
-                after,
+                after: *after,
+                last: None,
             },
             ConnError::RequestTimeout { addr, api, after } => Error::Timeout {
                 operation: format!("{api} request to {addr}"),
-                after,
-            },
-            ConnError::FrameTooLarge { addr, .. }
-            | ConnError::UnknownCorrelation { addr, .. }
-            | ConnError::Codec { addr, .. } => Error::Protocol {
-                broker: addr,
-                message,
+                after: *after,
+                last: None,
             },
             ConnError::UnsupportedVersion { .. } => Error::UnsupportedVersion(message),
             ConnError::Handshake { addr, code } => Error::Broker {
                 context: format!("ApiVersions handshake with {addr}"),
-                code,
+                code: *code,
                 message: None,
+            },
+            _ => match e.class() {
+                Class::Encode => Error::Encode {
+                    message,
+                    source: cause(e),
+                },
+                Class::Protocol => Error::Protocol {
+                    broker,
+                    message,
+                    source: Some(cause(e)),
+                },
+                _ => Error::Connection {
+                    broker,
+                    message,
+                    source: Some(cause(e)),
+                },
             },
         }
     }
@@ -156,14 +240,15 @@ impl From<ClusterError> for Error {
             ClusterError::NoBrokerAvailable {
                 tried,
                 last: Some(last),
-            } if last.is_protocol() => {
-                let broker = last.addr().to_owned();
-                Error::Protocol {
-                    broker,
-                    message: tried.join("; "),
-                }
-            }
-            ClusterError::NoBrokerAvailable { tried, .. } => Error::NoBrokerAvailable { tried },
+            } if last.is_protocol() => Error::Protocol {
+                broker: last.addr().to_owned(),
+                message: tried.join("; "),
+                source: Some(cause(last)),
+            },
+            ClusterError::NoBrokerAvailable { tried, last } => Error::NoBrokerAvailable {
+                tried,
+                last: last.map(cause),
+            },
             ClusterError::UnknownTopic(t) => Error::UnknownTopic(t),
             ClusterError::UnknownPartition { topic, partition } => {
                 Error::UnknownPartition { topic, partition }
@@ -171,10 +256,7 @@ impl From<ClusterError> for Error {
             ClusterError::LeaderNotAvailable { topic, partition } => {
                 Error::LeaderNotAvailable { topic, partition }
             }
-            ClusterError::UnknownBroker(id) => Error::Connection {
-                broker: id.to_string(),
-                message: format!("broker {id} is not in the cluster metadata"),
-            },
+            ClusterError::UnknownBroker(id) => Error::UnknownBroker(id),
             ClusterError::Broker {
                 context,
                 code,
@@ -187,17 +269,34 @@ impl From<ClusterError> for Error {
             ClusterError::Timeout { what, after, last } => match last.map(|l| Error::from(*l)) {
                 // A protocol failure is the real story, not the clock.
                 Some(e @ Error::Protocol { .. }) => e,
-                Some(e) => Error::Timeout {
-                    operation: format!("{what} (last error: {e})"),
-                    after,
-                },
-                None => Error::Timeout {
+                last => Error::Timeout {
                     operation: what,
                     after,
+                    last: last.map(Box::new),
                 },
+            },
+            ClusterError::DeliveryTimeout { what, after, last } => Error::DeliveryTimeout {
+                what,
+                after,
+                last: last.map(|l| Box::new(Error::from(*l))),
             },
             ClusterError::Closed => Error::Closed,
             ClusterError::RecordTooLarge { size, max } => Error::RecordTooLarge { size, max },
+            e @ ClusterError::Encode { .. } => Error::Encode {
+                message: e.to_string(),
+                source: cause(e),
+            },
+            ClusterError::CorruptRecords { tp, offset, source } => Error::CorruptRecords {
+                message: source.to_string(),
+                topic: tp.topic,
+                partition: tp.partition,
+                offset,
+                source: cause(source),
+            },
+            ClusterError::Background { task, message } => Error::Background {
+                task: task.to_owned(),
+                message,
+            },
         }
     }
 }
@@ -205,6 +304,7 @@ impl From<ClusterError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     #[test]
     fn retry_actions_follow_codes() {
@@ -226,5 +326,53 @@ mod tests {
             "{}",
             b(36)
         );
+    }
+
+    #[test]
+    fn conversions_keep_the_cause_and_agree_with_the_layer_below() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let conn = ConnError::Io {
+            addr: "b:9092".into(),
+            source: Arc::new(io),
+        };
+        let cluster = ClusterError::Conn(conn.clone());
+        let public = Error::from(cluster.clone());
+        assert!(matches!(public, Error::Connection { .. }));
+        assert_eq!(public.retry_action(), cluster.retry_action());
+        // Error -> ConnError -> io::Error.
+        let conn_cause = public.source().expect("conn cause");
+        assert!(conn_cause.to_string().contains("b:9092"));
+        let io_cause = conn_cause.source().expect("io cause");
+        assert!(io_cause.to_string().contains("reset by peer"));
+
+        let enc = ConnError::Codec {
+            addr: "b:9092".into(),
+            source: crate::conn::wire::CodecError::Encode {
+                api: "Produce",
+                version: 9,
+                reason: "too big".into(),
+            },
+        };
+        let public = Error::from(enc.clone());
+        assert!(matches!(public, Error::Encode { .. }), "{public:?}");
+        assert_eq!(public.retry_action(), RetryAction::NoRetry);
+        assert_eq!(enc.retry_action(), RetryAction::NoRetry);
+
+        let unknown_broker = ClusterError::UnknownBroker(7);
+        assert_eq!(
+            Error::from(unknown_broker.clone()).retry_action(),
+            unknown_broker.retry_action()
+        );
+        assert_eq!(
+            unknown_broker.retry_action(),
+            RetryAction::RefreshMetadataAndRetry
+        );
+
+        let delivery = ClusterError::DeliveryTimeout {
+            what: "delivering 1 record(s) to t-0".into(),
+            after: Duration::from_secs(1),
+            last: None,
+        };
+        assert_eq!(Error::from(delivery).retry_action(), RetryAction::NoRetry);
     }
 }

@@ -19,6 +19,7 @@ mod error;
 #[doc(hidden)]
 pub mod internals;
 pub mod producer;
+pub mod retry;
 pub mod schema_registry;
 mod types;
 

@@ -218,6 +218,8 @@ pub struct GroupDescription {
     pub group: String,
     /// Coordinator's state name (Stable, PreparingRebalance, Empty, Dead...).
     pub state: String,
+    /// Broker id of the group's coordinator.
+    pub coordinator: i32,
     /// Chosen assignor.
     pub protocol: String,
     /// Members.

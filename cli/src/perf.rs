@@ -90,7 +90,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     )
                     .await?;
             }
-            producer.flush().await;
+            producer.flush().await?;
             let elapsed = start.elapsed();
             producer.close(Duration::from_secs(10)).await;
             let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();

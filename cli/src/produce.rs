@@ -162,7 +162,7 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
             }
         }
     }
-    producer.flush().await;
+    producer.flush().await?;
     let report = producer.close(Duration::from_secs(30)).await;
     let failed = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
     eprintln!(

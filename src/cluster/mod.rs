@@ -9,12 +9,15 @@ mod pool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::retry::{retry, Exhausted, RetryPolicy};
+
 pub(crate) use crate::conn::{
-    api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection,
+    api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection, PendingResponse,
 };
 pub use crate::conn::{Compression, ErrorCode};
-pub(crate) use error::ClusterError;
+pub(crate) use error::{too_large_limit, ClusterError};
 pub(crate) use metadata::{Metadata, TopicMeta};
+pub(crate) use pool::Role;
 use pool::Pool;
 
 /// Settings of the cluster layer, derived from the client config.
@@ -120,7 +123,7 @@ impl Cluster {
         let mut tried = Vec::new();
         let mut last = None;
         for addr in self.candidates(&cached) {
-            let conn = match self.pool.get(&addr).await {
+            let conn = match self.pool.get(&addr, Role::Meta).await {
                 Ok(c) => c,
                 Err(e) => {
                     tried.push(e.to_string());
@@ -169,14 +172,19 @@ impl Cluster {
         self.refresh(topics).await
     }
 
-    /// Connection to broker `id`.
+    /// Connection to broker `id` for metadata and admin requests.
     pub(crate) async fn broker(&self, id: i32) -> Result<Connection, ClusterError> {
+        self.broker_for(id, Role::Meta).await
+    }
+
+    /// Connection to broker `id` for one kind of traffic.
+    pub(crate) async fn broker_for(&self, id: i32, role: Role) -> Result<Connection, ClusterError> {
         let mut m = self.cached();
         if !m.brokers.contains_key(&id) {
             m = self.refresh(Topics::Some(&[])).await?;
         }
         let b = m.brokers.get(&id).ok_or(ClusterError::UnknownBroker(id))?;
-        Ok(self.pool.get(&b.addr()).await?)
+        Ok(self.pool.get(&b.addr(), role).await?)
     }
 
     /// Connection to any live broker (the least effort one: already connected).
@@ -185,7 +193,7 @@ impl Cluster {
         let mut tried = Vec::new();
         let mut last = None;
         for addr in self.candidates(&m) {
-            match self.pool.get(&addr).await {
+            match self.pool.get(&addr, Role::Meta).await {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tried.push(e.to_string());
@@ -217,41 +225,50 @@ impl Cluster {
         Ok((leader, self.broker(leader).await?))
     }
 
+    /// The retry policy of one API call: `retry.backoff.ms` ..
+    /// `retry.backoff.max.ms`, bounded by `default.api.timeout.ms`.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::within(
+            self.cfg.retry_backoff,
+            self.cfg.retry_backoff_max,
+            self.cfg.api_timeout,
+        )
+    }
+
     /// Runs `op` until it succeeds, fails for good, or `default.api.timeout.ms`
     /// passes; retriable failures back off and refresh metadata.
-    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ClusterError>
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ClusterError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClusterError>>,
     {
-        let deadline = Instant::now() + self.cfg.api_timeout;
-        let mut backoff =
-            crate::backoff::Backoff::new(self.cfg.retry_backoff, self.cfg.retry_backoff_max);
-        let mut last: Option<ClusterError> = None;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let attempt = tokio::time::timeout(remaining, op()).await;
-            let err = match attempt {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) if e.is_retriable() => e,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(ClusterError::Timeout {
-                        what: what.to_owned(),
-                        after: self.cfg.api_timeout,
-                        last: last.map(Box::new),
-                    })
-                }
-            };
-            let delay = backoff.next_delay();
-            if Instant::now() + delay >= deadline {
-                tracing::debug!(what, error = %err, "giving up at deadline");
-                return Err(err);
-            }
-            tracing::debug!(what, error = %err, attempt = backoff.attempts(), "retrying");
-            last = Some(err);
-            self.invalidate();
-            tokio::time::sleep(delay).await;
+        let result = retry(
+            self.retry_policy(),
+            op,
+            ClusterError::retry_action,
+            |err, _| {
+                tracing::debug!(what, error = %err, "retrying");
+                self.invalidate();
+            },
+        )
+        .await;
+        self.settle(what, result)
+    }
+
+    /// Turns the outcome of [`retry`] into one error that keeps the last cause.
+    pub(crate) fn settle<T>(
+        &self,
+        what: &str,
+        result: Result<T, Exhausted<ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(Exhausted::Failed(e)) => Err(e),
+            Err(Exhausted::GaveUp { last, .. }) => Err(ClusterError::Timeout {
+                what: what.to_owned(),
+                after: self.cfg.api_timeout,
+                last: last.map(Box::new),
+            }),
         }
     }
 

@@ -1,5 +1,10 @@
-//! Broker pool: one shared connection per address, opened lazily and
-//! re-opened after failure with exponential backoff and jitter.
+//! Broker pool: one shared connection per address and [`Role`], opened
+//! lazily and re-opened after failure with exponential backoff and jitter.
+//!
+//! Kafka serves one request at a time per connection, so traffic that may be
+//! held by the broker (a long-poll Fetch, a JoinGroup waiting for the other
+//! members) gets its own connection and never delays heartbeats, commits or
+//! produce requests (franz-go does the same; Java keeps the coordinator apart).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +12,21 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::conn::{ConnConfig, ConnError, Connection};
+
+/// What a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Role {
+    /// Metadata, admin requests, ListOffsets, FindCoordinator, InitProducerId.
+    Meta,
+    /// Produce requests.
+    Produce,
+    /// Fetch requests (long polls).
+    Fetch,
+    /// Heartbeat, OffsetCommit, OffsetFetch, LeaveGroup.
+    Group,
+    /// JoinGroup and SyncGroup, which the broker holds during a rebalance.
+    Join,
+}
 
 struct Slot {
     conn: Option<Connection>,
@@ -18,7 +38,7 @@ struct Slot {
 pub(crate) struct Pool {
     cfg: Arc<ConnConfig>,
     backoff: (Duration, Duration),
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<(String, Role), Slot>>,
 }
 
 impl Pool {
@@ -34,9 +54,9 @@ impl Pool {
         }
     }
 
-    fn slot<T>(&self, addr: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
+    fn slot<T>(&self, addr: &str, role: Role, f: impl FnOnce(&mut Slot) -> T) -> T {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.entry(addr.to_owned()).or_insert_with(|| Slot {
+        let slot = slots.entry((addr.to_owned(), role)).or_insert_with(|| Slot {
             conn: None,
             backoff: Backoff::new(self.backoff.0, self.backoff.1),
             not_before: Instant::now(),
@@ -45,22 +65,22 @@ impl Pool {
         f(slot)
     }
 
-    fn live(&self, addr: &str) -> Option<Connection> {
-        self.slot(addr, |s| s.conn.clone().filter(|c| !c.is_closed()))
+    fn live(&self, addr: &str, role: Role) -> Option<Connection> {
+        self.slot(addr, role, |s| s.conn.clone().filter(|c| !c.is_closed()))
     }
 
     /// A live connection to `addr`, dialing if needed. Concurrent callers
     /// share one dial; a recently failed address waits out its backoff.
-    pub(crate) async fn get(&self, addr: &str) -> Result<Connection, ConnError> {
-        if let Some(c) = self.live(addr) {
+    pub(crate) async fn get(&self, addr: &str, role: Role) -> Result<Connection, ConnError> {
+        if let Some(c) = self.live(addr, role) {
             return Ok(c);
         }
-        let dialing = self.slot(addr, |s| s.dialing.clone());
+        let dialing = self.slot(addr, role, |s| s.dialing.clone());
         let _guard = dialing.lock().await;
-        if let Some(c) = self.live(addr) {
+        if let Some(c) = self.live(addr, role) {
             return Ok(c);
         }
-        let wait = self.slot(addr, |s| {
+        let wait = self.slot(addr, role, |s| {
             s.not_before.saturating_duration_since(Instant::now())
         });
         if !wait.is_zero() {
@@ -68,26 +88,29 @@ impl Pool {
         }
         match Connection::connect(addr, self.cfg.clone()).await {
             Ok(c) => {
-                self.slot(addr, |s| {
+                self.slot(addr, role, |s| {
                     s.backoff.reset();
                     s.conn = Some(c.clone());
                 });
                 Ok(c)
             }
             Err(e) => {
-                self.slot(addr, |s| {
+                self.slot(addr, role, |s| {
                     s.conn = None;
                     s.not_before = Instant::now() + s.backoff.next_delay();
                 });
-                tracing::debug!(broker = addr, error = %e, "connect failed");
+                tracing::debug!(broker = addr, ?role, error = %e, "connect failed");
                 Err(e)
             }
         }
     }
 
-    /// Whether `addr` has a live connection already.
+    /// Whether `addr` has a live connection of any role already.
     pub(crate) fn is_connected(&self, addr: &str) -> bool {
-        self.live(addr).is_some()
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.iter().any(|((a, _), s)| {
+            a == addr && s.conn.as_ref().is_some_and(|c| !c.is_closed())
+        })
     }
 
     /// Drops every connection (their tasks end with the last handle).

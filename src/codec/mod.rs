@@ -63,15 +63,68 @@ pub enum CodecError {
     Compression { codec: &'static str, reason: String },
 }
 
-/// A request type the client knows how to send.
-pub(crate) trait Request:
+/// Any request type kafka-protocol can encode (the codec's own bound).
+pub(crate) trait Wire:
     kafka_protocol::protocol::Request + Message + Encodable + HeaderVersion + Send + 'static
 {
 }
-impl<T> Request for T where
+impl<T> Wire for T where
     T: kafka_protocol::protocol::Request + Message + Encodable + HeaderVersion + Send + 'static
 {
 }
+
+/// A request type the client knows how to send.
+pub(crate) trait Request:
+    kafka_protocol::protocol::Request<Response: Throttled>
+    + Message
+    + Encodable
+    + HeaderVersion
+    + Send
+    + 'static
+{
+}
+impl<T> Request for T where
+    T: kafka_protocol::protocol::Request<Response: Throttled>
+        + Message
+        + Encodable
+        + HeaderVersion
+        + Send
+        + 'static
+{
+}
+
+/// The broker's `throttle_time_ms` of a response (KIP-219), 0 when the
+/// response (or its version) carries none.
+pub(crate) trait Throttled {
+    fn throttle_time_ms(&self) -> i32;
+}
+
+macro_rules! throttled {
+    ($($t:ident),* $(;)? $(none: $($n:ident),*)?) => {
+        $(impl Throttled for kafka_protocol::messages::$t {
+            fn throttle_time_ms(&self) -> i32 {
+                self.throttle_time_ms
+            }
+        })*
+        $($(impl Throttled for kafka_protocol::messages::$n {
+            fn throttle_time_ms(&self) -> i32 {
+                0
+            }
+        })*)?
+    };
+}
+
+throttled!(
+    ApiVersionsResponse, CreateTopicsResponse, DeleteTopicsResponse, DescribeGroupsResponse,
+    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, InitProducerIdResponse,
+    JoinGroupResponse, LeaveGroupResponse, ListOffsetsResponse, MetadataResponse,
+    OffsetCommitResponse, OffsetFetchResponse, ProduceResponse, SyncGroupResponse,
+    DescribeConfigsResponse, CreatePartitionsResponse, DescribeClusterResponse, ListGroupsResponse,
+    DeleteGroupsResponse, OffsetDeleteResponse, DeleteRecordsResponse,
+    IncrementalAlterConfigsResponse, AlterConfigsResponse, DescribeClientQuotasResponse,
+    AlterClientQuotasResponse, ConsumerGroupDescribeResponse;
+    none: SaslHandshakeResponse, SaslAuthenticateResponse
+);
 
 /// Human name of an API key, for errors and traces.
 pub fn api_name(key: i16) -> &'static str {
@@ -103,7 +156,7 @@ pub fn api_name(key: i16) -> &'static str {
 }
 
 /// Encodes `req` as a complete frame: 4-byte size, request header, body.
-pub(crate) fn encode_request<R: Request>(
+pub(crate) fn encode_request<R: Wire>(
     req: &R,
     version: i16,
     correlation_id: i32,
@@ -143,7 +196,7 @@ pub(crate) fn api_versions_error(frame: &[u8]) -> Option<i16> {
 }
 
 /// Decodes a response frame (without its size prefix) at `version`.
-pub(crate) fn decode_response<R: Request>(
+pub(crate) fn decode_response<R: Wire>(
     mut frame: Bytes,
     version: i16,
 ) -> Result<R::Response, CodecError> {
@@ -192,10 +245,13 @@ impl std::fmt::Display for ErrorCode {
 
 /// Well-known codes the upper layers branch on.
 pub(crate) mod codes {
+    pub(crate) const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
     pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
+    pub(crate) const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub(crate) const NOT_COORDINATOR: i16 = 16;

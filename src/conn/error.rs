@@ -2,6 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{CodecError, ErrorCode};
+use crate::retry::Class;
+#[cfg(test)]
+use crate::retry::{classify, RetryAction};
 
 /// Connection-layer failures. Clone, so one failure reaches every waiter.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,12 +51,27 @@ pub(crate) enum ConnError {
 impl ConnError {
     /// Whether the peer sent bytes that are not Kafka protocol.
     pub(crate) fn is_protocol(&self) -> bool {
-        matches!(
-            self,
+        self.class() == Class::Protocol
+    }
+
+    pub(crate) fn class(&self) -> Class {
+        match self {
+            ConnError::Connect { .. }
+            | ConnError::ConnectTimeout { .. }
+            | ConnError::Io { .. }
+            | ConnError::Closed { .. } => Class::Network,
+            ConnError::RequestTimeout { .. } => Class::Timeout,
+            ConnError::Codec {
+                source: CodecError::Encode { .. },
+                ..
+            } => Class::Encode,
             ConnError::FrameTooLarge { .. }
-                | ConnError::UnknownCorrelation { .. }
-                | ConnError::Codec { .. }
-        )
+            | ConnError::UnknownCorrelation { .. }
+            | ConnError::Codec { .. } => Class::Protocol,
+            ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. } => {
+                Class::Unsupported
+            }
+        }
     }
 
     /// The broker address the error concerns.
@@ -72,11 +90,8 @@ impl ConnError {
         }
     }
 
-    /// Whether trying again (on a new connection) may succeed.
-    pub(crate) fn is_retriable(&self) -> bool {
-        !matches!(
-            self,
-            ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. }
-        )
+    #[cfg(test)]
+    pub(crate) fn retry_action(&self) -> RetryAction {
+        classify(self.class())
     }
 }

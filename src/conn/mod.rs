@@ -12,9 +12,9 @@ mod error;
 mod task;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 pub use crate::codec::compression::Compression;
 pub use crate::codec::ErrorCode;
-use crate::codec::{self, ApiVersionRange, Request};
+use crate::codec::{self, ApiVersionRange, Request, Throttled};
 pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
 
 /// Codec pieces the layers above need (record batches, group protocol,
@@ -43,6 +43,17 @@ pub(crate) struct ConnConfig {
     pub connect_timeout: Duration,
     /// Largest response frame accepted (`receive.message.max.bytes`).
     pub max_response_size: usize,
+    /// Counters shared by every connection of one client.
+    pub stats: Arc<ConnStats>,
+}
+
+/// IO counters of one client's connections (read by the metrics).
+#[derive(Debug, Default)]
+pub(crate) struct ConnStats {
+    /// Responses that asked the client to hold back (KIP-219).
+    pub throttled_responses: AtomicU64,
+    /// Sum of the throttle times the brokers asked for, in ms.
+    pub throttle_ms_total: AtomicU64,
 }
 
 type Reply = oneshot::Sender<Result<Bytes, ConnError>>;
@@ -61,6 +72,8 @@ struct Inner {
     addr: String,
     cfg: Arc<ConnConfig>,
     state: Mutex<State>,
+    /// The broker asked for nothing more on this connection until then (KIP-219).
+    throttled_until: Mutex<Option<Instant>>,
     next_id: AtomicI32,
     versions: OnceLock<Versions>,
     tx: mpsc::Sender<Outgoing>,
@@ -131,6 +144,7 @@ impl Connection {
                 pending: HashMap::new(),
                 poisoned: None,
             }),
+            throttled_until: Mutex::new(None),
             next_id: AtomicI32::new(1),
             versions: OnceLock::new(),
             tx,
@@ -282,10 +296,12 @@ impl Connection {
         extra: Option<Duration>,
     ) -> Result<R::Response, ConnError> {
         let frame = self.roundtrip(req, version, extra).await?;
-        codec::decode_response::<R>(frame, version).map_err(|e| ConnError::Codec {
+        let resp = codec::decode_response::<R>(frame, version).map_err(|e| ConnError::Codec {
             addr: self.inner.addr.clone(),
             source: e,
-        })
+        })?;
+        self.inner.throttle(resp.throttle_time_ms());
+        Ok(resp)
     }
 
     /// Sends a request and returns the raw response frame (after the size prefix).
@@ -443,11 +459,41 @@ pub(crate) struct PendingResponse<R: Request> {
 
 impl<R: Request> PendingResponse<R> {
     pub(crate) async fn response(self) -> Result<(R::Response, i16), ConnError> {
-        let addr = self.pending.conn.inner.addr.clone();
+        let inner = self.pending.conn.inner.clone();
+        let addr = inner.addr.clone();
         let frame = self.pending.wait().await?;
         let resp = codec::decode_response::<R>(frame, self.version)
             .map_err(|e| ConnError::Codec { addr, source: e })?;
+        inner.throttle(resp.throttle_time_ms());
         Ok((resp, self.version))
+    }
+}
+
+impl Inner {
+    /// Holds back further writes for `ms` (KIP-219: the broker answered at
+    /// once and muted the connection; sending more would only queue).
+    fn throttle(&self, ms: i32) {
+        if ms <= 0 {
+            return;
+        }
+        let stats = &self.cfg.stats;
+        stats.throttled_responses.fetch_add(1, Ordering::Relaxed);
+        stats
+            .throttle_ms_total
+            .fetch_add(ms as u64, Ordering::Relaxed);
+        let until = Instant::now() + Duration::from_millis(ms as u64);
+        let mut t = self.throttled_until.lock().unwrap_or_else(|p| p.into_inner());
+        if t.is_none_or(|cur| cur < until) {
+            *t = Some(until);
+        }
+        tracing::debug!(broker = %self.addr, throttle_ms = ms, "throttled by the broker");
+    }
+
+    /// How long writes must still wait, if at all.
+    fn throttle_left(&self) -> Option<Duration> {
+        let t = self.throttled_until.lock().unwrap_or_else(|p| p.into_inner());
+        t.and_then(|u| u.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
     }
 }
 

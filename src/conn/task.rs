@@ -108,6 +108,11 @@ pub(super) async fn write_loop(
 ) {
     let mut write = BufWriter::with_capacity(64 * 1024, write);
     while let Some(first) = rx.recv().await {
+        // KIP-219: hold requests back while the broker throttles us.
+        let wait = inner.upgrade().and_then(|i| i.throttle_left());
+        if let Some(d) = wait {
+            tokio::time::sleep(d).await;
+        }
         let mut batch = vec![first];
         // Coalesce whatever is already queued into one flush.
         while batch.len() < 64 {

@@ -175,6 +175,12 @@ impl ConsumerConfig {
                 "fetch sizes must be positive",
             ));
         }
+        if self.client.request_timeout <= self.fetch_max_wait {
+            return Err(Error::config(
+                "request.timeout.ms",
+                "must be greater than fetch.max.wait.ms (a fetch may wait that long for data)",
+            ));
+        }
         if self.group_instance_id.is_some() && self.group_id.is_none() {
             return Err(Error::config("group.instance.id", "needs group.id"));
         }

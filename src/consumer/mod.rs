@@ -39,9 +39,9 @@ pub use config::{ConsumerConfig, OffsetReset};
 
 use crate::client::cluster_config;
 use crate::config::{property_setters, Pending, Settable};
-use crate::engine::consumer::group::{Group, GroupConfig};
+use crate::engine::consumer::group::{Group, GroupConfig, Joined};
 use crate::engine::consumer::{ConsumerEngine, FetchConfig};
-use crate::engine::{admin, Cluster};
+use crate::engine::{admin, Cluster, ClusterError};
 use crate::error::{Error, Result};
 use crate::types::{OffsetSpec, TopicPartition};
 
@@ -116,10 +116,15 @@ struct Inner {
     config: ConsumerConfig,
     listener: Option<Arc<dyn RebalanceListener>>,
     poll_lock: tokio::sync::Mutex<()>,
+    /// A rebalance round running in the background, so `poll` can return
+    /// at its timeout (and be dropped) without disturbing the join.
+    join: Mutex<Option<PendingJoin>>,
     mode: Mutex<Mode>,
     last_auto_commit: Mutex<Instant>,
     closed: AtomicBool,
 }
+
+type PendingJoin = tokio::task::JoinHandle<std::result::Result<Joined, ClusterError>>;
 
 /// A Kafka consumer. Cheap to clone; clones are the same consumer.
 #[derive(Clone)]
@@ -170,6 +175,7 @@ impl Consumer {
             },
         );
         let group = config.group_id.as_ref().map(|g| {
+            let tasks = &engine.tasks;
             Group::start(
                 cluster.clone(),
                 GroupConfig {
@@ -182,6 +188,7 @@ impl Consumer {
                 },
                 config.max_poll_interval,
                 engine.data.clone(),
+                tasks,
             )
         });
         Ok(Consumer {
@@ -192,6 +199,7 @@ impl Consumer {
                 config,
                 listener,
                 poll_lock: tokio::sync::Mutex::new(()),
+                join: Mutex::new(None),
                 mode: Mutex::new(Mode::None),
                 last_auto_commit: Mutex::new(Instant::now()),
                 closed: AtomicBool::new(false),
@@ -289,6 +297,12 @@ impl Consumer {
 
     /// Returns fetched records, waiting up to `timeout` for some. Also runs
     /// rebalances (and the listener) and auto-commits when enabled.
+    ///
+    /// Returns by `timeout` even while a rebalance is in progress: the
+    /// JoinGroup/SyncGroup round runs in the background and the next poll
+    /// applies its result. Cancel-safe: dropping the future loses no
+    /// records and does not disturb the rebalance (a listener callback that
+    /// was interrupted runs again on the next poll).
     pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.poll_max(timeout, self.inner.config.max_poll_records)
             .await
@@ -303,24 +317,30 @@ impl Consumer {
             g.polled();
         }
         loop {
+            if let Some(e) = engine.tasks.fatal() {
+                return Err(e.into());
+            }
+            let data = engine.data.clone();
+            let arrived = data.notified();
             if let Some(g) = &self.inner.group {
                 if let Some(e) = g.fatal() {
                     return Err(e.into());
                 }
-                if self.mode() == Mode::Subscribed && g.needs_join() {
-                    self.rebalance(g).await?;
+                if self.mode() == Mode::Subscribed && self.step_rebalance(g).await? {
                     continue;
                 }
             }
             self.update_positions().await?;
             self.maybe_auto_commit().await;
-            let data = engine.data.clone();
-            let arrived = data.notified();
             if let Some(e) = engine.take_error() {
+                return Err(e.into());
+            }
+            if let Some(e) = engine.take_failure() {
                 return Err(e.into());
             }
             let records = engine.drain(max);
             if !records.is_empty() {
+                engine.failures_due();
                 return Ok(records
                     .into_iter()
                     .map(|(tp, r)| ConsumerRecord {
@@ -337,6 +357,7 @@ impl Consumer {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                engine.failures_due();
                 return Ok(Vec::new());
             }
             // Positions still unknown: look again soon instead of sleeping it out.
@@ -361,7 +382,34 @@ impl Consumer {
         })
     }
 
-    async fn rebalance(&self, g: &Arc<Group>) -> Result<()> {
+    /// Moves a rebalance forward without waiting for the broker: starts a
+    /// background join when one is needed, applies a finished one. Returns
+    /// whether it changed something (so `poll` looks again at once).
+    async fn step_rebalance(&self, g: &Arc<Group>) -> Result<bool> {
+        let finished = {
+            let mut join = self.inner.join.lock().unwrap_or_else(|p| p.into_inner());
+            match join.as_ref() {
+                Some(h) if h.is_finished() => join.take(),
+                Some(_) => return Ok(false), // still joining
+                None => None,
+            }
+        };
+        if let Some(handle) = finished {
+            let joined = match handle.await {
+                Ok(r) => r?,
+                Err(e) => {
+                    return Err(Error::Background {
+                        task: "group join".into(),
+                        message: e.to_string(),
+                    })
+                }
+            };
+            self.apply_join(g, joined).await;
+            return Ok(true);
+        }
+        if !g.needs_join() {
+            return Ok(false);
+        }
         let engine = &self.inner.engine;
         if g.take_lost() {
             let owned = engine.assignment();
@@ -372,8 +420,7 @@ impl Consumer {
                 engine.set_assignment(&[]);
             }
         }
-        let cooperative = g.cfg.cooperative();
-        if !cooperative {
+        if !g.cfg.cooperative() {
             // Eager: give everything up before rejoining.
             let owned = engine.assignment();
             if !owned.is_empty() {
@@ -382,7 +429,20 @@ impl Consumer {
             }
         }
         let owned = engine.assignment();
-        let joined = g.join(&owned).await?;
+        let (g2, data) = (g.clone(), engine.data.clone());
+        let handle = tokio::spawn(async move {
+            let r = g2.join(&owned).await;
+            data.notify_waiters();
+            r
+        });
+        *self.inner.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(true)
+    }
+
+    /// Takes on the assignment of a finished join (listener callbacks here).
+    async fn apply_join(&self, g: &Arc<Group>, joined: Joined) {
+        let engine = &self.inner.engine;
+        let owned = engine.assignment();
         let now: BTreeSet<&TopicPartition> = joined.assignment.iter().collect();
         let before: BTreeSet<&TopicPartition> = owned.iter().collect();
         let revoked: Vec<TopicPartition> =
@@ -404,7 +464,6 @@ impl Consumer {
         if let Some(l) = &self.inner.listener {
             l.on_partitions_assigned(self, &added).await;
         }
-        Ok(())
     }
 
     async fn revoke(&self, partitions: &[TopicPartition]) {
@@ -543,9 +602,16 @@ impl Consumer {
             .and_then(|p| p.position)
     }
 
-    /// Moves the position of an assigned partition.
+    /// Moves the position of an assigned partition. A negative offset is an
+    /// error (use [`seek_to_beginning`](Self::seek_to_beginning) or
+    /// [`seek_to_end`](Self::seek_to_end)).
     pub fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
-        if self.inner.engine.seek(tp, Some(offset.max(0)), false) {
+        if offset < 0 {
+            return Err(Error::invalid(format!(
+                "cannot seek {tp} to offset {offset}: offsets are >= 0"
+            )));
+        }
+        if self.inner.engine.seek(tp, Some(offset), false) {
             Ok(())
         } else {
             Err(Error::UnknownPartition {
@@ -617,6 +683,9 @@ impl Consumer {
             return;
         }
         let _g = self.inner.poll_lock.lock().await;
+        if let Some(join) = self.inner.join.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            join.abort();
+        }
         if self.mode() == Mode::Subscribed {
             let owned = self.assignment();
             self.revoke(&owned).await;
@@ -629,6 +698,7 @@ impl Consumer {
             g.close();
         }
         self.inner.engine.close();
+        self.inner.engine.join_tasks().await;
         self.inner.cluster.close();
     }
 

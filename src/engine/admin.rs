@@ -605,6 +605,7 @@ async fn describe_group_once(
     Ok(GroupDescription {
         group: group.to_owned(),
         state: g.group_state.to_string(),
+        coordinator: node,
         protocol: g.protocol_data.to_string(),
         members,
         offsets,

@@ -6,9 +6,10 @@
 pub(crate) mod admin;
 pub(crate) mod consumer;
 pub(crate) mod producer;
+pub(crate) mod tasks;
 
 pub(crate) use crate::cluster::wire::OutRecord;
 pub(crate) use crate::cluster::{
-    codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
+    too_large_limit, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
 };
 pub use crate::cluster::{Compression, ErrorCode};

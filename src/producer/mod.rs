@@ -273,17 +273,19 @@ impl Producer {
         };
         let tp = crate::types::TopicPartition::new(record.topic, partition);
         let topic = tp.topic.clone();
-        let reply: Reply = Box::new(move |r: std::result::Result<Delivered, ClusterError>| {
-            done(
-                r.map(|d| RecordMetadata {
-                    topic,
-                    partition,
-                    offset: d.offset,
-                    timestamp: d.timestamp,
-                })
-                .map_err(Error::from),
-            )
-        });
+        let reply = Reply::new(Box::new(
+            move |r: std::result::Result<Delivered, ClusterError>| {
+                done(
+                    r.map(|d| RecordMetadata {
+                        topic,
+                        partition,
+                        offset: d.offset,
+                        timestamp: d.timestamp,
+                    })
+                    .map_err(Error::from),
+                )
+            },
+        ));
         let out = OutRecord {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
             key: record.key,
@@ -294,13 +296,20 @@ impl Producer {
         Ok(())
     }
 
-    /// Sends everything buffered now and waits for the outcomes.
-    pub async fn flush(&self) {
-        self.inner.engine.flush(None).await;
+    /// Sends everything buffered now and waits until every record sent
+    /// before the call has its outcome and its callback has run.
+    ///
+    /// Fails only if a background task of the producer failed (the error
+    /// says which); the records' own failures go to their callbacks.
+    /// Cancel-safe: dropping the future stops the wait, not the sends.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.engine.flush(None).await?;
+        Ok(())
     }
 
     /// Stops accepting records, delivers what is buffered within `timeout`,
-    /// and fails the rest (each with [`Error::Closed`]).
+    /// fails the rest (each with [`Error::Closed`]), and stops the background
+    /// tasks. Every callback has run when it returns.
     pub async fn close(&self, timeout: Duration) -> CloseReport {
         let undelivered = self.inner.engine.close(Instant::now() + timeout).await;
         self.inner.engine.cluster.close();

@@ -82,7 +82,7 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     killed.restart();
     sender.await.unwrap();
-    producer.flush().await;
+    producer.flush().await.unwrap();
     producer.close(Duration::from_secs(30)).await;
     assert!(killed_at < RECORDS, "the kill happened mid-stream");
 
@@ -201,8 +201,9 @@ async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
     }
     for f in futs {
         let e = f.await.unwrap_err();
-        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+        assert!(matches!(e, Error::DeliveryTimeout { .. }), "{e:?}");
         assert!(e.to_string().contains("delivery.timeout.ms"), "{e}");
+        assert!(!e.is_retriable(), "resending may duplicate: {e}");
     }
     assert!(start.elapsed() < Duration::from_secs(30), "no hang");
 

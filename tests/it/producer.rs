@@ -198,7 +198,7 @@ async fn acks_zero_and_one() {
             let m = f.await.unwrap();
             assert_eq!(m.offset >= 0, want_offsets, "acks={acks}: {m:?}");
         }
-        p.flush().await;
+        p.flush().await.unwrap();
         p.close(Duration::from_secs(5)).await;
     }
     let end = admin
@@ -225,7 +225,7 @@ async fn callbacks_and_config_errors() {
         .await
         .unwrap();
     }
-    p.flush().await;
+    p.flush().await.unwrap();
     let mut offsets = Vec::new();
     for _ in 0..10 {
         offsets.push(rx.recv().await.unwrap().unwrap());

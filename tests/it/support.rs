@@ -191,3 +191,17 @@ pub async fn create_topic(name: &str, partitions: i32) {
         .await
         .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
 }
+
+/// Logs to stderr when `KAFKA_INGEST_LOG` is set (e.g. `kafka_ingest=debug`),
+/// to see what the client did in a failing test.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("KAFKA_INGEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}

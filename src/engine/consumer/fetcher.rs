@@ -6,19 +6,23 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Buffered, ConsumerEngine};
-use crate::cluster::wire::{decode_batches_within, InBatch, InRecord};
-use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, Topics};
+use crate::cluster::wire::{decode_batches_within, CodecError, InBatch, InRecord};
+use crate::cluster::{msg, versions, ClusterError, ErrorCode, Role, Topics};
+use crate::retry::RetryAction;
 use crate::types::TopicPartition;
 
 use crate::cluster::codes::OFFSET_OUT_OF_RANGE;
 
-pub(super) async fn run(engine: Weak<ConsumerEngine>) {
+pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError> {
     let in_flight: Arc<std::sync::Mutex<HashSet<i32>>> = Default::default();
+    let refreshing: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let mut refresh_after = Instant::now();
     loop {
-        let Some(e) = engine.upgrade() else { return };
+        let Some(e) = engine.upgrade() else {
+            return Ok(());
+        };
         if e.state().closed {
-            return;
+            return Ok(());
         }
         let fetch_wake = e.fetch_wake.clone();
         let wake = fetch_wake.notified();
@@ -28,10 +32,14 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
         {
             let meta = e.cluster.cached();
             let busy = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let now = Instant::now();
             let mut st = e.state();
             for (tp, p) in st.parts.iter_mut() {
                 let Some(pos) = p.position else { continue };
-                if p.paused || p.fetching || p.buffered.is_some() {
+                if p.paused || p.fetching || p.buffered.is_some() || p.failed.is_some() {
+                    continue;
+                }
+                if p.backoff_until.is_some_and(|t| t > now) {
                     continue;
                 }
                 match crate::cluster::leader_of(&meta, &tp.topic, tp.partition) {
@@ -56,17 +64,20 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(leader);
             let (e2, in_flight) = (e.clone(), in_flight.clone());
-            tokio::spawn(async move {
+            e.tasks.spawn("fetch", async move {
+                // Clears the leader's slot even if the fetch panics.
+                let _slot = InFlightSlot(in_flight, leader);
                 fetch_once(&e2, leader, parts).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&leader);
                 e2.fetch_wake.notify_one();
+                Ok(())
             });
         }
         let stale = e.cluster.is_stale(&e.cluster.cached());
-        if (missing_leader || stale) && Instant::now() >= refresh_after {
+        let refreshing = refreshing.clone();
+        if (missing_leader || stale)
+            && Instant::now() >= refresh_after
+            && !refreshing.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             refresh_after = Instant::now()
                 + e.cluster
                     .config()
@@ -78,7 +89,15 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
                 t.dedup();
                 t
             };
-            let _ = e.cluster.refresh(Topics::Some(&topics)).await;
+            // In the background: a slow broker must not hold up fetches
+            // from the healthy ones.
+            let e2 = e.clone();
+            e.tasks.spawn("fetch metadata refresh", async move {
+                let _ = e2.cluster.refresh(Topics::Some(&topics)).await;
+                refreshing.store(false, std::sync::atomic::Ordering::Release);
+                e2.fetch_wake.notify_one();
+                Ok(())
+            });
         }
         drop(e);
         let _ = tokio::time::timeout(
@@ -89,10 +108,29 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) {
     }
 }
 
+struct InFlightSlot(Arc<std::sync::Mutex<HashSet<i32>>>, i32);
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
+}
+
 async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition, u64, i64)>) {
     let result = request(e, leader, &parts).await;
+    apply(e, leader, parts, result);
+}
+
+/// Takes one fetch's outcome into the partitions' state.
+fn apply(
+    e: &ConsumerEngine,
+    leader: i32,
+    parts: Vec<(TopicPartition, u64, i64)>,
+    result: Result<Fetched, ClusterError>,
+) {
     let mut st = e.state();
     let mut refresh = false;
+    let backoff = e.cluster.config().retry_backoff;
     match result {
         Err(err) => {
             tracing::debug!(leader, error = %err, "fetch failed");
@@ -104,6 +142,8 @@ async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition,
             }
         }
         Ok(mut by_tp) => {
+            // Each partition on its own: one partition's error never holds
+            // back the others of the same response.
             for (tp, epoch, offset) in parts {
                 let Some(p) = st.parts.get_mut(&tp) else {
                     continue;
@@ -132,21 +172,32 @@ async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition,
                             });
                         }
                     }
-                    Err(code) if code == OFFSET_OUT_OF_RANGE => {
+                    Err(PartitionError::Corrupt(source)) => {
+                        tracing::warn!(%tp, offset, error = %source, "records cannot be read");
+                        p.failed = Some(ClusterError::CorruptRecords {
+                            tp: tp.clone(),
+                            offset,
+                            source,
+                        });
+                        p.failure_reported = false;
+                    }
+                    Err(PartitionError::Code(code)) if code == OFFSET_OUT_OF_RANGE => {
                         p.position = None;
                         p.reset_now = true;
                     }
-                    Err(code)
-                        if codes::needs_metadata_refresh(code)
-                            || ErrorCode(code).is_retriable() =>
-                    {
-                        refresh = true
-                    }
-                    Err(code) => {
-                        let err =
-                            ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
-                        st.errors.push_back(err);
-                        break;
+                    Err(PartitionError::Code(code)) => {
+                        let err = ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
+                        match err.retry_action() {
+                            RetryAction::RefreshMetadataAndRetry => refresh = true,
+                            RetryAction::Retry => {}
+                            _ => {
+                                // Reported, then fetched again after a pause (as Java
+                                // re-throws e.g. an authorization error each poll).
+                                tracing::debug!(%tp, error = %err, "fetch error");
+                                p.backoff_until = Some(Instant::now() + backoff);
+                                st.errors.push_back(err);
+                            }
+                        }
                     }
                 }
             }
@@ -165,7 +216,12 @@ struct FetchedPartition {
     aborted: Vec<(i64, i64)>,
 }
 
-type Fetched = HashMap<TopicPartition, Result<FetchedPartition, i16>>;
+enum PartitionError {
+    Code(i16),
+    Corrupt(CodecError),
+}
+
+type Fetched = HashMap<TopicPartition, Result<FetchedPartition, PartitionError>>;
 
 async fn request(
     e: &ConsumerEngine,
@@ -199,10 +255,9 @@ async fn request(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    let conn = e.cluster.broker(leader).await?;
-    let (resp, _) = conn
-        .send_long(&req, versions::FETCH, e.fetch.max_wait)
-        .await?;
+    let conn = e.cluster.broker_for(leader, Role::Fetch).await?;
+    // Bounded by request.timeout.ms (validated to exceed fetch.max.wait.ms).
+    let (resp, _) = conn.send(&req, versions::FETCH).await?;
     if let Some(code) = ErrorCode::check(resp.error_code) {
         return Err(ClusterError::broker("Fetch", code, None));
     }
@@ -214,17 +269,15 @@ async fn request(
         for p in t.partitions {
             let tp = TopicPartition::new(t.topic.0.to_string(), p.partition_index);
             if p.error_code != 0 {
-                out.insert(tp, Err(p.error_code));
+                out.insert(tp, Err(PartitionError::Code(p.error_code)));
                 continue;
             }
-            let batches = match p.records {
-                Some(r) => decode_batches_within(r, limit, limit).map_err(|err| {
-                    ClusterError::broker(
-                        format!("decoding records of {tp}"),
-                        ErrorCode(-1),
-                        Some(err.to_string()),
-                    )
-                })?,
+            let batches = match p.records.map(|r| decode_batches_within(r, limit, limit)) {
+                Some(Ok(b)) => b,
+                Some(Err(err)) => {
+                    out.insert(tp, Err(PartitionError::Corrupt(err)));
+                    continue;
+                }
                 None => Vec::new(),
             };
             let aborted = p
@@ -292,4 +345,114 @@ fn visible(
         );
     }
     (out, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cluster::{Cluster, ClusterConfig, ConnConfig};
+    use crate::engine::consumer::FetchConfig;
+
+    fn engine() -> Arc<ConsumerEngine> {
+        let cluster = Cluster::new(ClusterConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            conn: Arc::new(ConnConfig {
+                client_id: "t".into(),
+                request_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                max_response_size: 1 << 20,
+                stats: Default::default(),
+            }),
+            metadata_max_age: Duration::from_secs(60),
+            reconnect_backoff: Duration::from_millis(10),
+            reconnect_backoff_max: Duration::from_millis(10),
+            retry_backoff: Duration::from_millis(10),
+            retry_backoff_max: Duration::from_millis(10),
+            api_timeout: Duration::from_secs(1),
+            auto_create_topics: false,
+        });
+        ConsumerEngine::start(
+            cluster,
+            FetchConfig {
+                min_bytes: 1,
+                max_wait: Duration::from_millis(100),
+                max_bytes: 1 << 20,
+                partition_max_bytes: 1 << 20,
+                read_committed: false,
+            },
+        )
+    }
+
+    fn record(offset: i64) -> InBatch {
+        InBatch {
+            compression: crate::cluster::Compression::None,
+            last_offset: offset,
+            producer_id: -1,
+            control: false,
+            records: vec![InRecord {
+                offset,
+                timestamp: 0,
+                log_append_time: false,
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                producer_id: -1,
+                sequence: -1,
+                transactional: false,
+                control: false,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_partition_error_leaves_the_others_fetching() {
+        let e = engine();
+        let tps: Vec<_> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+        e.set_assignment(&tps);
+        let mut parts = Vec::new();
+        {
+            let mut st = e.state();
+            for tp in &tps {
+                let p = st.parts.get_mut(tp).unwrap();
+                p.position = Some(5);
+                p.fetching = true;
+                parts.push((tp.clone(), p.epoch, 5));
+            }
+        }
+        let mut fetched = Fetched::new();
+        // A non-retriable code first, then data, then a corrupt batch.
+        fetched.insert(tps[0].clone(), Err(PartitionError::Code(29))); // TOPIC_AUTHORIZATION_FAILED
+        fetched.insert(
+            tps[1].clone(),
+            Ok(FetchedPartition {
+                high_watermark: 6,
+                batches: vec![record(5)],
+                aborted: vec![],
+            }),
+        );
+        fetched.insert(
+            tps[2].clone(),
+            Err(PartitionError::Corrupt(CodecError::Records("bad crc".into()))),
+        );
+        apply(&e, 1, parts, Ok(fetched));
+        let st = e.state();
+        assert!(st.parts.values().all(|p| !p.fetching), "no partition left marked in flight");
+        assert!(st.parts[&tps[1]].buffered.is_some(), "the healthy partition got its data");
+        assert!(st.parts[&tps[0]].backoff_until.is_some());
+        assert!(matches!(
+            st.parts[&tps[2]].failed,
+            Some(ClusterError::CorruptRecords { offset: 5, .. })
+        ));
+        assert_eq!(st.errors.len(), 1, "the broker error is reported");
+        drop(st);
+        let drained = e.drain(10);
+        assert_eq!(drained.len(), 1);
+        assert!(e.take_failure().is_some());
+        assert!(e.take_failure().is_none(), "reported every other poll");
+        e.failures_due();
+        assert!(e.take_failure().is_some());
+        e.close();
+    }
 }

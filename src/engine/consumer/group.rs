@@ -10,12 +10,13 @@ use tokio::sync::Notify;
 
 use super::assignor::{self, Member, Strategy};
 use super::offsets::{self, Committer};
-use crate::backoff::Backoff;
+use crate::engine::tasks::Tasks;
+use crate::retry::{retry, Class, Exhausted, RetryAction, RetryPolicy};
 use crate::cluster::wire::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment,
     Subscription,
 };
-use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Topics};
+use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Role, Topics};
 use crate::types::TopicPartition;
 
 use crate::cluster::codes as code;
@@ -79,6 +80,7 @@ impl Group {
         cfg: GroupConfig,
         max_poll_interval: Duration,
         wake_poll: Arc<Notify>,
+        tasks: &Tasks,
     ) -> Arc<Group> {
         let g = Arc::new(Group {
             cluster,
@@ -94,7 +96,7 @@ impl Group {
             wake_poll,
             closed: Default::default(),
         });
-        tokio::spawn(heartbeat_loop(Arc::downgrade(&g)));
+        tasks.spawn("heartbeat", heartbeat_loop(Arc::downgrade(&g)));
         g
     }
 
@@ -150,107 +152,104 @@ impl Group {
         (m.generation, m.member_id.clone())
     }
 
-    /// The coordinator connection, found on first use and after failures.
-    pub(crate) async fn coordinator(&self) -> Result<Connection, ClusterError> {
+    /// A connection to the coordinator for `role` (heartbeats and commits
+    /// never share one with a JoinGroup the broker may hold for minutes).
+    /// The coordinator is found on first use and after failures.
+    pub(crate) async fn coordinator(&self, role: Role) -> Result<Connection, ClusterError> {
         let known = *self.coordinator.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(id) = known {
-            match self.cluster.broker(id).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    self.coordinator_failed();
-                    return Err(e);
-                }
+        let node = match known {
+            Some(id) => id,
+            None => {
+                let node = find_coordinator(&self.cluster, &self.cfg.group_id).await?;
+                *self.coordinator.lock().unwrap_or_else(|p| p.into_inner()) = Some(node);
+                tracing::debug!(group = %self.cfg.group_id, coordinator = node, "found coordinator");
+                node
+            }
+        };
+        match self.cluster.broker_for(node, role).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                self.coordinator_failed();
+                Err(e)
             }
         }
-        let node = find_coordinator(&self.cluster, &self.cfg.group_id).await?;
-        *self.coordinator.lock().unwrap_or_else(|p| p.into_inner()) = Some(node);
-        tracing::debug!(group = %self.cfg.group_id, coordinator = node, "found coordinator");
-        self.cluster.broker(node).await
     }
 
     fn coordinator_failed(&self) {
         *self.coordinator.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// Retries `op` on coordinator moves and load, within `default.api.timeout.ms`.
-    async fn with_coordinator<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ClusterError>
-    where
-        F: FnMut(Connection) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ClusterError>>,
-    {
-        let c = self.cluster.config();
-        let deadline = Instant::now() + c.api_timeout;
-        let mut backoff = Backoff::new(c.retry_backoff, c.retry_backoff_max);
-        loop {
-            let result = match self.coordinator().await {
-                Ok(conn) => op(conn).await,
-                Err(e) => Err(e),
-            };
-            let err = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let retry = match &err {
-                ClusterError::Broker { code, .. } => {
-                    let moved = matches!(
-                        code.0,
-                        code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE
-                    );
-                    if moved {
-                        self.coordinator_failed();
-                    }
-                    moved || code.0 == code::COORDINATOR_LOAD_IN_PROGRESS
-                }
-                ClusterError::Conn(_) | ClusterError::NoBrokerAvailable { .. } => {
-                    self.coordinator_failed();
-                    true
-                }
-                _ => false,
-            };
-            let delay = backoff.next_delay();
-            if !retry || Instant::now() + delay >= deadline {
-                if retry {
-                    return Err(ClusterError::Timeout {
-                        what: what.to_owned(),
-                        after: c.api_timeout,
-                        last: Some(Box::new(err)),
-                    });
-                }
-                return Err(err);
-            }
-            tokio::time::sleep(delay).await;
+    /// Forgets the coordinator when an error says it moved or is gone.
+    fn note_coordinator_error(&self, err: &ClusterError) {
+        let moved = match err.class() {
+            Class::Broker(c) => matches!(c, code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE),
+            Class::Network | Class::Timeout | Class::Routing => true,
+            _ => false,
+        };
+        if moved {
+            self.coordinator_failed();
         }
     }
 
+    /// Retries `op` on coordinator moves and load, within `default.api.timeout.ms`.
+    async fn with_coordinator<T, F, Fut>(
+        &self,
+        what: &str,
+        role: Role,
+        op: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClusterError>>,
+    {
+        let op = &op;
+        let result = retry(
+            self.cluster.retry_policy(),
+            || async move { op(self.coordinator(role).await?).await },
+            ClusterError::retry_action,
+            |err, _| self.note_coordinator_error(err),
+        )
+        .await;
+        if let Err(Exhausted::Failed(e)) = &result {
+            self.note_coordinator_error(e);
+        }
+        self.cluster.settle(what, result)
+    }
+
     /// One full rebalance round: JoinGroup, assignment if leader, SyncGroup.
+    /// Cancel-safe: dropping the future mid-round ends the "joining" state,
+    /// so heartbeats resume; the next join starts a fresh round.
     pub(crate) async fn join(&self, owned: &[TopicPartition]) -> Result<Joined, ClusterError> {
         if let Some(e) = self.fatal() {
             return Err(e);
         }
         self.member().joining = true;
-        let result = self.join_rounds(owned).await;
-        self.member().joining = false;
-        result
-    }
-
-    async fn join_rounds(&self, owned: &[TopicPartition]) -> Result<Joined, ClusterError> {
+        let _joining = JoiningGuard(self);
         let c = self.cluster.config();
-        let deadline = Instant::now() + self.cfg.rebalance_timeout + c.api_timeout;
-        let mut backoff = Backoff::new(c.retry_backoff, c.retry_backoff_max);
-        loop {
-            match self.join_once(owned).await {
-                Ok(j) => return Ok(j),
-                Err(JoinError::Retry(e)) if Instant::now() < deadline => {
-                    tracing::debug!(group = %self.cfg.group_id, error = %e, "rejoining");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(JoinError::Retry(e)) | Err(JoinError::Fatal(e)) => return Err(e),
-            }
-        }
+        let span = self.cfg.rebalance_timeout + c.api_timeout;
+        let policy = RetryPolicy::within(c.retry_backoff, c.retry_backoff_max, span);
+        let result = retry(
+            policy,
+            || self.join_once(owned),
+            |e| match e {
+                JoinError::Retry(_) => RetryAction::Retry,
+                JoinError::Fatal(_) => RetryAction::NoRetry,
+            },
+            |e, _| tracing::debug!(group = %self.cfg.group_id, error = %e.inner(), "rejoining"),
+        )
+        .await;
+        result.map_err(|e| match e {
+            Exhausted::Failed(e) | Exhausted::GaveUp { last: Some(e), .. } => e.into_inner(),
+            Exhausted::GaveUp { last: None, .. } => ClusterError::Timeout {
+                what: format!("joining group `{}`", self.cfg.group_id),
+                after: span,
+                last: None,
+            },
+        })
     }
 
     async fn join_once(&self, owned: &[TopicPartition]) -> Result<Joined, JoinError> {
-        let conn = self.coordinator().await.map_err(JoinError::Retry)?;
+        let conn = self.coordinator(Role::Join).await.map_err(JoinError::Retry)?;
         tracing::debug!(group = %self.cfg.group_id, member = %self.member().member_id, owned = owned.len(), "JoinGroup");
         let topics = self.subscription();
         let (member_id, generation) = {
@@ -485,7 +484,7 @@ impl Group {
         }
         let used = &std::sync::atomic::AtomicI32::new(-1);
         let result = self
-            .with_coordinator("OffsetCommit", |conn| async move {
+            .with_coordinator("OffsetCommit", Role::Group, |conn| async move {
                 let (generation, member_id) = self.generation();
                 used.store(generation, std::sync::atomic::Ordering::Relaxed);
                 let who = Committer {
@@ -514,7 +513,7 @@ impl Group {
         &self,
         tps: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, ClusterError> {
-        self.with_coordinator("OffsetFetch", |conn| async move {
+        self.with_coordinator("OffsetFetch", Role::Group, |conn| async move {
             offsets::committed(&conn, &self.cfg.group_id, tps).await
         })
         .await
@@ -532,7 +531,7 @@ impl Group {
         if member_id.is_empty() || generation < 0 || self.cfg.instance_id.is_some() {
             return;
         }
-        let Ok(conn) = self.coordinator().await else {
+        let Ok(conn) = self.coordinator(Role::Group).await else {
             return;
         };
         let version = conn.version(versions::LEAVE_GROUP).unwrap_or(0);
@@ -596,6 +595,27 @@ enum JoinError {
     Fatal(ClusterError),
 }
 
+/// Ends the "joining" state however `join` ends (including being dropped).
+struct JoiningGuard<'a>(&'a Group);
+
+impl Drop for JoiningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.member().joining = false;
+    }
+}
+
+impl JoinError {
+    fn inner(&self) -> &ClusterError {
+        let (JoinError::Retry(e) | JoinError::Fatal(e)) = self;
+        e
+    }
+
+    fn into_inner(self) -> ClusterError {
+        let (JoinError::Retry(e) | JoinError::Fatal(e)) = self;
+        e
+    }
+}
+
 fn codec_err(e: crate::cluster::wire::CodecError) -> ClusterError {
     ClusterError::broker("consumer protocol", ErrorCode(-1), Some(e.to_string()))
 }
@@ -609,16 +629,18 @@ fn ms(d: Duration) -> i32 {
 }
 
 /// Heartbeats on its own schedule, however slowly the application polls.
-async fn heartbeat_loop(group: Weak<Group>) {
+async fn heartbeat_loop(group: Weak<Group>) -> Result<(), ClusterError> {
     let interval = match group.upgrade() {
         Some(g) => g.cfg.heartbeat_interval,
-        None => return,
+        None => return Ok(()),
     };
     loop {
         tokio::time::sleep(interval).await;
-        let Some(g) = group.upgrade() else { return };
+        let Some(g) = group.upgrade() else {
+            return Ok(());
+        };
         if g.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return;
+            return Ok(());
         }
         let (generation, member_id, stable, joining) = {
             let m = g.member();
@@ -643,7 +665,7 @@ async fn heartbeat_loop(group: Weak<Group>) {
             .with_generation_id(generation)
             .with_member_id(s2(&member_id))
             .with_group_instance_id(g.cfg.instance_id.as_deref().map(s2));
-        let result = match g.coordinator().await {
+        let result = match g.coordinator(Role::Group).await {
             Ok(conn) => conn
                 .send(&req, versions::HEARTBEAT)
                 .await

@@ -22,6 +22,7 @@ pub use assignor::Strategy;
 
 use crate::cluster::wire::InRecord;
 use crate::cluster::{Cluster, ClusterError};
+use crate::engine::tasks::Tasks;
 use crate::types::TopicPartition;
 
 /// Fetch settings derived from the consumer config.
@@ -54,6 +55,14 @@ pub(crate) struct PartState {
     pub fetching: bool,
     pub buffered: Option<Buffered>,
     pub high_watermark: i64,
+    /// Records at the position cannot be read (corrupt batch): the
+    /// partition stops here until the application seeks.
+    pub failed: Option<ClusterError>,
+    /// Whether `failed` was returned by the latest poll (it is returned
+    /// every other poll, so other partitions keep flowing in between).
+    pub failure_reported: bool,
+    /// No fetch before this (after a non-retriable partition error).
+    pub backoff_until: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -63,6 +72,8 @@ pub(crate) struct State {
     /// Errors to surface from the next poll.
     pub errors: VecDeque<ClusterError>,
     pub closed: bool,
+    /// Where the next drain starts, so every partition gets its turn.
+    pub drain_from: Option<TopicPartition>,
 }
 
 pub(crate) struct ConsumerEngine {
@@ -73,6 +84,8 @@ pub(crate) struct ConsumerEngine {
     pub(crate) fetch_wake: Arc<Notify>,
     /// Wakes `poll` (data arrived, error, rebalance needed).
     pub(crate) data: Arc<Notify>,
+    /// The fetch loop and the group's heartbeat task.
+    pub(crate) tasks: Tasks,
 }
 
 impl ConsumerEngine {
@@ -83,8 +96,9 @@ impl ConsumerEngine {
             state: Mutex::new(State::default()),
             fetch_wake: Arc::new(Notify::new()),
             data: Arc::new(Notify::new()),
+            tasks: Tasks::default(),
         });
-        tokio::spawn(fetcher::run(Arc::downgrade(&e)));
+        e.tasks.spawn("fetch loop", fetcher::run(Arc::downgrade(&e)));
         e
     }
 
@@ -144,6 +158,8 @@ impl ConsumerEngine {
         p.reset_now = reset_now;
         p.epoch += 1;
         p.buffered = None;
+        p.failed = None;
+        p.failure_reported = false;
         drop(st);
         self.fetch_wake.notify_one();
         true
@@ -160,14 +176,24 @@ impl ConsumerEngine {
         self.fetch_wake.notify_one();
     }
 
-    /// Takes up to `max` buffered records of unpaused partitions, advancing positions.
+    /// Takes up to `max` buffered records of unpaused partitions, advancing
+    /// positions. Starts after the partition the last drain ended on, so a
+    /// busy partition cannot starve the others.
     pub(crate) fn drain(&self, max: usize) -> Vec<(TopicPartition, InRecord)> {
         let mut out = Vec::new();
         let mut st = self.state();
-        for (tp, p) in st.parts.iter_mut() {
+        let st = &mut *st;
+        let start = st.drain_from.take();
+        let (after, before): (Vec<_>, Vec<_>) = st
+            .parts
+            .iter_mut()
+            .partition(|(tp, _)| start.as_ref().is_none_or(|s| *tp > s));
+        let mut last = None;
+        for (tp, p) in after.into_iter().chain(before) {
             if out.len() >= max {
                 break;
             }
+            last = Some(tp);
             if p.paused {
                 continue;
             }
@@ -197,7 +223,7 @@ impl ConsumerEngine {
                 p.buffered = None;
             }
         }
-        drop(st);
+        st.drain_from = last.cloned();
         self.fetch_wake.notify_one();
         out
     }
@@ -206,8 +232,36 @@ impl ConsumerEngine {
         self.state().errors.pop_front()
     }
 
+    /// A partition that cannot go on (corrupt records) not reported by the
+    /// previous poll: returned every other poll until the application seeks.
+    pub(crate) fn take_failure(&self) -> Option<ClusterError> {
+        let mut st = self.state();
+        let mut found = None;
+        for p in st.parts.values_mut() {
+            if let Some(e) = &p.failed {
+                if !p.failure_reported && found.is_none() {
+                    found = Some(e.clone());
+                    p.failure_reported = true;
+                }
+            }
+        }
+        found
+    }
+
+    /// After a poll that returned records (or nothing): failures are due again.
+    pub(crate) fn failures_due(&self) {
+        for p in self.state().parts.values_mut() {
+            p.failure_reported = false;
+        }
+    }
+
     pub(crate) fn close(&self) {
         self.state().closed = true;
         self.fetch_wake.notify_one();
+    }
+
+    /// Waits (bounded) for the background tasks to stop after `close`.
+    pub(crate) async fn join_tasks(&self) {
+        self.tasks.join(std::time::Duration::from_secs(5)).await;
     }
 }

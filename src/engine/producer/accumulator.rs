@@ -1,7 +1,7 @@
 //! Per-partition batch queues. Pure bookkeeping: no IO, no clocks read
 //! (callers pass `now`), so every rule here is unit-testable.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -17,8 +17,30 @@ pub(crate) struct Delivered {
     pub timestamp: i64,
 }
 
-/// Called exactly once per record with its outcome.
-pub(crate) type Reply = Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>;
+/// Called exactly once per record with its outcome. If it is dropped
+/// uncalled (a background task died, the producer was dropped), it reports
+/// [`ClusterError::Closed`], so no record goes unreported.
+pub(crate) struct Reply(Option<Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>>);
+
+impl Reply {
+    pub(crate) fn new(f: Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>) -> Self {
+        Reply(Some(f))
+    }
+
+    pub(crate) fn call(mut self, r: Result<Delivered, ClusterError>) {
+        if let Some(f) = self.0.take() {
+            f(r);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(ClusterError::Closed));
+        }
+    }
+}
 
 /// Producer id, epoch and first sequence of a batch, fixed at first send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +51,11 @@ pub(crate) struct Sequenced {
 }
 
 pub(crate) struct Batch {
+    /// Creation order; split batches keep their parent's id.
     pub id: u64,
+    /// Index of the first record within the batch `id` was created as, so
+    /// split halves keep their place in the partition's order.
+    pub first_index: u32,
     pub tp: TopicPartition,
     pub records: Vec<OutRecord>,
     pub replies: Vec<Reply>,
@@ -58,8 +84,47 @@ impl Batch {
                 }),
                 Err(e) => Err(e.clone()),
             };
-            reply(outcome);
+            reply.call(outcome);
         }
+    }
+
+    /// Splits a batch the broker refused as too large into two halves that
+    /// keep the order (MESSAGE_TOO_LARGE; as Java does). `None` for a single
+    /// record, which cannot be split.
+    pub(crate) fn split(mut self) -> Result<(Batch, Batch), Batch> {
+        let n = self.records.len();
+        if n < 2 {
+            return Err(self);
+        }
+        let mid = n / 2;
+        let records = self.records.split_off(mid);
+        let replies = self.replies.split_off(mid);
+        let bytes: usize = records.iter().map(record_size).sum();
+        let permit = self
+            ._permit
+            .as_mut()
+            .and_then(|p| p.split(u32::try_from(bytes).unwrap_or(u32::MAX) as usize));
+        self.bytes = self.bytes.saturating_sub(bytes);
+        self.sequence = None;
+        let second = Batch {
+            id: self.id,
+            first_index: self.first_index + mid as u32,
+            tp: self.tp.clone(),
+            records,
+            replies,
+            bytes,
+            created: self.created,
+            attempts: self.attempts,
+            retry_at: self.retry_at,
+            sequence: None,
+            last_error: self.last_error.clone(),
+            _permit: permit,
+        };
+        Ok((self, second))
+    }
+
+    fn order(&self) -> (u64, u32) {
+        (self.id, self.first_index)
     }
 
     pub(crate) fn end_sequence(&self) -> Option<i32> {
@@ -94,7 +159,8 @@ pub(crate) struct Accumulator {
     pub limits: Limits,
     pub parts: HashMap<TopicPartition, PartitionQueue>,
     next_id: u64,
-    incomplete: BTreeSet<u64>,
+    /// Unfinished batch ids, with how many pieces (after splits) are left.
+    incomplete: BTreeMap<u64, u32>,
 }
 
 /// Per-record size estimate used for batching and buffer accounting.
@@ -113,7 +179,7 @@ impl Accumulator {
             limits,
             parts: HashMap::new(),
             next_id: 0,
-            incomplete: BTreeSet::new(),
+            incomplete: BTreeMap::new(),
         }
     }
 
@@ -155,9 +221,10 @@ impl Accumulator {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.incomplete.insert(id);
+        self.incomplete.insert(id, 1);
         q.batches.push_back(Batch {
             id,
+            first_index: 0,
             tp: tp.clone(),
             records: vec![record],
             replies: vec![reply],
@@ -185,8 +252,9 @@ impl Accumulator {
                 continue;
             };
             if q.retrying || front.attempts > 0 {
-                if q.retrying && q.in_flight > 0 {
-                    continue; // wait for outstanding responses first
+                // A retried batch goes alone: outstanding responses first.
+                if q.in_flight > 0 {
+                    continue;
                 }
                 match front.retry_at {
                     Some(t) if t > now => at(t),
@@ -236,7 +304,8 @@ impl Accumulator {
         Some(b)
     }
 
-    /// Puts a failed batch back, in sequence order, for another attempt.
+    /// Puts a failed batch back, in creation order (which is sequence
+    /// order), for another attempt.
     pub(crate) fn requeue(&mut self, mut batch: Batch, error: ClusterError, retry_at: Instant) {
         batch.attempts += 1;
         batch.retry_at = Some(retry_at);
@@ -246,26 +315,52 @@ impl Accumulator {
         };
         q.in_flight = q.in_flight.saturating_sub(1);
         q.retrying = true;
-        let seq = batch.sequence.map(|s| s.base_sequence);
-        // Retried batches go before fresh ones; among retried, lower sequence first.
+        let order = batch.order();
         let pos = q
             .batches
             .iter()
-            .position(|b| {
-                b.sequence.is_none() || (seq.is_some() && b.sequence.map(|s| s.base_sequence) > seq)
-            })
+            .position(|b| b.order() > order)
             .unwrap_or(q.batches.len());
         q.batches.insert(pos, batch);
     }
 
-    /// Records that a sent batch is finished (delivered or failed for good).
-    pub(crate) fn finish(&mut self, batch: &Batch, acked: bool) {
-        self.incomplete.remove(&batch.id);
+    /// Puts back the two halves of a split batch (no attempt is counted:
+    /// the broker wrote nothing of it).
+    pub(crate) fn requeue_split(&mut self, first: Batch, second: Batch) {
+        if let Some(n) = self.incomplete.get_mut(&first.id) {
+            *n += 1;
+        }
+        let Some(q) = self.parts.get_mut(&first.tp) else {
+            first.complete(Err(ClusterError::Closed));
+            return second.complete(Err(ClusterError::Closed));
+        };
+        q.in_flight = q.in_flight.saturating_sub(1);
+        q.retrying = true;
+        for mut b in [second, first] {
+            // Counted as a retry so `ready` sends it one at a time, in order.
+            b.attempts = b.attempts.max(1);
+            b.retry_at = None;
+            let order = b.order();
+            let pos = q
+                .batches
+                .iter()
+                .position(|x| x.order() > order)
+                .unwrap_or(q.batches.len());
+            q.batches.insert(pos, b);
+        }
+    }
+
+    /// Records that a sent batch's outcome is known (delivered or failed
+    /// for good). Its callbacks run next; [`done`](Self::done) follows them.
+    pub(crate) fn settle(&mut self, batch: &Batch, acked: bool) {
         if let Some(q) = self.parts.get_mut(&batch.tp) {
             q.in_flight = q.in_flight.saturating_sub(1);
             if acked {
                 if let Some(end) = batch.end_sequence() {
-                    q.last_acked = end;
+                    // Responses may be settled late; never move backwards.
+                    if q.last_acked < 0 || seq_after(end, q.last_acked) {
+                        q.last_acked = end;
+                    }
                 }
             }
             if q.retrying && q.batches.iter().all(|b| b.attempts == 0) {
@@ -274,7 +369,19 @@ impl Accumulator {
         }
     }
 
-    /// Removes batches older than `timeout` that are not in flight.
+    /// Marks batch `id` (one piece of it, after splits) finished, once its
+    /// callbacks have run: flush waits for this.
+    pub(crate) fn done(&mut self, id: u64) {
+        if let Some(n) = self.incomplete.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.incomplete.remove(&id);
+            }
+        }
+    }
+
+    /// Removes batches older than `timeout` that are not in flight. The
+    /// caller completes them, then calls [`done`](Self::done) for each.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Batch> {
         let mut out = Vec::new();
         for q in self.parts.values_mut() {
@@ -284,7 +391,6 @@ impl Accumulator {
                 .is_some_and(|b| now.duration_since(b.created) >= timeout)
             {
                 if let Some(b) = q.batches.pop_front() {
-                    self.incomplete.remove(&b.id);
                     out.push(b);
                 }
             }
@@ -292,14 +398,12 @@ impl Accumulator {
         out
     }
 
-    /// Removes every queued batch (on close or a fatal producer error).
+    /// Removes every queued batch (on close or a fatal producer error); the
+    /// caller completes them, then calls [`done`](Self::done) for each.
     pub(crate) fn drain_all(&mut self) -> Vec<Batch> {
         let mut out = Vec::new();
         for q in self.parts.values_mut() {
-            for b in q.batches.drain(..) {
-                self.incomplete.remove(&b.id);
-                out.push(b);
-            }
+            out.extend(q.batches.drain(..));
         }
         out
     }
@@ -309,7 +413,8 @@ impl Accumulator {
         for q in self.parts.values_mut() {
             q.next_sequence = 0;
             q.last_acked = -1;
-            q.retrying = false;
+            // Batches waiting to be resent still go one at a time, in order.
+            q.retrying = q.batches.iter().any(|b| b.attempts > 0);
             for b in &mut q.batches {
                 b.sequence = None;
             }
@@ -323,7 +428,9 @@ impl Accumulator {
 
     /// Whether any batch with id below `id` is still unfinished.
     pub(crate) fn has_incomplete_before(&self, id: u64) -> bool {
-        self.incomplete.first().is_some_and(|first| *first < id)
+        self.incomplete
+            .first_key_value()
+            .is_some_and(|(first, _)| *first < id)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -338,6 +445,14 @@ impl Accumulator {
 fn wrap_add(seq: i32, n: usize) -> i32 {
     // Sequences wrap to 0 after i32::MAX (KIP-98).
     ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+/// Whether sequence `a` comes after `b` in the wrapping sequence space
+/// (less than half the space ahead).
+fn seq_after(a: i32, b: i32) -> bool {
+    const SPACE: i64 = i32::MAX as i64 + 1;
+    let d = (a as i64 - b as i64).rem_euclid(SPACE);
+    d > 0 && d < SPACE / 2
 }
 
 #[cfg(test)]
@@ -380,7 +495,9 @@ mod tests {
 
     fn reply(log: &Log) -> Reply {
         let log = log.clone();
-        Box::new(move |r| log.lock().unwrap().push(r.map_err(|e| e.to_string())))
+        Reply::new(Box::new(move |r| {
+            log.lock().unwrap().push(r.map_err(|e| e.to_string()))
+        }))
     }
 
     #[test]
@@ -448,11 +565,11 @@ mod tests {
             0,
             "retry keeps its sequence"
         );
-        acc.finish(&a, true);
+        acc.settle(&a, true);
         a.complete(Ok((10, -1)));
         let b = acc.take(&tp, pid).unwrap();
         assert_eq!(b.sequence.unwrap().base_sequence, 1);
-        acc.finish(&b, true);
+        acc.settle(&b, true);
         assert!(!acc.parts[&tp].retrying, "back to pipelining");
         assert_eq!(acc.parts[&tp].last_acked, 1);
         let c = acc.take(&tp, pid).unwrap();
@@ -478,7 +595,10 @@ mod tests {
         let expired = acc.expire(t0 + Duration::from_secs(5), Duration::from_secs(1));
         assert_eq!(expired.len(), 1);
         for b in expired {
+            let id = b.id;
             b.complete(Err(ClusterError::Closed));
+            assert!(acc.has_incomplete_before(mark), "unfinished until done()");
+            acc.done(id);
         }
         assert!(!acc.has_incomplete_before(mark));
         assert!(log.lock().unwrap()[0].is_err());
@@ -488,5 +608,107 @@ mod tests {
     fn sequence_wraps() {
         assert_eq!(wrap_add(i32::MAX, 1), 0);
         assert_eq!(wrap_add(i32::MAX - 1, 3), 1);
+        assert!(seq_after(5, 4));
+        assert!(!seq_after(4, 5));
+        assert!(seq_after(0, i32::MAX), "0 follows i32::MAX");
+        assert!(!seq_after(i32::MAX, 0));
+    }
+
+    #[test]
+    fn last_acked_never_moves_backwards() {
+        let t0 = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        let log = Log::default();
+        let mut acc = Accumulator::new(limits(true));
+        let pid = Some((5, 0));
+        acc.append(&tp, rec(90), reply(&log), permit(), t0);
+        let a = acc.take(&tp, pid).unwrap();
+        acc.settle(&a, true); // first ack: pipelining allowed from now on
+        for _ in 0..2 {
+            acc.append(&tp, rec(90), reply(&log), permit(), t0);
+        }
+        let b = acc.take(&tp, pid).unwrap();
+        let c = acc.take(&tp, pid).unwrap();
+        // Settled in the wrong order: c (seq 2) then b (seq 1).
+        acc.settle(&c, true);
+        acc.settle(&b, true);
+        assert_eq!(acc.parts[&tp].last_acked, 2);
+    }
+
+    #[test]
+    fn split_halves_keep_their_place_and_count_as_one_batch() {
+        let t0 = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        let log = Log::default();
+        let mut acc = Accumulator::new(Limits {
+            batch_size: 1000,
+            ..limits(true)
+        });
+        for _ in 0..5 {
+            acc.append(&tp, rec(10), reply(&log), permit(), t0);
+        }
+        acc.append(&tp, rec(900), reply(&log), permit(), t0); // opens batch 2
+        let mark = acc.next_id();
+        let big = acc.take(&tp, Some((1, 0))).unwrap();
+        assert_eq!(big.records.len(), 5);
+        let (x, y) = big.split().ok().unwrap();
+        assert_eq!((x.records.len(), y.records.len()), (2, 3));
+        assert_eq!((x.first_index, y.first_index), (0, 2));
+        assert!(x.sequence.is_none() && y.sequence.is_none());
+        acc.requeue_split(x, y);
+        let order: Vec<_> = acc.parts[&tp]
+            .batches
+            .iter()
+            .map(|b| (b.id, b.first_index, b.records.len()))
+            .collect();
+        assert_eq!(order, vec![(0, 0, 2), (0, 2, 3), (1, 0, 1)]);
+        // Batch 0 stays unfinished until both halves are done.
+        let x = acc.take(&tp, None).unwrap();
+        acc.settle(&x, true);
+        x.complete(Ok((0, -1)));
+        acc.done(0);
+        assert!(acc.has_incomplete_before(mark));
+        let y = acc.take(&tp, None).unwrap();
+        acc.settle(&y, true);
+        y.complete(Ok((2, -1)));
+        acc.done(0);
+        let z = acc.take(&tp, None).unwrap();
+        acc.settle(&z, true);
+        z.complete(Ok((5, -1)));
+        acc.done(1);
+        assert!(!acc.has_incomplete_before(mark));
+        assert_eq!(log.lock().unwrap().len(), 6, "every record reported once");
+    }
+
+    #[test]
+    fn after_an_epoch_bump_retried_batches_still_go_one_at_a_time() {
+        let t0 = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        let log = Log::default();
+        let mut acc = Accumulator::new(limits(true));
+        for _ in 0..3 {
+            acc.append(&tp, rec(90), reply(&log), permit(), t0);
+        }
+        let a = acc.take(&tp, Some((1, 0))).unwrap();
+        acc.requeue(a, ClusterError::Closed, t0);
+        acc.reset_sequences();
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(acc.ready(later, false).0.len(), 1);
+        let a = acc.take(&tp, Some((1, 1))).unwrap();
+        assert_eq!(a.sequence.unwrap().base_sequence, 0, "renumbered from 0");
+        assert!(
+            acc.ready(later, false).0.is_empty(),
+            "nothing else goes while the retried batch is in flight"
+        );
+        acc.settle(&a, true);
+        assert_eq!(acc.ready(later, false).0.len(), 1);
+    }
+
+    #[test]
+    fn a_dropped_reply_reports_closed() {
+        let log = Log::default();
+        drop(reply(&log));
+        assert_eq!(log.lock().unwrap().len(), 1);
+        assert!(log.lock().unwrap()[0].is_err());
     }
 }

@@ -21,6 +21,8 @@ use crate::backoff::Backoff;
 use crate::cluster::wire::OutRecord;
 use crate::cluster::Compression;
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Topics};
+use crate::engine::tasks::Tasks;
+use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
 use accumulator::{record_size, Accumulator, Batch, Limits};
 pub(crate) use accumulator::{Delivered, Reply};
@@ -60,7 +62,7 @@ pub(crate) struct ProducerEngine {
     needs_bump: AtomicBool,
     broker_in_flight: Mutex<HashMap<i32, usize>>,
     sinks: Mutex<HashMap<i32, tokio::sync::mpsc::Sender<Vec<Batch>>>>,
-    fatal: Mutex<Option<ClusterError>>,
+    pub(crate) tasks: Tasks,
 }
 
 impl ProducerEngine {
@@ -84,9 +86,11 @@ impl ProducerEngine {
             needs_bump: AtomicBool::new(false),
             broker_in_flight: Mutex::new(HashMap::new()),
             sinks: Mutex::new(HashMap::new()),
-            fatal: Mutex::new(None),
+            tasks: Tasks::default(),
         });
-        tokio::spawn(sender_loop(Arc::downgrade(&engine)));
+        engine
+            .tasks
+            .spawn("producer sender", sender_loop(Arc::downgrade(&engine)));
         engine
     }
 
@@ -97,48 +101,57 @@ impl ProducerEngine {
     fn acc(&self) -> MutexGuard<'_, Accumulator> {
         self.acc.lock().unwrap_or_else(|p| p.into_inner())
     }
-    /// A metadata snapshot that knows `topic`, waiting until `deadline`.
+    /// A metadata snapshot that knows `topic`, waiting up to `max_block`.
     /// The hot path (fresh cache) allocates nothing.
     pub(crate) async fn partition_meta(
         &self,
         topic: &str,
         max_block: Duration,
     ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
-        let deadline = Instant::now() + max_block;
         let cached = self.cluster.cached();
-        if !self.cluster.is_stale(&cached)
-            && cached
-                .topics
-                .get(topic)
-                .is_some_and(|t| !t.partitions.is_empty())
+        // A known topic is routed from the cache even when it is stale: the
+        // sender refreshes in the background (as Java's sender does), so a
+        // slow broker never blocks send().
+        if cached
+            .topics
+            .get(topic)
+            .is_some_and(|t| !t.partitions.is_empty())
         {
+            if self.cluster.is_stale(&cached) {
+                self.wake.notify_one();
+            }
             return Ok(cached);
         }
         let names = [topic.to_owned()];
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let result =
-                tokio::time::timeout(remaining, self.cluster.metadata(Topics::Some(&names))).await;
-            let last = match result {
-                Ok(Ok(m)) => match m.topics.get(topic) {
-                    Some(t) if !t.partitions.is_empty() => return Ok(m),
-                    _ => ClusterError::UnknownTopic(topic.to_owned()),
-                },
-                Ok(Err(e)) if e.is_retriable() => e,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => ClusterError::UnknownTopic(topic.to_owned()),
-            };
-            let delay = backoff.next_delay();
-            if Instant::now() + delay >= deadline {
-                return Err(ClusterError::Timeout {
-                    what: format!("waiting for metadata of topic `{topic}` (max.block.ms)"),
-                    after: max_block,
-                    last: Some(Box::new(last)),
-                });
-            }
-            self.cluster.invalidate();
-            tokio::time::sleep(delay).await;
+        let c = self.cluster.config();
+        let policy = RetryPolicy::within(c.retry_backoff, c.retry_backoff_max, max_block);
+        let result = retry(
+            policy,
+            || async {
+                let m = self.cluster.metadata(Topics::Some(&names)).await?;
+                match m.topics.get(topic) {
+                    Some(t) if !t.partitions.is_empty() => Ok(m),
+                    // Auto-creation may still be under way: keep asking.
+                    _ => Err(ClusterError::UnknownTopic(topic.to_owned())),
+                }
+            },
+            |e| match e {
+                ClusterError::UnknownTopic(_) => RetryAction::RefreshMetadataAndRetry,
+                e => e.retry_action(),
+            },
+            |_, _| self.cluster.invalidate(),
+        )
+        .await;
+        match result {
+            Ok(m) => Ok(m),
+            Err(crate::retry::Exhausted::Failed(e)) => Err(e),
+            Err(crate::retry::Exhausted::GaveUp { last, .. }) => Err(ClusterError::Timeout {
+                what: format!("waiting for metadata of topic `{topic}` (max.block.ms)"),
+                after: max_block,
+                last: Some(Box::new(
+                    last.unwrap_or_else(|| ClusterError::UnknownTopic(topic.to_owned())),
+                )),
+            }),
         }
     }
 
@@ -151,7 +164,7 @@ impl ProducerEngine {
         deadline: Instant,
         max_block: Duration,
     ) -> Result<(), ClusterError> {
-        if let Some(e) = self.fatal_error() {
+        if let Some(e) = self.tasks.fatal() {
             return Err(e);
         }
         if self.closed.load(Ordering::Acquire) {
@@ -161,7 +174,7 @@ impl ProducerEngine {
         if size > self.cfg.buffer_memory || size > self.cfg.max_request_size {
             return Err(ClusterError::RecordTooLarge {
                 size,
-                max: self.cfg.buffer_memory.min(self.cfg.max_request_size),
+                max: Some(self.cfg.buffer_memory.min(self.cfg.max_request_size)),
             });
         }
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
@@ -199,23 +212,35 @@ impl ProducerEngine {
         Ok(())
     }
 
-    /// Waits until every record appended before this call is finished.
-    pub(crate) async fn flush(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until every record appended before this call is finished and
+    /// its callback has run. `Ok(false)` if `deadline` passed first; the
+    /// fatal error if a background task failed.
+    pub(crate) async fn flush(&self, deadline: Option<Instant>) -> Result<bool, ClusterError> {
         let mark = self.acc().next_id();
         self.flushing.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_one();
         let done = loop {
             let progressed = self.progress.notified();
+            let failed = self.tasks.failed.notified();
             if !self.acc().has_incomplete_before(mark) {
-                break true;
+                break Ok(true);
             }
+            if let Some(e) = self.tasks.fatal() {
+                break Err(e);
+            }
+            let wait = async {
+                tokio::select! {
+                    _ = progressed => {}
+                    _ = failed => {}
+                }
+            };
             match deadline {
                 Some(d) => {
-                    if tokio::time::timeout_at(d.into(), progressed).await.is_err() {
-                        break !self.acc().has_incomplete_before(mark);
+                    if tokio::time::timeout_at(d.into(), wait).await.is_err() {
+                        break Ok(!self.acc().has_incomplete_before(mark));
                     }
                 }
-                None => progressed.await,
+                None => wait.await,
             }
         };
         self.flushing.fetch_sub(1, Ordering::AcqRel);
@@ -223,23 +248,32 @@ impl ProducerEngine {
     }
 
     /// Stops accepting records, sends what is buffered until `deadline`, then
-    /// fails the rest. Returns how many records were not delivered.
+    /// fails the rest and stops the background tasks. Returns how many
+    /// records were not delivered.
     pub(crate) async fn close(&self, deadline: Instant) -> usize {
         self.closed.store(true, Ordering::Release);
-        self.flush(Some(deadline)).await;
+        let _ = self.flush(Some(deadline)).await;
         let left = self.acc().drain_all();
         let undelivered: usize = left.iter().map(|b| b.records.len()).sum();
-        for b in left {
-            b.complete(Err(ClusterError::Closed));
-        }
+        self.fail_all(left, ClusterError::Closed);
         self.memory.close();
         self.wake.notify_one();
         self.progress.notify_waiters();
+        // Sinks end once their queues close; the sender once it sees `closed`.
+        self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.tasks.join(left.max(Duration::from_secs(1))).await;
         undelivered
     }
 
-    fn fatal_error(&self) -> Option<ClusterError> {
-        self.fatal.lock().ok().and_then(|f| f.clone())
+    /// Completes batches with `err` (callbacks first, then flush bookkeeping).
+    fn fail_all(&self, batches: Vec<Batch>, err: ClusterError) {
+        for b in batches {
+            let id = b.id;
+            b.complete(Err(err.clone()));
+            self.acc().done(id);
+        }
+        self.progress.notify_waiters();
     }
 
     fn producer_id(&self) -> Option<ProducerId> {
@@ -256,22 +290,47 @@ impl ProducerEngine {
         Instant::now() + d
     }
 
-    /// Finishes a batch for good and wakes flushers.
+    /// Finishes a batch for good: callbacks run before flushers are told,
+    /// so every callback has run when `flush()` returns (as in Java).
     fn finish(&self, batch: Batch, result: Result<(i64, i64), ClusterError>) {
-        self.acc().finish(&batch, result.is_ok());
+        if result.is_err() && batch.sequence.is_some() {
+            // The broker may or may not have this sequence now: start over
+            // under a new epoch (KIP-360) before sending more.
+            self.needs_bump.store(true, Ordering::Release);
+        }
+        let id = batch.id;
+        self.acc().settle(&batch, result.is_ok());
         batch.complete(result);
+        self.acc().done(id);
         self.progress.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// A batch the broker refused as too large: split it and send the halves
+    /// (only a single record that is too large fails).
+    fn split_or_fail(&self, batch: Batch, err: ClusterError) {
+        if batch.sequence.is_some() {
+            // Its sequences never reached the log: renumber under a new epoch.
+            self.needs_bump.store(true, Ordering::Release);
+        }
+        match batch.split() {
+            Ok((a, b)) => {
+                tracing::debug!(tp = %a.tp, records = a.records.len() + b.records.len(), "batch too large; splitting");
+                self.acc().requeue_split(a, b);
+                self.wake.notify_one();
+            }
+            Err(single) => {
+                let size = single.bytes;
+                tracing::debug!(tp = %single.tp, size, error = %err, "record too large for the topic");
+                self.finish(single, Err(ClusterError::RecordTooLarge { size, max: None }));
+            }
+        }
     }
 
     /// Retries a batch, or fails it when out of retries or time.
     fn retry_or_fail(&self, batch: Batch, err: ClusterError) {
         let expired = batch.created.elapsed() >= self.cfg.delivery_timeout;
         if expired || batch.attempts >= self.cfg.retries {
-            if batch.sequence.is_some() {
-                // The broker may have the batch; its sequence is unresolved now.
-                self.needs_bump.store(true, Ordering::Release);
-            }
             let err = if expired {
                 self.delivery_timeout(&batch, Some(err))
             } else {
@@ -286,7 +345,7 @@ impl ProducerEngine {
     }
 
     fn delivery_timeout(&self, batch: &Batch, last: Option<ClusterError>) -> ClusterError {
-        ClusterError::Timeout {
+        ClusterError::DeliveryTimeout {
             what: format!(
                 "delivering {} record(s) to {} (delivery.timeout.ms)",
                 batch.records.len(),
@@ -298,12 +357,14 @@ impl ProducerEngine {
     }
 }
 
-async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) {
+async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) -> Result<(), ClusterError> {
     let mut refresh_after = Instant::now();
     loop {
-        let Some(e) = engine.upgrade() else { return };
+        let Some(e) = engine.upgrade() else {
+            return Ok(());
+        };
         if e.closed.load(Ordering::Acquire) && e.acc().is_empty() {
-            return;
+            return Ok(());
         }
         if e.cfg.idempotent && !ensure_producer_id(&e).await {
             let wake = e.wake.clone();
@@ -318,8 +379,9 @@ async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) {
                 e.needs_bump.store(true, Ordering::Release);
             }
             let err = e.delivery_timeout(&b, None);
-            e.acc().finish(&b, false);
+            let id = b.id;
             b.complete(Err(err));
+            e.acc().done(id);
             e.progress.notify_waiters();
         }
         let next_wake = drain(&e, &mut refresh_after);
@@ -407,9 +469,10 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
         if now >= *refresh_after {
             *refresh_after = now + e.cluster.config().retry_backoff;
             let e2 = e.clone();
-            tokio::spawn(async move {
+            e.tasks.spawn("producer metadata refresh", async move {
                 let _ = e2.cluster.refresh(Topics::All).await;
                 e2.wake.notify_one();
+                Ok(())
             });
         }
         let t = *refresh_after;
@@ -445,12 +508,9 @@ async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
         }
         Err(err) => {
             tracing::warn!(error = %err, "InitProducerId failed for good");
-            *e.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+            e.tasks.set_fatal(err.clone());
             let left = e.acc().drain_all();
-            for b in left {
-                b.complete(Err(err.clone()));
-            }
-            e.progress.notify_waiters();
+            e.fail_all(left, err);
             false
         }
     }

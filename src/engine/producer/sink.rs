@@ -10,61 +10,106 @@ use bytes::Bytes;
 use super::accumulator::Batch;
 use super::ProducerEngine;
 use crate::cluster::wire::{encode_batch, ProducerStamp};
-use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode};
+use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, PendingResponse, Role};
 
 use crate::cluster::codes::{
-    DUPLICATE_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER,
-    PRODUCER_FENCED, UNKNOWN_PRODUCER_ID,
+    DUPLICATE_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, MESSAGE_TOO_LARGE,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, RECORD_LIST_TOO_LARGE, UNKNOWN_PRODUCER_ID,
 };
 
-/// Starts the sink task of one broker. Requests leave in the order they are
-/// queued (sequence order per partition); responses are awaited concurrently.
+/// A request's batches and how its outcome will arrive.
+enum InFlight {
+    /// Written; the response comes on this handle.
+    Awaiting(Vec<Batch>, PendingResponse<msg::ProduceRequest>),
+    /// Already known (acks=0, or the request could not be sent).
+    Known(Vec<Batch>, Result<Option<Outcomes>, ClusterError>),
+}
+
+/// Starts the sink of one broker: a sender that encodes and writes requests
+/// in the order batches are queued (sequence order per partition), and a
+/// settler that handles their outcomes in that same order (franz-go's
+/// sequenced responses), so acknowledgements never overtake each other.
 pub(super) fn spawn(e: &Arc<ProducerEngine>, leader: i32) -> mpsc::Sender<Vec<Batch>> {
-    let (tx, rx) = mpsc::channel(e.cfg.max_in_flight.max(1));
-    tokio::spawn(run(Arc::downgrade(e), leader, rx));
+    let depth = e.cfg.max_in_flight.max(1);
+    let (tx, rx) = mpsc::channel(depth);
+    let (settle_tx, settle_rx) = mpsc::channel(depth);
+    e.tasks
+        .spawn("producer sink", send(Arc::downgrade(e), leader, rx, settle_tx));
+    e.tasks
+        .spawn("producer settler", settle(Arc::downgrade(e), leader, settle_rx));
     tx
 }
 
-async fn run(engine: Weak<ProducerEngine>, leader: i32, mut rx: mpsc::Receiver<Vec<Batch>>) {
+async fn send(
+    engine: Weak<ProducerEngine>,
+    leader: i32,
+    mut rx: mpsc::Receiver<Vec<Batch>>,
+    settle: mpsc::Sender<InFlight>,
+) -> Result<(), ClusterError> {
     while let Some(batches) = rx.recv().await {
-        let Some(e) = engine.upgrade() else { return };
-        let req = match request(&e, &batches) {
-            Ok(r) => r,
-            Err(err) => {
-                done(&e, leader, batches, Err(err));
-                continue;
-            }
+        let Some(e) = engine.upgrade() else {
+            return Ok(());
         };
-        let conn = match e.cluster.broker(leader).await {
-            Ok(c) => c,
-            Err(err) => {
-                done(&e, leader, batches, Err(err));
-                continue;
+        let next = start(&e, leader, batches).await;
+        drop(e);
+        if let Err(mpsc::error::SendError(lost)) = settle.send(next).await {
+            // The settler is gone (it failed): report instead of dropping.
+            let (InFlight::Awaiting(b, _) | InFlight::Known(b, _)) = lost;
+            if let Some(e) = engine.upgrade() {
+                done(&e, leader, b, Err(ClusterError::Closed));
             }
-        };
-        if e.cfg.acks == 0 {
-            let r = conn
-                .send_no_response(&req, versions::PRODUCE)
-                .await
-                .map(|_| None)
-                .map_err(ClusterError::from);
-            done(&e, leader, batches, r);
-            continue;
-        }
-        match conn.begin(&req, versions::PRODUCE).await {
-            Ok(pending) => {
-                tokio::spawn(async move {
-                    let r = pending
-                        .response()
-                        .await
-                        .map(|(resp, _)| Some(outcomes(resp)))
-                        .map_err(ClusterError::from);
-                    done(&e, leader, batches, r);
-                });
-            }
-            Err(err) => done(&e, leader, batches, Err(err.into())),
         }
     }
+    Ok(())
+}
+
+async fn start(e: &ProducerEngine, leader: i32, batches: Vec<Batch>) -> InFlight {
+    let req = match request(e, &batches) {
+        Ok(r) => r,
+        Err(err) => return InFlight::Known(batches, Err(err)),
+    };
+    let conn = match e.cluster.broker_for(leader, Role::Produce).await {
+        Ok(c) => c,
+        Err(err) => return InFlight::Known(batches, Err(err)),
+    };
+    if e.cfg.acks == 0 {
+        let r = conn
+            .send_no_response(&req, versions::PRODUCE)
+            .await
+            .map(|_| None)
+            .map_err(ClusterError::from);
+        return InFlight::Known(batches, r);
+    }
+    match conn.begin(&req, versions::PRODUCE).await {
+        Ok(pending) => InFlight::Awaiting(batches, pending),
+        Err(err) => InFlight::Known(batches, Err(err.into())),
+    }
+}
+
+async fn settle(
+    engine: Weak<ProducerEngine>,
+    leader: i32,
+    mut rx: mpsc::Receiver<InFlight>,
+) -> Result<(), ClusterError> {
+    while let Some(next) = rx.recv().await {
+        let (batches, result) = match next {
+            InFlight::Known(b, r) => (b, r),
+            InFlight::Awaiting(b, pending) => {
+                let r = pending
+                    .response()
+                    .await
+                    .map(|(resp, _)| Some(outcomes(resp)))
+                    .map_err(ClusterError::from);
+                (b, r)
+            }
+        };
+        match engine.upgrade() {
+            Some(e) => done(&e, leader, batches, result),
+            // Dropped producer: the batches' replies report Closed on drop.
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// Settles every batch of one request.
@@ -103,7 +148,7 @@ fn done(
                     None => {
                         let err = ClusterError::broker(
                             format!("producing to {}", b.tp),
-                            ErrorCode(-1),
+                            ErrorCode(codes::UNKNOWN_SERVER_ERROR),
                             Some("partition missing from the response".into()),
                         );
                         e.retry_or_fail(b, err);
@@ -152,11 +197,10 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             base_sequence: s.base_sequence,
         });
         let records: Bytes = encode_batch(&b.records, stamp, e.cfg.compression).map_err(|err| {
-            ClusterError::broker(
-                format!("encoding a batch for {}", b.tp),
-                ErrorCode(-1),
-                Some(err.to_string()),
-            )
+            ClusterError::Encode {
+                what: format!("a record batch for {}", b.tp),
+                source: err,
+            }
         })?;
         let part = msg::PartitionProduceData::default()
             .with_index(b.tp.partition)
@@ -210,6 +254,9 @@ fn handle(e: &ProducerEngine, b: Batch, o: Outcome) {
             // The broker dropped our producer state (KIP-360): new epoch, resend.
             e.needs_bump.store(true, Ordering::Release);
             e.retry_or_fail(b, ClusterError::broker(ctx(), ErrorCode(o.code), o.message));
+        }
+        MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE => {
+            e.split_or_fail(b, ClusterError::broker(ctx(), ErrorCode(o.code), o.message))
         }
         INVALID_PRODUCER_EPOCH | PRODUCER_FENCED => {
             e.needs_bump.store(true, Ordering::Release);
