@@ -106,18 +106,6 @@ impl Admin {
         Ok(admin::api_versions(&self.cluster, broker).await?)
     }
 
-    /// Long-polls the partition leader until a record at or after `offset`
-    /// exists or `max_wait` passes; returns whether one exists. The request
-    /// stays in flight on the leader's connection for up to `max_wait`.
-    pub async fn wait_for_records(
-        &self,
-        tp: &TopicPartition,
-        offset: i64,
-        max_wait: std::time::Duration,
-    ) -> Result<bool> {
-        Ok(admin::wait_for_records(&self.cluster, tp, offset, max_wait).await?)
-    }
-
     /// Members, assignment, committed offsets, log-end offsets and lag of a group.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         Ok(admin::describe_group(&self.cluster, group).await?)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 pub use crate::engine::ErrorCode;
 use crate::engine::{ClusterError, ConnError};
-use crate::retry::{classify, Class};
 pub use crate::retry::RetryAction;
+use crate::retry::{classify, Class};
 
 /// Result alias for the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,6 @@
-//! Codec entry points for `protocol-tests` and the fuzz targets (feature
-//! `unstable-internals`). Not part of the API: no stability promise.
+//! Codec entry points for `protocol-tests` and the fuzz targets, and test
+//! hooks for the integration tests (feature `unstable-internals`). Not part
+//! of the API: no stability promise.
 
 use bytes::{Bytes, BytesMut};
 
@@ -210,4 +211,32 @@ pub fn default_response_body(
         Resp::default().encode(&mut out, version).map_err(enc_err)?;
         Ok(out.freeze())
     })
+}
+
+/// Long-polls the partition leader until a record at or after `offset`
+/// exists or `max_wait` passes; returns whether one exists. The request stays
+/// in flight on the leader's connection for up to `max_wait`.
+pub async fn wait_for_records(
+    admin: &crate::Admin,
+    tp: &crate::TopicPartition,
+    offset: i64,
+    max_wait: std::time::Duration,
+) -> crate::Result<bool> {
+    Ok(crate::engine::admin::wait_for_records(&admin.cluster, tp, offset, max_wait).await?)
+}
+
+/// Fault injection: makes one of the consumer's background tasks panic, as
+/// a bug would. The next `poll` must report it.
+pub fn panic_a_consumer_task(consumer: &crate::Consumer) {
+    consumer
+        .engine_tasks()
+        .spawn("injected", async { panic!("injected fault") });
+}
+
+/// Fault injection: makes one of the producer's background tasks panic.
+/// The next `send` and `flush` must report it.
+pub fn panic_a_producer_task(producer: &crate::Producer) {
+    producer
+        .engine_tasks()
+        .spawn("injected", async { panic!("injected fault") });
 }

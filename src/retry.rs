@@ -156,9 +156,7 @@ where
             return Err(Exhausted::Failed(err));
         }
         let delay = backoff.next_delay();
-        let out_of_time = policy
-            .deadline
-            .is_some_and(|d| Instant::now() + delay >= d);
+        let out_of_time = policy.deadline.is_some_and(|d| Instant::now() + delay >= d);
         let out_of_attempts = policy.max_attempts.is_some_and(|m| attempts >= m);
         if out_of_time || out_of_attempts {
             return Err(Exhausted::GaveUp {
@@ -188,8 +186,14 @@ mod tests {
     fn one_decision_per_class() {
         assert_eq!(classify(Class::Network), RetryAction::Retry);
         assert_eq!(classify(Class::DeliveryTimeout), RetryAction::NoRetry);
-        assert_eq!(classify(Class::Routing), RetryAction::RefreshMetadataAndRetry);
-        assert_eq!(classify(Class::Broker(6)), RetryAction::RefreshMetadataAndRetry);
+        assert_eq!(
+            classify(Class::Routing),
+            RetryAction::RefreshMetadataAndRetry
+        );
+        assert_eq!(
+            classify(Class::Broker(6)),
+            RetryAction::RefreshMetadataAndRetry
+        );
         assert_eq!(classify(Class::Broker(7)), RetryAction::Retry);
         assert_eq!(classify(Class::Broker(36)), RetryAction::NoRetry);
         assert_eq!(classify(Class::Protocol), RetryAction::Retry);
@@ -203,7 +207,11 @@ mod tests {
             policy(None, Duration::from_secs(5)),
             || async {
                 let i = n.fetch_add(1, Ordering::Relaxed);
-                if i < 3 { Err("flaky") } else { Ok(i) }
+                if i < 3 {
+                    Err("flaky")
+                } else {
+                    Ok(i)
+                }
             },
             |_| RetryAction::Retry,
             |_, _| {},
@@ -229,7 +237,13 @@ mod tests {
             |_, _| {},
         )
         .await;
-        assert!(matches!(r, Err(Exhausted::GaveUp { attempts: 4, last: Some("flaky") })));
+        assert!(matches!(
+            r,
+            Err(Exhausted::GaveUp {
+                attempts: 4,
+                last: Some("flaky")
+            })
+        ));
         let r: Result<(), Exhausted<&str>> = retry(
             policy(None, Duration::from_millis(30)),
             || std::future::pending(),
@@ -237,6 +251,12 @@ mod tests {
             |_, _| {},
         )
         .await;
-        assert!(matches!(r, Err(Exhausted::GaveUp { last: None, attempts: 1 })));
+        assert!(matches!(
+            r,
+            Err(Exhausted::GaveUp {
+                last: None,
+                attempts: 1
+            })
+        ));
     }
 }

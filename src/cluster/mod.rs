@@ -17,8 +17,8 @@ pub(crate) use crate::conn::{
 pub use crate::conn::{Compression, ErrorCode};
 pub(crate) use error::{too_large_limit, ClusterError};
 pub(crate) use metadata::{Metadata, TopicMeta};
-pub(crate) use pool::Role;
 use pool::Pool;
+pub(crate) use pool::Role;
 
 /// Settings of the cluster layer, derived from the client config.
 #[derive(Debug, Clone)]

@@ -56,12 +56,14 @@ impl Pool {
 
     fn slot<T>(&self, addr: &str, role: Role, f: impl FnOnce(&mut Slot) -> T) -> T {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.entry((addr.to_owned(), role)).or_insert_with(|| Slot {
-            conn: None,
-            backoff: Backoff::new(self.backoff.0, self.backoff.1),
-            not_before: Instant::now(),
-            dialing: Arc::new(tokio::sync::Mutex::new(())),
-        });
+        let slot = slots
+            .entry((addr.to_owned(), role))
+            .or_insert_with(|| Slot {
+                conn: None,
+                backoff: Backoff::new(self.backoff.0, self.backoff.1),
+                not_before: Instant::now(),
+                dialing: Arc::new(tokio::sync::Mutex::new(())),
+            });
         f(slot)
     }
 
@@ -108,9 +110,9 @@ impl Pool {
     /// Whether `addr` has a live connection of any role already.
     pub(crate) fn is_connected(&self, addr: &str) -> bool {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.iter().any(|((a, _), s)| {
-            a == addr && s.conn.as_ref().is_some_and(|c| !c.is_closed())
-        })
+        slots
+            .iter()
+            .any(|((a, _), s)| a == addr && s.conn.as_ref().is_some_and(|c| !c.is_closed()))
     }
 
     /// Drops every connection (their tasks end with the last handle).

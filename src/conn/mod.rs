@@ -482,7 +482,10 @@ impl Inner {
             .throttle_ms_total
             .fetch_add(ms as u64, Ordering::Relaxed);
         let until = Instant::now() + Duration::from_millis(ms as u64);
-        let mut t = self.throttled_until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if t.is_none_or(|cur| cur < until) {
             *t = Some(until);
         }
@@ -491,7 +494,10 @@ impl Inner {
 
     /// How long writes must still wait, if at all.
     fn throttle_left(&self) -> Option<Duration> {
-        let t = self.throttled_until.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         t.and_then(|u| u.checked_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
     }

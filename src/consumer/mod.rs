@@ -212,6 +212,11 @@ impl Consumer {
         &self.inner.config
     }
 
+    #[cfg(feature = "unstable-internals")]
+    pub(crate) fn engine_tasks(&self) -> &crate::engine::tasks::Tasks {
+        &self.inner.engine.tasks
+    }
+
     fn mode(&self) -> Mode {
         *self.inner.mode.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -683,7 +688,13 @@ impl Consumer {
             return;
         }
         let _g = self.inner.poll_lock.lock().await;
-        if let Some(join) = self.inner.join.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(join) = self
+            .inner
+            .join
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             join.abort();
         }
         if self.mode() == Mode::Subscribed {

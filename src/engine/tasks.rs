@@ -83,7 +83,13 @@ impl Tasks {
 
 impl Drop for Tasks {
     fn drop(&mut self) {
-        for h in self.handles.get_mut().map(|v| v.drain(..)).into_iter().flatten() {
+        for h in self
+            .handles
+            .get_mut()
+            .map(|v| v.drain(..))
+            .into_iter()
+            .flatten()
+        {
             h.abort();
         }
     }
@@ -112,10 +118,11 @@ mod tests {
             .await
             .expect("woken by the failure");
         let e = tasks.fatal().expect("fatal error kept");
-        assert!(e.to_string().contains("test task failed: panicked: boom"), "{e}");
-        tasks.spawn("second", async {
-            Err(ClusterError::Closed)
-        });
+        assert!(
+            e.to_string().contains("test task failed: panicked: boom"),
+            "{e}"
+        );
+        tasks.spawn("second", async { Err(ClusterError::Closed) });
         tasks.join(Duration::from_secs(5)).await;
         assert!(
             tasks.fatal().unwrap().to_string().contains("boom"),

@@ -211,6 +211,11 @@ impl Producer {
         &self.inner.config
     }
 
+    #[cfg(feature = "unstable-internals")]
+    pub(crate) fn engine_tasks(&self) -> &crate::engine::tasks::Tasks {
+        &self.inner.engine.tasks
+    }
+
     /// Whether this producer runs idempotently.
     pub fn is_idempotent(&self) -> bool {
         self.inner.engine.config().idempotent

@@ -145,14 +145,14 @@ async fn long_poll_sees_no_records_on_an_empty_partition() {
         .create_topic(NewTopic::new(&name, 1, 1))
         .await
         .unwrap();
-    let has = admin
-        .wait_for_records(
-            &TopicPartition::new(&name, 0),
-            0,
-            Duration::from_millis(300),
-        )
-        .await
-        .unwrap();
+    let has = kafka_ingest::internals::wait_for_records(
+        &admin,
+        &TopicPartition::new(&name, 0),
+        0,
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
     assert!(!has);
     admin.delete_topic(&name).await.unwrap();
 }

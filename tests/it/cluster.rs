@@ -39,9 +39,7 @@ async fn replicated_topic_and_broker_failure() {
         let admin = admin.clone();
         let tp = tp.clone();
         tokio::spawn(async move {
-            admin
-                .wait_for_records(&tp, 0, Duration::from_secs(25))
-                .await
+            kafka_ingest::internals::wait_for_records(&admin, &tp, 0, Duration::from_secs(25)).await
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -82,9 +80,10 @@ async fn replicated_topic_and_broker_failure() {
             Err(e) => panic!("broker {victim} did not come back: {e}"),
         }
     }
-    assert!(!admin
-        .wait_for_records(&tp, 0, Duration::from_millis(200))
-        .await
-        .unwrap());
+    assert!(
+        !kafka_ingest::internals::wait_for_records(&admin, &tp, 0, Duration::from_millis(200))
+            .await
+            .unwrap()
+    );
     admin.delete_topic(&name).await.unwrap();
 }

@@ -40,12 +40,20 @@ async fn flush_and_close_return_after_every_callback_ran() {
             }
             if run % 2 == 0 {
                 p.flush().await.unwrap();
-                assert_eq!(called.load(Ordering::Relaxed), N, "run {run}: after flush()");
+                assert_eq!(
+                    called.load(Ordering::Relaxed),
+                    N,
+                    "run {run}: after flush()"
+                );
                 p.close(Duration::from_secs(10)).await;
             } else {
                 let report = p.close(Duration::from_secs(60)).await;
                 assert_eq!(report.undelivered, 0);
-                assert_eq!(called.load(Ordering::Relaxed), N, "run {run}: after close()");
+                assert_eq!(
+                    called.load(Ordering::Relaxed),
+                    N,
+                    "run {run}: after close()"
+                );
             }
         }
     })
@@ -74,7 +82,11 @@ async fn an_oversized_record_fails_alone_and_the_rest_go_through() {
         let mut expect = Vec::new();
         for i in 0..5 {
             expect.push(format!("small-{i}"));
-            futs.push(p.send(ProducerRecord::new(&topic).value(format!("small-{i}"))).await.unwrap());
+            futs.push(
+                p.send(ProducerRecord::new(&topic).value(format!("small-{i}")))
+                    .await
+                    .unwrap(),
+            );
         }
         let big = p
             .send(ProducerRecord::new(&topic).value(vec![b'x'; 50_000]))
@@ -82,7 +94,11 @@ async fn an_oversized_record_fails_alone_and_the_rest_go_through() {
             .unwrap();
         for i in 5..10 {
             expect.push(format!("small-{i}"));
-            futs.push(p.send(ProducerRecord::new(&topic).value(format!("small-{i}"))).await.unwrap());
+            futs.push(
+                p.send(ProducerRecord::new(&topic).value(format!("small-{i}")))
+                    .await
+                    .unwrap(),
+            );
         }
         // A batch of several records that is too large as a whole is split.
         for i in 0..10 {
@@ -94,7 +110,10 @@ async fn an_oversized_record_fails_alone_and_the_rest_go_through() {
             );
         }
         let e = big.await.unwrap_err();
-        assert!(matches!(e, Error::RecordTooLarge { size, max: None } if size > 50_000), "{e:?}");
+        assert!(
+            matches!(e, Error::RecordTooLarge { size, max: None } if size > 50_000),
+            "{e:?}"
+        );
         let mut offsets = Vec::new();
         for f in futs {
             offsets.push(f.await.expect("every other record is delivered").offset);
@@ -139,24 +158,40 @@ async fn a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow() {
             .unwrap();
         let mut futs = Vec::new();
         for _ in 0..100 {
-            futs.push(p.send(ProducerRecord::new(&topic).partition(0).value(vec![0u8; 4096])).await.unwrap());
+            futs.push(
+                p.send(
+                    ProducerRecord::new(&topic)
+                        .partition(0)
+                        .value(vec![0u8; 4096]),
+                )
+                .await
+                .unwrap(),
+            );
         }
         for f in futs {
             f.await.unwrap();
         }
         for i in 0..5 {
-            p.send(ProducerRecord::new(&topic).partition(0).value(format!("after-{i}")))
-                .await
-                .unwrap()
-                .await
-                .unwrap();
+            p.send(
+                ProducerRecord::new(&topic)
+                    .partition(0)
+                    .value(format!("after-{i}")),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
         }
         for i in 0..50 {
-            p.send(ProducerRecord::new(&topic).partition(1).value(format!("p1-{i}")))
-                .await
-                .unwrap()
-                .await
-                .unwrap();
+            p.send(
+                ProducerRecord::new(&topic)
+                    .partition(1)
+                    .value(format!("p1-{i}")),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
         }
         p.close(Duration::from_secs(5)).await;
 
@@ -168,20 +203,29 @@ async fn a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow() {
             .build()
             .await
             .unwrap();
-        let (p0, p1) = (TopicPartition::new(&topic, 0), TopicPartition::new(&topic, 1));
+        let (p0, p1) = (
+            TopicPartition::new(&topic, 0),
+            TopicPartition::new(&topic, 1),
+        );
         c.assign(&[p0.clone(), p1.clone()]).await.unwrap();
         let mut p1_seen = 0;
         let mut failure = None;
         while p1_seen < 50 || failure.is_none() {
             match c.poll(Duration::from_millis(500)).await {
                 Ok(rs) => {
-                    assert!(rs.iter().all(|r| r.partition == 1), "nothing from the stuck partition");
+                    assert!(
+                        rs.iter().all(|r| r.partition == 1),
+                        "nothing from the stuck partition"
+                    );
                     p1_seen += rs.len();
                 }
                 Err(e) => failure = Some(e),
             }
         }
-        let Some(Error::CorruptRecords { partition, offset, .. }) = &failure else {
+        let Some(Error::CorruptRecords {
+            partition, offset, ..
+        }) = &failure
+        else {
             panic!("expected CorruptRecords, got {failure:?}");
         };
         assert_eq!((*partition, *offset), (0, 0));
@@ -194,8 +238,14 @@ async fn a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow() {
                 after.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
             }
         }
-        assert_eq!(after, (0..5).map(|i| format!("after-{i}")).collect::<Vec<_>>());
-        assert!(matches!(c.seek(&p0, -1), Err(Error::InvalidArgument { .. })));
+        assert_eq!(
+            after,
+            (0..5).map(|i| format!("after-{i}")).collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            c.seek(&p0, -1),
+            Err(Error::InvalidArgument { .. })
+        ));
     })
     .await
     .expect("bounded");
@@ -219,7 +269,11 @@ async fn poll_honours_its_timeout_during_a_rebalance_and_can_be_dropped() {
         let start = Instant::now();
         let got = b.poll(Duration::from_millis(500)).await.unwrap();
         assert!(got.is_empty());
-        assert!(start.elapsed() < Duration::from_secs(5), "poll took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "poll took {:?}",
+            start.elapsed()
+        );
         // Drop polls mid-join, many times.
         for _ in 0..5 {
             tokio::select! {
@@ -281,14 +335,19 @@ async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mine = a.assignment();
         let before = client().await.admin().describe_group(&group).await.unwrap();
-        assert_ne!(before.state, "Stable", "a rebalance is in progress: {before:?}");
+        assert_ne!(
+            before.state, "Stable",
+            "a rebalance is in progress: {before:?}"
+        );
         produce(&topic, 0, 200).await;
         let mut got = 0;
         let mut commits = 0;
         let window = Instant::now();
         while window.elapsed() < Duration::from_secs(4) {
             let rs = a.poll(Duration::from_millis(200)).await.unwrap();
-            assert!(rs.iter().all(|r| mine.contains(&TopicPartition::new(&r.topic, r.partition))));
+            assert!(rs
+                .iter()
+                .all(|r| mine.contains(&TopicPartition::new(&r.topic, r.partition))));
             got += rs.len();
             if !rs.is_empty() {
                 let offsets: BTreeMap<TopicPartition, i64> = rs
@@ -305,14 +364,20 @@ async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
         assert!(got > 0, "A fetched its retained partitions while joining");
         assert!(commits > 0);
         let during = client().await.admin().describe_group(&group).await.unwrap();
-        assert_ne!(during.state, "Stable", "B still holds the round: {during:?}");
+        assert_ne!(
+            during.state, "Stable",
+            "B still holds the round: {during:?}"
+        );
         // B wakes up; everyone settles.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             a.poll(Duration::from_millis(100)).await.unwrap();
             b.poll(Duration::from_millis(100)).await.unwrap();
             let d = client().await.admin().describe_group(&group).await.unwrap();
-            if d.state == "Stable" && d.members.len() == 3 && d.members.iter().all(|m| !m.assignment.is_empty()) {
+            if d.state == "Stable"
+                && d.members.len() == 3
+                && d.members.iter().all(|m| !m.assignment.is_empty())
+            {
                 break;
             }
             assert!(Instant::now() < deadline, "did not settle: {d:?}");
@@ -321,6 +386,63 @@ async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
         a.close().await;
         b.close().await;
         c.close().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A panic in a background task is not lost: the next API call reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_task_failure_reaches_the_caller() {
+    bounded(60, async {
+        let topic = unique("task-fail");
+        create_topic(&topic, 1).await;
+        let c = Consumer::builder()
+            .bootstrap(&bootstrap())
+            .set("auto.offset.reset", "earliest")
+            .build()
+            .await
+            .unwrap();
+        c.assign(&[TopicPartition::new(&topic, 0)]).await.unwrap();
+        c.poll(Duration::from_millis(100)).await.unwrap();
+        kafka_ingest::internals::panic_a_consumer_task(&c);
+        let start = Instant::now();
+        let e = loop {
+            match c.poll(Duration::from_millis(100)).await {
+                Err(e) => break e,
+                Ok(_) => assert!(start.elapsed() < Duration::from_secs(10), "never reported"),
+            }
+        };
+        assert!(matches!(e, Error::Background { .. }), "{e:?}");
+        assert!(e.to_string().contains("injected fault"), "{e}");
+        c.close().await;
+
+        let p = Producer::builder()
+            .bootstrap(&bootstrap())
+            .build()
+            .await
+            .unwrap();
+        p.send(ProducerRecord::new(&topic).value("ok"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        kafka_ingest::internals::panic_a_producer_task(&p);
+        let start = Instant::now();
+        let e = loop {
+            match p.flush().await {
+                Err(e) => break e,
+                Ok(()) => assert!(start.elapsed() < Duration::from_secs(10), "never reported"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(matches!(e, Error::Background { .. }), "{e:?}");
+        let e = p
+            .send(ProducerRecord::new(&topic).value("late"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("injected fault"), "{e}");
+        p.close(Duration::from_secs(5)).await;
     })
     .await
     .expect("bounded");

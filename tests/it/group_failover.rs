@@ -68,7 +68,10 @@ async fn start_member(member: usize, group: &str, topic: &str, log: Arc<Log>) ->
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", &SESSION_TIMEOUT.as_millis().to_string())
+        .set(
+            "session.timeout.ms",
+            &SESSION_TIMEOUT.as_millis().to_string(),
+        )
         .set("heartbeat.interval.ms", "1000")
         .set("request.timeout.ms", "10000")
         .set("default.api.timeout.ms", "30000")
@@ -146,7 +149,12 @@ impl Member {
 }
 
 /// An idempotent producer writing `n` records (values 0..n) at about `rate`/s.
-fn produce(topic: &str, n: usize, rate: usize, sent: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
+fn produce(
+    topic: &str,
+    n: usize,
+    rate: usize,
+    sent: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
     let topic = topic.to_owned();
     tokio::spawn(async move {
         let p = Producer::builder()
@@ -164,7 +172,9 @@ fn produce(topic: &str, n: usize, rate: usize, sent: Arc<AtomicUsize>) -> tokio:
             tokio::time::sleep_until(due.into()).await;
             let tx = tx.clone();
             p.send_with_callback(
-                ProducerRecord::new(&topic).key(format!("k{}", i % 97)).value(i.to_string()),
+                ProducerRecord::new(&topic)
+                    .key(format!("k{}", i % 97))
+                    .value(i.to_string()),
                 move |r| {
                     let _ = tx.send(r.map(drop).map_err(|e| e.to_string()));
                 },
@@ -182,7 +192,11 @@ fn produce(topic: &str, n: usize, rate: usize, sent: Arc<AtomicUsize>) -> tokio:
                 failed.push(e);
             }
         }
-        assert!(failed.is_empty(), "every record acknowledged: {:?}", &failed[..failed.len().min(3)]);
+        assert!(
+            failed.is_empty(),
+            "every record acknowledged: {:?}",
+            &failed[..failed.len().min(3)]
+        );
     })
 }
 
@@ -254,11 +268,25 @@ async fn check(log: &Log, topic: &str, group: &str, n: usize) -> Duration {
     let duplicates: usize = per_offset.values().map(|c| c - 1).sum();
 
     // The group's commits end at the log end.
-    let desc = cluster_client().await.admin().describe_group(group).await.unwrap();
-    let ours: Vec<_> = desc.offsets.iter().filter(|o| o.partition.topic == topic).collect();
+    let desc = cluster_client()
+        .await
+        .admin()
+        .describe_group(group)
+        .await
+        .unwrap();
+    let ours: Vec<_> = desc
+        .offsets
+        .iter()
+        .filter(|o| o.partition.topic == topic)
+        .collect();
     assert_eq!(ours.len(), PARTITIONS as usize, "{desc:?}");
     for o in &ours {
-        assert_eq!(o.committed, Some(o.log_end), "committed = log end for {}", o.partition);
+        assert_eq!(
+            o.committed,
+            Some(o.log_end),
+            "committed = log end for {}",
+            o.partition
+        );
     }
 
     let mut times: Vec<Instant> = deliveries.iter().map(|d| d.at).collect();
@@ -268,7 +296,10 @@ async fn check(log: &Log, topic: &str, group: &str, n: usize) -> Duration {
         .map(|w| (w[1] - w[0], w[0]))
         .max()
         .unwrap_or((Duration::ZERO, Instant::now()));
-    eprintln!("longest pause began at {:?} since the first delivery", at - times[0]);
+    eprintln!(
+        "longest pause began at {:?} since the first delivery",
+        at - times[0]
+    );
     eprintln!(
         "delivered {} ({} distinct, {duplicates} duplicates); longest pause between records: {longest:?}",
         deliveries.len(),
@@ -280,9 +311,13 @@ async fn check(log: &Log, topic: &str, group: &str, n: usize) -> Duration {
 fn kill_later(id: i32, after: Duration, down: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
-        let killed = tokio::task::spawn_blocking(move || KilledNode::kill(id)).await.unwrap();
+        let killed = tokio::task::spawn_blocking(move || KilledNode::kill(id))
+            .await
+            .unwrap();
         tokio::time::sleep(down).await;
-        tokio::task::spawn_blocking(move || killed.restart()).await.unwrap();
+        tokio::task::spawn_blocking(move || killed.restart())
+            .await
+            .unwrap();
     })
 }
 
@@ -304,8 +339,12 @@ async fn run_with_kills(members: usize) {
     let first = coordinator_of(&group).await;
     let second = first % 3 + 1;
     eprintln!("killing node {first} (the coordinator), then node {second}");
-    kill_later(first, Duration::ZERO, Duration::from_secs(5)).await.unwrap();
-    kill_later(second, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
+    kill_later(first, Duration::ZERO, Duration::from_secs(5))
+        .await
+        .unwrap();
+    kill_later(second, Duration::from_secs(1), Duration::from_secs(5))
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(180), producer)
         .await
         .expect("producer done")
@@ -352,7 +391,11 @@ async fn coordinator_killed_while_a_member_joins() {
         wait_all_seen(&log, 2_000, Duration::from_secs(60)).await;
         let coordinator = coordinator_of(&group).await;
         // A third member joins (a rebalance starts) as the coordinator dies.
-        let killer = kill_later(coordinator, Duration::from_millis(100), Duration::from_secs(6));
+        let killer = kill_later(
+            coordinator,
+            Duration::from_millis(100),
+            Duration::from_secs(6),
+        );
         ms.push(start_member(2, &group, &topic, log.clone()).await);
         killer.await.unwrap();
         tokio::time::timeout(Duration::from_secs(180), producer)
@@ -363,12 +406,20 @@ async fn coordinator_killed_while_a_member_joins() {
         // All three members end up sharing the partitions.
         let start = Instant::now();
         loop {
-            let desc = cluster_client().await.admin().describe_group(&group).await.unwrap();
+            let desc = cluster_client()
+                .await
+                .admin()
+                .describe_group(&group)
+                .await
+                .unwrap();
             let sizes: Vec<usize> = desc.members.iter().map(|m| m.assignment.len()).collect();
             if desc.state == "Stable" && sizes.len() == 3 && sizes.iter().all(|s| *s == 2) {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "group did not settle: {desc:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "group did not settle: {desc:?}"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for m in ms {
@@ -398,16 +449,25 @@ async fn broker_killed_during_a_long_poll_fetch() {
             .bootstrap(&cluster_bootstrap())
             .set("auto.offset.reset", "earliest")
             .set("fetch.max.wait.ms", "5000")
-            .set("request.timeout.ms", &request_timeout.as_millis().to_string())
+            .set(
+                "request.timeout.ms",
+                &request_timeout.as_millis().to_string(),
+            )
             .build()
             .await
             .unwrap();
         let tp = TopicPartition::new(&topic, 0);
         consumer.assign(std::slice::from_ref(&tp)).await.unwrap();
         // Caught up on an empty partition: the fetch now long-polls the leader.
-        assert!(consumer.poll(Duration::from_secs(2)).await.unwrap().is_empty());
+        assert!(consumer
+            .poll(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .is_empty());
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let killed = tokio::task::spawn_blocking(move || KilledNode::kill(leader)).await.unwrap();
+        let killed = tokio::task::spawn_blocking(move || KilledNode::kill(leader))
+            .await
+            .unwrap();
         let producer = Producer::builder()
             .bootstrap(&cluster_bootstrap())
             .set("request.timeout.ms", "10000")
@@ -415,7 +475,11 @@ async fn broker_killed_during_a_long_poll_fetch() {
             .await
             .unwrap();
         let meta = producer
-            .send(ProducerRecord::new(&topic).partition(0).value("after the kill"))
+            .send(
+                ProducerRecord::new(&topic)
+                    .partition(0)
+                    .value("after the kill"),
+            )
             .await
             .unwrap()
             .await
@@ -433,7 +497,9 @@ async fn broker_killed_during_a_long_poll_fetch() {
         assert_eq!(got[0].offset, meta.offset);
         producer.close(Duration::from_secs(10)).await;
         consumer.close().await;
-        tokio::task::spawn_blocking(move || killed.restart()).await.unwrap();
+        tokio::task::spawn_blocking(move || killed.restart())
+            .await
+            .unwrap();
     })
     .await
     .expect("bounded");

@@ -152,7 +152,9 @@ async fn truncated_frame_then_close_is_a_connection_error() {
     let e = recovers_after(REPLY, true).await;
     // Retried until the api timeout; the last cause is kept.
     let cause = match &e {
-        Error::Timeout { last: Some(last), .. } => last.as_ref(),
+        Error::Timeout {
+            last: Some(last), ..
+        } => last.as_ref(),
         e => e,
     };
     assert!(

@@ -112,7 +112,10 @@ struct InFlightSlot(Arc<std::sync::Mutex<HashSet<i32>>>, i32);
 
 impl Drop for InFlightSlot {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
 }
 
@@ -186,7 +189,8 @@ fn apply(
                         p.reset_now = true;
                     }
                     Err(PartitionError::Code(code)) => {
-                        let err = ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
+                        let err =
+                            ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
                         match err.retry_action() {
                             RetryAction::RefreshMetadataAndRetry => refresh = true,
                             RetryAction::Retry => {}
@@ -434,12 +438,20 @@ mod tests {
         );
         fetched.insert(
             tps[2].clone(),
-            Err(PartitionError::Corrupt(CodecError::Records("bad crc".into()))),
+            Err(PartitionError::Corrupt(CodecError::Records(
+                "bad crc".into(),
+            ))),
         );
         apply(&e, 1, parts, Ok(fetched));
         let st = e.state();
-        assert!(st.parts.values().all(|p| !p.fetching), "no partition left marked in flight");
-        assert!(st.parts[&tps[1]].buffered.is_some(), "the healthy partition got its data");
+        assert!(
+            st.parts.values().all(|p| !p.fetching),
+            "no partition left marked in flight"
+        );
+        assert!(
+            st.parts[&tps[1]].buffered.is_some(),
+            "the healthy partition got its data"
+        );
         assert!(st.parts[&tps[0]].backoff_until.is_some());
         assert!(matches!(
             st.parts[&tps[2]].failed,

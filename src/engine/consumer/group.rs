@@ -10,13 +10,13 @@ use tokio::sync::Notify;
 
 use super::assignor::{self, Member, Strategy};
 use super::offsets::{self, Committer};
-use crate::engine::tasks::Tasks;
-use crate::retry::{retry, Class, Exhausted, RetryAction, RetryPolicy};
 use crate::cluster::wire::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignment,
     Subscription,
 };
 use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Role, Topics};
+use crate::engine::tasks::Tasks;
+use crate::retry::{retry, Class, Exhausted, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
 
 use crate::cluster::codes as code;
@@ -182,7 +182,9 @@ impl Group {
     /// Forgets the coordinator when an error says it moved or is gone.
     fn note_coordinator_error(&self, err: &ClusterError) {
         let moved = match err.class() {
-            Class::Broker(c) => matches!(c, code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE),
+            Class::Broker(c) => {
+                matches!(c, code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE)
+            }
             Class::Network | Class::Timeout | Class::Routing => true,
             _ => false,
         };
@@ -249,7 +251,10 @@ impl Group {
     }
 
     async fn join_once(&self, owned: &[TopicPartition]) -> Result<Joined, JoinError> {
-        let conn = self.coordinator(Role::Join).await.map_err(JoinError::Retry)?;
+        let conn = self
+            .coordinator(Role::Join)
+            .await
+            .map_err(JoinError::Retry)?;
         tracing::debug!(group = %self.cfg.group_id, member = %self.member().member_id, owned = owned.len(), "JoinGroup");
         let topics = self.subscription();
         let (member_id, generation) = {

@@ -98,7 +98,8 @@ impl ConsumerEngine {
             data: Arc::new(Notify::new()),
             tasks: Tasks::default(),
         });
-        e.tasks.spawn("fetch loop", fetcher::run(Arc::downgrade(&e)));
+        e.tasks
+            .spawn("fetch loop", fetcher::run(Arc::downgrade(&e)));
         e
     }
 

@@ -222,11 +222,11 @@ impl ProducerEngine {
         let done = loop {
             let progressed = self.progress.notified();
             let failed = self.tasks.failed.notified();
-            if !self.acc().has_incomplete_before(mark) {
-                break Ok(true);
-            }
             if let Some(e) = self.tasks.fatal() {
                 break Err(e);
+            }
+            if !self.acc().has_incomplete_before(mark) {
+                break Ok(true);
             }
             let wait = async {
                 tokio::select! {
@@ -322,7 +322,10 @@ impl ProducerEngine {
             Err(single) => {
                 let size = single.bytes;
                 tracing::debug!(tp = %single.tp, size, error = %err, "record too large for the topic");
-                self.finish(single, Err(ClusterError::RecordTooLarge { size, max: None }));
+                self.finish(
+                    single,
+                    Err(ClusterError::RecordTooLarge { size, max: None }),
+                );
             }
         }
     }

@@ -33,10 +33,14 @@ pub(super) fn spawn(e: &Arc<ProducerEngine>, leader: i32) -> mpsc::Sender<Vec<Ba
     let depth = e.cfg.max_in_flight.max(1);
     let (tx, rx) = mpsc::channel(depth);
     let (settle_tx, settle_rx) = mpsc::channel(depth);
-    e.tasks
-        .spawn("producer sink", send(Arc::downgrade(e), leader, rx, settle_tx));
-    e.tasks
-        .spawn("producer settler", settle(Arc::downgrade(e), leader, settle_rx));
+    e.tasks.spawn(
+        "producer sink",
+        send(Arc::downgrade(e), leader, rx, settle_tx),
+    );
+    e.tasks.spawn(
+        "producer settler",
+        settle(Arc::downgrade(e), leader, settle_rx),
+    );
     tx
 }
 
