@@ -1,10 +1,14 @@
 //! Client configuration: typed fields, Kafka's property names, one place for
 //! defaults ([`Default`]) and one [`ClientConfig::validate`].
 
+mod security;
+
 use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+pub use crate::security::SecurityConfig;
+pub use security::{SECURITY_KEYS, TLS_KEYS};
 
 /// Settings shared by every client (admin, producer, consumer).
 ///
@@ -35,6 +39,8 @@ pub struct ClientConfig {
     /// `receive.message.max.bytes` (librdkafka's name): largest response
     /// frame accepted; a larger length prefix closes the connection.
     pub receive_message_max_bytes: usize,
+    /// `security.protocol`, `ssl.*`, `sasl.*` (see [`SECURITY_KEYS`], [`TLS_KEYS`]).
+    pub security: SecurityConfig,
 }
 
 impl Default for ClientConfig {
@@ -51,12 +57,13 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_millis(1_000),
             connection_setup_timeout: Duration::from_millis(10_000),
             receive_message_max_bytes: 100 * 1024 * 1024,
+            security: SecurityConfig::default(),
         }
     }
 }
 
 impl ClientConfig {
-    /// Property names this struct accepts.
+    /// Property names this struct accepts, besides [`SECURITY_KEYS`] and [`TLS_KEYS`].
     pub const KEYS: &'static [&'static str] = &[
         "bootstrap.servers",
         "client.id",
@@ -69,7 +76,6 @@ impl ClientConfig {
         "retry.backoff.max.ms",
         "socket.connection.setup.timeout.ms",
         "receive.message.max.bytes",
-        "security.protocol",
     ];
 
     /// Sets one property by its Java name. Unknown keys and bad values are
@@ -90,14 +96,11 @@ impl ClientConfig {
                 self.connection_setup_timeout = parse_ms(key, v)?
             }
             "receive.message.max.bytes" => self.receive_message_max_bytes = parse_num(key, v)?,
-            "security.protocol" if v.eq_ignore_ascii_case("PLAINTEXT") => {}
-            "security.protocol" => {
-                return Err(Error::config(
-                    key,
-                    format!("`{v}` is not supported; only PLAINTEXT is"),
-                ))
+            other => {
+                if !self.security.set(other, value)? {
+                    return Err(unknown_key(other));
+                }
             }
-            other => return Err(unknown_key(other)),
         }
         Ok(())
     }
@@ -137,7 +140,10 @@ impl ClientConfig {
                 "must be at least 1024",
             ));
         }
-        Ok(())
+        self.security.validate()?;
+        // Load certificates and keys now, so a bad file fails build().
+        crate::engine::Security::check(&self.security)
+            .map_err(|(key, message)| Error::config(key, message))
     }
 }
 

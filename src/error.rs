@@ -69,6 +69,15 @@ pub enum Error {
     /// A record larger than `max.request.size` or `buffer.memory`.
     #[error("record of {size} bytes exceeds the limit of {max} bytes (buffer.memory / max.request.size)")]
     RecordTooLarge { size: usize, max: usize },
+    /// A TLS handshake or SASL login was refused (wrong credentials, an
+    /// untrusted or wrong-host certificate, a missing client certificate).
+    /// Never retried: fix the configuration.
+    #[error("authentication with {mechanism} to {broker} failed: {message}")]
+    Authentication {
+        mechanism: String,
+        broker: String,
+        message: String,
+    },
     /// Reading a file (config, schema) failed.
     #[error("{path}: {source}")]
     File {
@@ -144,6 +153,15 @@ impl From<ConnError> for Error {
                 code,
                 message: None,
             },
+            ConnError::Authentication {
+                addr,
+                mechanism,
+                message,
+            } => Error::Authentication {
+                mechanism: mechanism.to_owned(),
+                broker: addr,
+                message,
+            },
         }
     }
 }
@@ -186,7 +204,7 @@ impl From<ClusterError> for Error {
             },
             ClusterError::Timeout { what, after, last } => match last.map(|l| Error::from(*l)) {
                 // A protocol failure is the real story, not the clock.
-                Some(e @ Error::Protocol { .. }) => e,
+                Some(e @ (Error::Protocol { .. } | Error::Authentication { .. })) => e,
                 Some(e) => Error::Timeout {
                     operation: format!("{what} (last error: {e})"),
                     after,

@@ -20,6 +20,7 @@ mod error;
 pub mod internals;
 pub mod producer;
 pub mod schema_registry;
+pub mod security;
 mod types;
 
 pub use admin::Admin;

@@ -52,6 +52,15 @@ impl ClusterError {
         }
     }
 
+    /// Whether this is a refused TLS or SASL login (never retried).
+    pub(crate) fn is_auth(&self) -> bool {
+        match self {
+            ClusterError::Conn(e) => e.is_auth(),
+            ClusterError::Timeout { last: Some(l), .. } => l.is_auth(),
+            _ => false,
+        }
+    }
+
     /// Whether trying again, perhaps after a metadata refresh, may succeed.
     pub(crate) fn is_retriable(&self) -> bool {
         match self {

@@ -10,7 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::conn::{
-    api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection,
+    api_name, codes, msg, reauthentication_count, tls, versions, wire, ConnConfig, ConnError,
+    Connection, Security,
 };
 pub use crate::conn::{Compression, ErrorCode};
 pub(crate) use error::ClusterError;
@@ -122,6 +123,8 @@ impl Cluster {
         for addr in self.candidates(&cached) {
             let conn = match self.pool.get(&addr).await {
                 Ok(c) => c,
+                // A refused login is the same on every broker: say so now.
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);
@@ -138,6 +141,7 @@ impl Cluster {
                     );
                     return Ok(self.store(merged));
                 }
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);
@@ -187,6 +191,7 @@ impl Cluster {
         for addr in self.candidates(&m) {
             match self.pool.get(&addr).await {
                 Ok(c) => return Ok(c),
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);

@@ -43,6 +43,13 @@ pub(crate) enum ConnError {
     },
     #[error("{addr} refused ApiVersions: {code}")]
     Handshake { addr: String, code: ErrorCode },
+    /// A failed TLS handshake or SASL login; never retried.
+    #[error("authentication with {mechanism} to {addr} failed: {message}")]
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        message: String,
+    },
 }
 
 impl ConnError {
@@ -68,7 +75,8 @@ impl ConnError {
             | ConnError::UnknownCorrelation { addr, .. }
             | ConnError::Codec { addr, .. }
             | ConnError::UnsupportedVersion { addr, .. }
-            | ConnError::Handshake { addr, .. } => addr,
+            | ConnError::Handshake { addr, .. }
+            | ConnError::Authentication { addr, .. } => addr,
         }
     }
 
@@ -76,7 +84,15 @@ impl ConnError {
     pub(crate) fn is_retriable(&self) -> bool {
         !matches!(
             self,
-            ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. }
+            ConnError::UnsupportedVersion { .. }
+                | ConnError::Handshake { .. }
+                | ConnError::Authentication { .. }
         )
+    }
+
+    /// Whether this is a failed login (TLS or SASL): a config problem, the
+    /// same on every broker, that loops must surface instead of retrying.
+    pub(crate) fn is_auth(&self) -> bool {
+        matches!(self, ConnError::Authentication { .. })
     }
 }

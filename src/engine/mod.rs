@@ -7,8 +7,11 @@ pub(crate) mod admin;
 pub(crate) mod consumer;
 pub(crate) mod producer;
 
+#[cfg(feature = "tls")]
+pub(crate) use crate::cluster::tls;
 pub(crate) use crate::cluster::wire::OutRecord;
 pub(crate) use crate::cluster::{
     codes, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
 };
+pub(crate) use crate::cluster::{reauthentication_count, Security};
 pub use crate::cluster::{Compression, ErrorCode};

@@ -96,6 +96,10 @@ async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition,
     match result {
         Err(err) => {
             tracing::debug!(leader, error = %err, "fetch failed");
+            // A refused login will not heal: poll() reports it (once).
+            if err.is_auth() && st.errors.is_empty() {
+                st.errors.push_back(err.clone());
+            }
             refresh = true;
             for (tp, _, _) in &parts {
                 if let Some(p) = st.parts.get_mut(tp) {

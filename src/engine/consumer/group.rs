@@ -191,6 +191,7 @@ impl Group {
                 Err(e) => e,
             };
             let retry = match &err {
+                e if e.is_auth() => false,
                 ClusterError::Broker { code, .. } => {
                     let moved = matches!(
                         code.0,
@@ -240,7 +241,7 @@ impl Group {
         loop {
             match self.join_once(owned).await {
                 Ok(j) => return Ok(j),
-                Err(JoinError::Retry(e)) if Instant::now() < deadline => {
+                Err(JoinError::Retry(e)) if Instant::now() < deadline && !e.is_auth() => {
                     tracing::debug!(group = %self.cfg.group_id, error = %e, "rejoining");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
@@ -673,6 +674,11 @@ async fn heartbeat_loop(group: Weak<Group>) {
             }
             Ok(code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE) => g.coordinator_failed(),
             Ok(c) => tracing::debug!(code = c, "heartbeat error"),
+            // A refused login will not heal: poll() reports it.
+            Err(e) if e.is_auth() => {
+                g.member().fatal = Some(e);
+                g.wake_poll.notify_waiters();
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "heartbeat failed");
                 g.coordinator_failed();

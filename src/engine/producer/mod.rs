@@ -238,6 +238,16 @@ impl ProducerEngine {
         undelivered
     }
 
+    /// Fails every buffered record and every later send with `err`.
+    fn fail_all(&self, err: ClusterError) {
+        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+        let left = self.acc().drain_all();
+        for b in left {
+            b.complete(Err(err.clone()));
+        }
+        self.progress.notify_waiters();
+    }
+
     fn fatal_error(&self) -> Option<ClusterError> {
         self.fatal.lock().ok().and_then(|f| f.clone())
     }
@@ -408,7 +418,11 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
             *refresh_after = now + e.cluster.config().retry_backoff;
             let e2 = e.clone();
             tokio::spawn(async move {
-                let _ = e2.cluster.refresh(Topics::All).await;
+                if let Err(err) = e2.cluster.refresh(Topics::All).await {
+                    if err.is_auth() {
+                        e2.fail_all(err);
+                    }
+                }
                 e2.wake.notify_one();
             });
         }
@@ -445,12 +459,7 @@ async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
         }
         Err(err) => {
             tracing::warn!(error = %err, "InitProducerId failed for good");
-            *e.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
-            let left = e.acc().drain_all();
-            for b in left {
-                b.complete(Err(err.clone()));
-            }
-            e.progress.notify_waiters();
+            e.fail_all(err);
             false
         }
     }
