@@ -9,8 +9,10 @@ mod pool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
+pub(crate) use crate::conn::tls;
 pub(crate) use crate::conn::{
-    api_name, codes, msg, reauthentication_count, tls, versions, wire, ConnConfig, ConnError,
+    api_name, codes, msg, reauthentication_count, versions, wire, ConnConfig, ConnError,
     Connection, Security,
 };
 pub use crate::conn::{Compression, ErrorCode};

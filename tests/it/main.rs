@@ -13,3 +13,4 @@ mod hostile;
 mod interop;
 mod producer;
 mod schema;
+mod security;
