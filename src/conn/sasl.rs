@@ -138,12 +138,12 @@ impl Exchange {
         }
     }
 
-    /// Extra words for a failure message.
-    fn context(&self) -> String {
+    /// Extra words for a failure message the broker worded as `said`.
+    fn context(&self, said: &str) -> String {
         match self {
             Exchange::OAuth { token, error } => {
                 let mut s = String::new();
-                if let Some(e) = error {
+                if let Some(e) = error.as_deref().filter(|e| !said.contains(e)) {
                     s.push_str(&format!("; broker said {e}"));
                 }
                 if token.expires_at.is_some_and(|t| t <= SystemTime::now()) {
@@ -193,7 +193,7 @@ pub(super) async fn authenticate(
                 .map(|m| m.to_string())
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| code.name());
-            return Err(fail(format!("{said} ({code}){}", exchange.context())));
+            return Err(fail(format!("{said} ({code}){}", exchange.context(&said))));
         }
         match exchange.next(&resp.auth_bytes).map_err(&fail)? {
             Some(next) => out = next,
@@ -278,6 +278,6 @@ mod tests {
             ex.next(b"{\"status\":\"invalid_token\"}").unwrap(),
             Some(vec![1])
         );
-        assert!(ex.context().contains("invalid_token"));
+        assert!(ex.context("").contains("invalid_token"));
     }
 }
