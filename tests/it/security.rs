@@ -691,3 +691,95 @@ async fn ssl_without_the_tls_feature_is_a_config_error() {
         "{e}"
     );
 }
+
+/// Sets (or changes) a SCRAM-SHA-512 password with Java's ConfigCommand over
+/// the secured node's internal plaintext listener.
+fn set_scram_password(user: &str, password: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/harness");
+    let out = std::process::Command::new(script)
+        .args([
+            "tool",
+            "kafka.admin.ConfigCommand",
+            "--bootstrap-server",
+            "127.0.0.1:9190",
+            "--alter",
+            "--add-config",
+            &format!("SCRAM-SHA-512=[password={password}]"),
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+        ])
+        .output()
+        .expect("run ConfigCommand");
+    assert!(
+        out.status.success(),
+        "ConfigCommand: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn sasl_credentials_revoked_mid_run_surface_in_send_and_poll() {
+    // On the REAUTH listener sessions end after 3 s: once the password
+    // changes, the next re-authentication fails and nothing may retry forever.
+    let user = unique("rot");
+    tokio::task::spawn_blocking({
+        let user = user.clone();
+        move || set_scram_password(&user, "first-password")
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let jaas = format!(
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="first-password";"#
+        );
+        let p = props("reauth", &[("sasl.jaas.config", &jaas)]);
+        let topic = unique("sec-revoked");
+        let client = Client::builder().properties(p.clone()).build().await.unwrap();
+        client.admin().create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
+        let producer = Producer::builder().properties(p.clone()).build().await.unwrap();
+        producer.send(ProducerRecord::new(&topic).value("before")).await.unwrap().await.unwrap();
+        let consumer = Consumer::builder()
+            .properties(p)
+            .set("group.id", &unique("sec-revoked-g"))
+            .set("auto.offset.reset", "earliest")
+            .build()
+            .await
+            .unwrap();
+        consumer.subscribe(&[&topic]).await.unwrap();
+        let mut read = 0;
+        while read == 0 {
+            read += consumer.poll(Duration::from_millis(500)).await.unwrap().len();
+        }
+        tokio::task::spawn_blocking({
+            let user = user.clone();
+            move || set_scram_password(&user, "second-password")
+        })
+        .await
+        .unwrap();
+        // send(): a later record fails with the login error, not a timeout.
+        let send_err = loop {
+            let r = match producer.send(ProducerRecord::new(&topic).value("after")).await {
+                Ok(ack) => ack.await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(send_err, Error::Authentication { .. }), "send: {send_err:?}");
+        // poll(): the fetch loop and the group give up the same way.
+        let poll_err = loop {
+            match consumer.poll(Duration::from_millis(500)).await {
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(poll_err, Error::Authentication { .. }), "poll: {poll_err:?}");
+        assert!(!poll_err.to_string().contains("first-password"));
+    })
+    .await
+    .expect("a revoked login must surface in send() and poll(), not hang");
+}
