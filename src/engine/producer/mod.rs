@@ -238,9 +238,8 @@ impl ProducerEngine {
         undelivered
     }
 
-    /// Fails every buffered record and every later send with `err`.
-    fn fail_all(&self, err: ClusterError) {
-        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+    /// Fails every buffered record with `err`.
+    fn fail_buffered(&self, err: &ClusterError) {
         let left = self.acc().drain_all();
         for b in left {
             b.complete(Err(err.clone()));
@@ -419,8 +418,10 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
             let e2 = e.clone();
             tokio::spawn(async move {
                 if let Err(err) = e2.cluster.refresh(Topics::All).await {
+                    // A refused login will not heal: fail what waits for a leader
+                    // (later sends get the error from their own metadata lookup).
                     if err.is_auth() {
-                        e2.fail_all(err);
+                        e2.fail_buffered(&err);
                     }
                 }
                 e2.wake.notify_one();
@@ -459,7 +460,8 @@ async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
         }
         Err(err) => {
             tracing::warn!(error = %err, "InitProducerId failed for good");
-            e.fail_all(err);
+            *e.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+            e.fail_buffered(&err);
             false
         }
     }
