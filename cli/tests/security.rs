@@ -335,3 +335,43 @@ fn java_scram_sha_512_properties_work_unchanged() {
         "{err}"
     );
 }
+
+/// `schema --registry-config` with the harness's basic-auth registry file.
+#[test]
+fn registry_config_file_with_basic_auth() {
+    let file = config("registry");
+    let schema = std::env::temp_dir().join(format!("{}.avsc", unique("sec-schema")));
+    std::fs::write(
+        &schema,
+        r#"{"type":"record","name":"CliSec","fields":[{"name":"a","type":"int"}]}"#,
+    )
+    .unwrap();
+    let subject = unique("cli-sec-subject");
+    let schema = schema.display().to_string();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kafka-ingest"));
+    c.args([
+        "schema",
+        "--registry-config",
+        &file,
+        "register",
+        "--subject",
+        &subject,
+        &schema,
+    ]);
+    let (code, out, err) = run_bounded(c, "", Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().parse::<u32>().is_ok(), "an id: {out}");
+    // The same endpoint without credentials refuses.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kafka-ingest"));
+    c.args([
+        "schema",
+        "--registry",
+        "http://127.0.0.1:8181/apis/ccompat/v7",
+        "get",
+        "--subject",
+        &subject,
+    ]);
+    let (code, _, err) = run_bounded(c, "", Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(err.contains("401"), "{err}");
+}
