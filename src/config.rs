@@ -198,23 +198,77 @@ pub fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Parses Java `.properties` text: `key=value` or `key: value` lines,
-/// `#` and `!` comments, blank lines ignored.
+/// `#` and `!` comments, blank lines ignored, a trailing `\` continues the
+/// line (as Java files often do for `sasl.jaas.config`), and Java's escapes
+/// (`\t`, `\n`, `\uXXXX`, `\=`, `\\`...) are decoded.
 pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, raw)) = lines.next() {
+        let mut line = raw.trim_start().to_owned();
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let split = line
-            .find(['=', ':'])
-            .ok_or_else(|| Error::config(line, format!("line {} is not `key=value`", n + 1)))?;
-        out.push((
-            line[..split].trim().to_owned(),
-            line[split + 1..].trim().to_owned(),
-        ));
+        while line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1 {
+            line.pop();
+            match lines.next() {
+                Some((_, next)) => line.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        // The line itself is not quoted: it may hold a secret.
+        let (key, value) = split_line(&line)
+            .ok_or_else(|| Error::config(&format!("line {}", n + 1), "is not `key=value`"))?;
+        out.push((unescape(key), unescape(value)));
     }
     Ok(out)
+}
+
+/// Splits at the first unescaped `=`, `:` or whitespace (Java's rule; a
+/// whitespace separator may be followed by one `=` or `:`).
+fn split_line(line: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '=' | ':' => return Some((line[..i].trim(), line[i + 1..].trim())),
+            c if c.is_whitespace() => {
+                let rest = line[i..].trim_start();
+                let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+                return Some((&line[..i], rest.trim()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = it.by_ref().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(ch) => out.push(ch),
+                    None => out.push_str(&hex),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 /// Reads and parses a `.properties` file.
@@ -369,5 +423,27 @@ mod tests {
             ]
         );
         assert!(parse_properties("nonsense").is_err());
+        let e = parse_properties("x=1\nsecret-value")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && !e.contains("secret-value"), "{e}");
+        assert_eq!(
+            parse_properties("sasl.password  s3cret\na : b").unwrap(),
+            vec![
+                ("sasl.password".into(), "s3cret".into()),
+                ("a".into(), "b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn java_continuations_and_escapes() {
+        let text = "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n    username=\"alice\" \\\n    password=\"a\\\\b\";\nk\\=x = tab\\there\\u0041\n";
+        let p = parse_properties(text).unwrap();
+        assert_eq!(
+            p[0].1,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="a\b";"#
+        );
+        assert_eq!(p[1], ("k=x".into(), "tab\there\u{41}".into()));
     }
 }

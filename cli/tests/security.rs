@@ -278,7 +278,7 @@ fn java_scram_sha_512_properties_work_unchanged() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.contains(
-            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
         ),
         "{text}"
     );
