@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::admin::Admin;
 use crate::config::{property_setters, ClientConfig, Pending};
-use crate::engine::{Cluster, ClusterConfig, ConnConfig};
+use crate::engine::{Cluster, ClusterConfig, ConnConfig, Security};
 use crate::error::Result;
 
 /// A connection to a Kafka cluster. Cheap to clone; clones share brokers'
@@ -54,6 +54,12 @@ impl Client {
         &self.config
     }
 
+    /// Connections re-authenticated in place (KIP-368) so far, by every
+    /// client in this process.
+    pub fn reauthentication_count() -> u64 {
+        crate::engine::reauthentication_count()
+    }
+
     /// Closes every broker connection; pending requests fail with a
     /// connection error.
     pub fn close(&self) {
@@ -70,6 +76,7 @@ pub(crate) fn cluster_config(c: &ClientConfig) -> ClusterConfig {
             connect_timeout: c.connection_setup_timeout,
             max_response_size: c.receive_message_max_bytes,
             stats: Default::default(),
+            security: Arc::new(Security::new(&c.security)),
         }),
         metadata_max_age: c.metadata_max_age,
         reconnect_backoff: c.reconnect_backoff,
@@ -105,6 +112,12 @@ impl ClientBuilder {
     /// `default.api.timeout.ms`.
     pub fn api_timeout(mut self, d: std::time::Duration) -> Self {
         self.pending.config.default_api_timeout = d;
+        self
+    }
+
+    /// The OAUTHBEARER token provider (instead of one named by properties).
+    pub fn token_provider(mut self, p: Arc<dyn crate::security::TokenProvider>) -> Self {
+        self.pending.config.security.sasl.token_provider = Some(p);
         self
     }
 

@@ -1,10 +1,14 @@
 //! Client configuration: typed fields, Kafka's property names, one place for
 //! defaults ([`Default`]) and one [`ClientConfig::validate`].
 
+mod security;
+
 use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+pub use crate::security::SecurityConfig;
+pub use security::{SECURITY_KEYS, TLS_KEYS};
 
 /// Settings shared by every client (admin, producer, consumer).
 ///
@@ -35,6 +39,8 @@ pub struct ClientConfig {
     /// `receive.message.max.bytes` (librdkafka's name): largest response
     /// frame accepted; a larger length prefix closes the connection.
     pub receive_message_max_bytes: usize,
+    /// `security.protocol`, `ssl.*`, `sasl.*` (see [`SECURITY_KEYS`], [`TLS_KEYS`]).
+    pub security: SecurityConfig,
 }
 
 impl Default for ClientConfig {
@@ -51,12 +57,13 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_millis(1_000),
             connection_setup_timeout: Duration::from_millis(10_000),
             receive_message_max_bytes: 100 * 1024 * 1024,
+            security: SecurityConfig::default(),
         }
     }
 }
 
 impl ClientConfig {
-    /// Property names this struct accepts.
+    /// Property names this struct accepts, besides [`SECURITY_KEYS`] and [`TLS_KEYS`].
     pub const KEYS: &'static [&'static str] = &[
         "bootstrap.servers",
         "client.id",
@@ -69,7 +76,6 @@ impl ClientConfig {
         "retry.backoff.max.ms",
         "socket.connection.setup.timeout.ms",
         "receive.message.max.bytes",
-        "security.protocol",
     ];
 
     /// Sets one property by its Java name. Unknown keys and bad values are
@@ -90,14 +96,11 @@ impl ClientConfig {
                 self.connection_setup_timeout = parse_ms(key, v)?
             }
             "receive.message.max.bytes" => self.receive_message_max_bytes = parse_num(key, v)?,
-            "security.protocol" if v.eq_ignore_ascii_case("PLAINTEXT") => {}
-            "security.protocol" => {
-                return Err(Error::config(
-                    key,
-                    format!("`{v}` is not supported; only PLAINTEXT is"),
-                ))
+            other => {
+                if !self.security.set(other, value)? {
+                    return Err(unknown_key(other));
+                }
             }
-            other => return Err(unknown_key(other)),
         }
         Ok(())
     }
@@ -137,7 +140,10 @@ impl ClientConfig {
                 "must be at least 1024",
             ));
         }
-        Ok(())
+        self.security.validate()?;
+        // Load certificates and keys now, so a bad file fails build().
+        crate::engine::Security::check(&self.security)
+            .map_err(|(key, message)| Error::config(key, message))
     }
 }
 
@@ -192,23 +198,77 @@ pub fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Parses Java `.properties` text: `key=value` or `key: value` lines,
-/// `#` and `!` comments, blank lines ignored.
+/// `#` and `!` comments, blank lines ignored, a trailing `\` continues the
+/// line (as Java files often do for `sasl.jaas.config`), and Java's escapes
+/// (`\t`, `\n`, `\uXXXX`, `\=`, `\\`...) are decoded.
 pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, raw)) = lines.next() {
+        let mut line = raw.trim_start().to_owned();
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let split = line
-            .find(['=', ':'])
-            .ok_or_else(|| Error::config(line, format!("line {} is not `key=value`", n + 1)))?;
-        out.push((
-            line[..split].trim().to_owned(),
-            line[split + 1..].trim().to_owned(),
-        ));
+        while line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1 {
+            line.pop();
+            match lines.next() {
+                Some((_, next)) => line.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        // The line itself is not quoted: it may hold a secret.
+        let (key, value) = split_line(&line)
+            .ok_or_else(|| Error::config(&format!("line {}", n + 1), "is not `key=value`"))?;
+        out.push((unescape(key), unescape(value)));
     }
     Ok(out)
+}
+
+/// Splits at the first unescaped `=`, `:` or whitespace (Java's rule; a
+/// whitespace separator may be followed by one `=` or `:`).
+fn split_line(line: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '=' | ':' => return Some((line[..i].trim(), line[i + 1..].trim())),
+            c if c.is_whitespace() => {
+                let rest = line[i..].trim_start();
+                let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+                return Some((&line[..i], rest.trim()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = it.by_ref().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(ch) => out.push(ch),
+                    None => out.push_str(&hex),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 /// Reads and parses a `.properties` file.
@@ -363,5 +423,27 @@ mod tests {
             ]
         );
         assert!(parse_properties("nonsense").is_err());
+        let e = parse_properties("x=1\nsecret-value")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && !e.contains("secret-value"), "{e}");
+        assert_eq!(
+            parse_properties("sasl.password  s3cret\na : b").unwrap(),
+            vec![
+                ("sasl.password".into(), "s3cret".into()),
+                ("a".into(), "b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn java_continuations_and_escapes() {
+        let text = "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n    username=\"alice\" \\\n    password=\"a\\\\b\";\nk\\=x = tab\\there\\u0041\n";
+        let p = parse_properties(text).unwrap();
+        assert_eq!(
+            p[0].1,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="a\b";"#
+        );
+        assert_eq!(p[1], ("k=x".into(), "tab\there\u{41}".into()));
     }
 }

@@ -125,6 +125,15 @@ pub enum Error {
     /// refused it).
     #[error("record of {size} bytes exceeds {}", crate::engine::too_large_limit(*max))]
     RecordTooLarge { size: usize, max: Option<usize> },
+    /// A TLS handshake or SASL login was refused (wrong credentials, an
+    /// untrusted or wrong-host certificate, a missing client certificate).
+    /// Never retried: fix the configuration.
+    #[error("authentication with {mechanism} to {broker} failed: {message}")]
+    Authentication {
+        mechanism: String,
+        broker: String,
+        message: String,
+    },
     /// Reading a file (config, schema) failed.
     #[error("{path}: {source}")]
     File {
@@ -141,6 +150,7 @@ impl Error {
             }
             Error::Connection { .. } | Error::NoBrokerAvailable { .. } => Class::Network,
             Error::Timeout { .. } => Class::Timeout,
+            Error::Authentication { .. } => Class::Authentication,
             Error::DeliveryTimeout { .. } => Class::DeliveryTimeout,
             Error::Protocol { .. } => Class::Protocol,
             Error::Encode { .. } => Class::Encode,
@@ -212,6 +222,15 @@ impl From<ConnError> for Error {
                 code: *code,
                 message: None,
             },
+            ConnError::Authentication {
+                addr,
+                mechanism,
+                message: why,
+            } => Error::Authentication {
+                mechanism: (*mechanism).to_owned(),
+                broker: addr.clone(),
+                message: why.clone(),
+            },
             _ => match e.class() {
                 Class::Encode => Error::Encode {
                     message,
@@ -268,7 +287,7 @@ impl From<ClusterError> for Error {
             },
             ClusterError::Timeout { what, after, last } => match last.map(|l| Error::from(*l)) {
                 // A protocol failure is the real story, not the clock.
-                Some(e @ Error::Protocol { .. }) => e,
+                Some(e @ (Error::Protocol { .. } | Error::Authentication { .. })) => e,
                 last => Error::Timeout {
                     operation: what,
                     after,

@@ -119,6 +119,14 @@ macro_rules! by_api {
                 type $R = msg::DescribeConfigsRequest;
                 $body
             }
+            17 => {
+                type $R = msg::SaslHandshakeRequest;
+                $body
+            }
+            36 => {
+                type $R = msg::SaslAuthenticateRequest;
+                $body
+            }
             k => Err(unknown(k)),
         }
     };

@@ -21,6 +21,7 @@ pub mod internals;
 pub mod producer;
 pub mod retry;
 pub mod schema_registry;
+pub mod security;
 mod types;
 
 pub use admin::Admin;

@@ -48,7 +48,6 @@ pub(crate) enum Class {
     /// The broker speaks no version of an API the client needs.
     Unsupported,
     /// Credentials were refused.
-    #[allow(dead_code)] // SASL (security.protocol) reports it
     Authentication,
     /// Bad configuration or argument.
     Invalid,

@@ -8,7 +8,8 @@ mod topics;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kafka_ingest::{Client, ClientBuilder, Consumer, ConsumerBuilder, Producer, ProducerBuilder};
 
 #[derive(Parser)]
@@ -18,7 +19,8 @@ use kafka_ingest::{Client, ClientBuilder, Consumer, ConsumerBuilder, Producer, P
     about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas"
 )]
 struct Cli {
-    /// Bootstrap servers, comma-separated host:port.
+    /// Bootstrap servers, comma-separated host:port. Wins over --config-file's
+    /// bootstrap.servers; KAFKA_BOOTSTRAP and the default do not.
     #[arg(
         long,
         short = 'b',
@@ -59,18 +61,24 @@ enum Command {
 /// Client settings shared by every subcommand.
 pub(crate) struct Global {
     bootstrap: String,
+    /// Whether --bootstrap was given on the command line.
+    bootstrap_explicit: bool,
     config_file: Option<std::path::PathBuf>,
     set: Vec<String>,
 }
 
 impl Global {
-    /// Properties from the file first, then `--bootstrap`, then `-X` overrides.
+    /// `--bootstrap` (or KAFKA_BOOTSTRAP, the default) unless the file sets
+    /// bootstrap.servers, the file, an explicit `--bootstrap`, then `-X` overrides.
     fn props(&self) -> kafka_ingest::Result<Vec<(String, String)>> {
-        let mut p = Vec::new();
+        let bootstrap = ("bootstrap.servers".to_owned(), self.bootstrap.clone());
+        let mut p = vec![bootstrap.clone()];
         if let Some(f) = &self.config_file {
             p.extend(kafka_ingest::config::load_properties(f)?);
         }
-        p.push(("bootstrap.servers".to_owned(), self.bootstrap.clone()));
+        if self.bootstrap_explicit {
+            p.push(bootstrap);
+        }
         for kv in &self.set {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             p.push((k.to_owned(), v.to_owned()));
@@ -118,9 +126,15 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAFKA_INGEST_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let bootstrap_explicit = matches.value_source("bootstrap") == Some(ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let global = Global {
         bootstrap: cli.bootstrap,
+        bootstrap_explicit,
         config_file: cli.config_file,
         set: cli.set,
     };

@@ -27,6 +27,10 @@ pub(crate) struct SchemaArgs {
         hide_env_values = true
     )]
     registry_user_info: Option<String>,
+    /// Registry client properties (schema.registry.url, basic.auth.*,
+    /// bearer.auth.*, schema.registry.ssl.*); applied after --registry.
+    #[arg(long, global = true, value_name = "FILE.properties")]
+    registry_config: Option<PathBuf>,
     #[command(subcommand)]
     command: SchemaCmd,
 }
@@ -120,6 +124,17 @@ pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
             if let Some(info) = &args.registry_user_info {
                 if let Err(e) = config.set("basic.auth.user.info", info) {
                     return fail(USAGE, e);
+                }
+            }
+            if let Some(file) = &args.registry_config {
+                let props = match kafka_ingest::config::load_properties(file) {
+                    Ok(p) => p,
+                    Err(e) => return fail(USAGE, e),
+                };
+                for (k, v) in props {
+                    if let Err(e) = config.set(&k, &v) {
+                        return fail(USAGE, e);
+                    }
                 }
             }
             let client = match SchemaRegistryClient::new(&config) {

@@ -76,6 +76,15 @@ impl ClusterError {
         }
     }
 
+    /// Whether this is a refused TLS or SASL login (never retried).
+    pub(crate) fn is_auth(&self) -> bool {
+        match self {
+            ClusterError::Conn(e) => e.is_auth(),
+            ClusterError::Timeout { last: Some(l), .. } => l.is_auth(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn class(&self) -> Class {
         match self {
             ClusterError::Conn(e) => e.class(),

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use crate::retry::{retry, Exhausted, RetryPolicy};
 
+#[cfg(feature = "tls")]
+pub(crate) use crate::conn::tls;
 pub(crate) use crate::conn::{
-    api_name, codes, msg, versions, wire, ConnConfig, ConnError, Connection, PendingResponse,
+    api_name, codes, msg, reauthentication_count, versions, wire, ConnConfig, ConnError,
+    Connection, PendingResponse, Security,
 };
 pub use crate::conn::{Compression, ErrorCode};
 pub(crate) use error::{too_large_limit, ClusterError};
@@ -125,6 +128,8 @@ impl Cluster {
         for addr in self.candidates(&cached) {
             let conn = match self.pool.get(&addr, Role::Meta).await {
                 Ok(c) => c,
+                // A refused login is the same on every broker: say so now.
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);
@@ -141,6 +146,7 @@ impl Cluster {
                     );
                     return Ok(self.store(merged));
                 }
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);
@@ -195,6 +201,7 @@ impl Cluster {
         for addr in self.candidates(&m) {
             match self.pool.get(&addr, Role::Meta).await {
                 Ok(c) => return Ok(c),
+                Err(e) if e.is_auth() => return Err(e.into()),
                 Err(e) => {
                     tried.push(e.to_string());
                     last = Some(e);

@@ -150,6 +150,8 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
         Ok(ApiKey::CreatePartitions) => "CreatePartitions",
         Ok(ApiKey::DescribeCluster) => "DescribeCluster",
+        Ok(ApiKey::SaslHandshake) => "SaslHandshake",
+        Ok(ApiKey::SaslAuthenticate) => "SaslAuthenticate",
         Ok(_) => "Other",
         Err(_) => "Unknown",
     }

@@ -1961,6 +1961,60 @@ pub(super) static PRODUCE__TOPIC_PRODUCE_RESPONSE: St = St {
     ],
     tags: &[],
 };
+pub(super) static SASL_AUTHENTICATE_RESPONSE: St = St {
+    name: "SaslAuthenticateResponse",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Bytes,
+        }, // auth_bytes
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CBytes,
+        }, // auth_bytes
+        Fld {
+            lo: 1,
+            hi: 2,
+            ty: Ty::I64,
+        }, // session_lifetime_ms
+    ],
+    tags: &[],
+};
+pub(super) static SASL_HANDSHAKE_RESPONSE: St = St {
+    name: "SaslHandshakeResponse",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Arr(&Ty::Str),
+        }, // mechanisms
+    ],
+    tags: &[],
+};
 pub(super) static SYNC_GROUP_RESPONSE: St = St {
     name: "SyncGroupResponse",
     flex_from: 4,
@@ -2014,11 +2068,13 @@ pub(super) fn response(api_key: i16) -> Option<&'static St> {
         13 => &LEAVE_GROUP_RESPONSE,
         14 => &SYNC_GROUP_RESPONSE,
         15 => &DESCRIBE_GROUPS_RESPONSE,
+        17 => &SASL_HANDSHAKE_RESPONSE,
         18 => &API_VERSIONS_RESPONSE,
         19 => &CREATE_TOPICS_RESPONSE,
         20 => &DELETE_TOPICS_RESPONSE,
         22 => &INIT_PRODUCER_ID_RESPONSE,
         32 => &DESCRIBE_CONFIGS_RESPONSE,
+        36 => &SASL_AUTHENTICATE_RESPONSE,
         _ => return None,
     })
 }

@@ -44,6 +44,10 @@ pub(crate) const OFFSET_COMMIT: ApiVersionRange = r(ApiKey::OffsetCommit, 2, 8);
 // v8+ batches groups in a different layout; one group per request is enough.
 pub(crate) const OFFSET_FETCH: ApiVersionRange = r(ApiKey::OffsetFetch, 1, 7);
 pub(crate) const DESCRIBE_GROUPS: ApiVersionRange = r(ApiKey::DescribeGroups, 0, 5);
+// v0 sent raw tokens outside Kafka framing; 4.0 dropped it (KIP-896). v1 + SaslAuthenticate (KIP-152).
+pub(crate) const SASL_HANDSHAKE: ApiVersionRange = r(ApiKey::SaslHandshake, 1, 1);
+// v1 adds session_lifetime_ms (KIP-368); v2 is flexible.
+pub(crate) const SASL_AUTHENTICATE: ApiVersionRange = r(ApiKey::SaslAuthenticate, 0, 2);
 
 /// Every API the client may use, for reports and negotiation checks.
 pub(crate) const ALL: &[ApiVersionRange] = &[
@@ -64,6 +68,8 @@ pub(crate) const ALL: &[ApiVersionRange] = &[
     OFFSET_COMMIT,
     OFFSET_FETCH,
     DESCRIBE_GROUPS,
+    SASL_HANDSHAKE,
+    SASL_AUTHENTICATE,
 ];
 
 /// What one broker advertised in its ApiVersions response.

@@ -46,6 +46,13 @@ pub(crate) enum ConnError {
     },
     #[error("{addr} refused ApiVersions: {code}")]
     Handshake { addr: String, code: ErrorCode },
+    /// A failed TLS handshake or SASL login; never retried.
+    #[error("authentication with {mechanism} to {addr} failed: {message}")]
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        message: String,
+    },
 }
 
 impl ConnError {
@@ -71,6 +78,7 @@ impl ConnError {
             ConnError::UnsupportedVersion { .. } | ConnError::Handshake { .. } => {
                 Class::Unsupported
             }
+            ConnError::Authentication { .. } => Class::Authentication,
         }
     }
 
@@ -86,12 +94,19 @@ impl ConnError {
             | ConnError::UnknownCorrelation { addr, .. }
             | ConnError::Codec { addr, .. }
             | ConnError::UnsupportedVersion { addr, .. }
-            | ConnError::Handshake { addr, .. } => addr,
+            | ConnError::Handshake { addr, .. }
+            | ConnError::Authentication { addr, .. } => addr,
         }
     }
 
     #[cfg(test)]
     pub(crate) fn retry_action(&self) -> RetryAction {
         classify(self.class())
+    }
+
+    /// Whether this is a failed login (TLS or SASL): a config problem, the
+    /// same on every broker, that loops must surface instead of retrying.
+    pub(crate) fn is_auth(&self) -> bool {
+        matches!(self, ConnError::Authentication { .. })
     }
 }

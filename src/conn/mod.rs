@@ -9,7 +9,10 @@
 //! handle refuses new work, so the pool above reconnects.
 
 mod error;
+mod sasl;
+mod secure;
 mod task;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -34,6 +37,8 @@ pub(crate) mod wire {
     pub(crate) use crate::codec::CodecError;
 }
 pub(crate) use error::ConnError;
+pub(crate) use sasl::reauthentication_count;
+pub(crate) use secure::Security;
 
 /// Settings a connection needs; built once by the client config.
 #[derive(Debug, Clone)]
@@ -45,6 +50,8 @@ pub(crate) struct ConnConfig {
     pub max_response_size: usize,
     /// Counters shared by every connection of one client.
     pub stats: Arc<ConnStats>,
+    /// TLS and SASL (`security.protocol`).
+    pub security: Arc<Security>,
 }
 
 /// IO counters of one client's connections (read by the metrics).
@@ -78,6 +85,9 @@ struct Inner {
     versions: OnceLock<Versions>,
     tx: mpsc::Sender<Outgoing>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Requests start under its read lock; SASL re-authentication holds the
+    /// write lock so nothing else is sent meanwhile (KIP-368).
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Handle to one live broker connection.
@@ -113,6 +123,8 @@ impl Connection {
     pub(crate) async fn connect(addr: &str, cfg: Arc<ConnConfig>) -> Result<Connection, ConnError> {
         let span = tracing::debug_span!("connect", broker = addr);
         async {
+            // TCP, TLS and SASL together get socket.connection.setup.timeout.ms.
+            let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
             let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
                 .await
                 .map_err(|_| ConnError::ConnectTimeout {
@@ -125,8 +137,16 @@ impl Connection {
                 })?;
             // Small requests (heartbeats, commits) must not wait for Nagle.
             let _ = stream.set_nodelay(true);
-            let conn = Connection::from_stream(addr, stream, cfg);
+            let (read, write) =
+                tokio::time::timeout_at(deadline, secure::wrap(addr, stream, &cfg.security))
+                    .await
+                    .map_err(|_| ConnError::ConnectTimeout {
+                        addr: addr.to_owned(),
+                        after: cfg.connect_timeout,
+                    })??;
+            let conn = Connection::from_stream(addr, read, write, cfg);
             conn.handshake().await?;
+            secure::authenticate(&conn, deadline).await?;
             tracing::debug!("connected");
             Ok(conn)
         }
@@ -134,8 +154,12 @@ impl Connection {
         .await
     }
 
-    fn from_stream(addr: &str, stream: TcpStream, cfg: Arc<ConnConfig>) -> Connection {
-        let (read, write) = stream.into_split();
+    fn from_stream(
+        addr: &str,
+        read: secure::ReadHalf,
+        write: secure::WriteHalf,
+        cfg: Arc<ConnConfig>,
+    ) -> Connection {
         let (tx, rx) = mpsc::channel(64);
         let inner = Arc::new(Inner {
             addr: addr.to_owned(),
@@ -149,6 +173,7 @@ impl Connection {
             versions: OnceLock::new(),
             tx,
             tasks: Mutex::new(Vec::new()),
+            gate: Default::default(),
         });
         let weak = Arc::downgrade(&inner);
         let r = tokio::spawn(task::read_loop(
@@ -209,6 +234,28 @@ impl Connection {
             addr: self.inner.addr.clone(),
             code: codec::ErrorCode(codec::codes::UNSUPPORTED_VERSION),
         })
+    }
+
+    /// Ends `task` with the connection.
+    fn add_task(&self, task: tokio::task::AbortHandle) {
+        if let Ok(mut t) = self.inner.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    /// Sends past the re-authentication gate (the SASL exchange itself).
+    async fn send_ungated<R: Request>(
+        &self,
+        req: &R,
+        api: ApiVersionRange,
+    ) -> Result<(R::Response, i16), ConnError> {
+        let version = self.version(api)?;
+        let frame = self.begin_ungated(req, version, None).await?.wait().await?;
+        let resp = codec::decode_response::<R>(frame, version).map_err(|e| ConnError::Codec {
+            addr: self.inner.addr.clone(),
+            source: e,
+        })?;
+        Ok((resp, version))
     }
 
     /// The broker address this connection was opened to.
@@ -274,6 +321,8 @@ impl Connection {
         api: ApiVersionRange,
     ) -> Result<i16, ConnError> {
         let version = self.version(api)?;
+        let gate = self.inner.gate.clone();
+        let _open = gate.read().await;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.encode(req, version, id)?;
         self.check_open()?;
@@ -321,6 +370,17 @@ impl Connection {
     /// Requests begun one after another by one task reach the broker in that
     /// order, which idempotent produce relies on.
     async fn begin_raw<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        extra: Option<Duration>,
+    ) -> Result<Pending, ConnError> {
+        let gate = self.inner.gate.clone();
+        let _open = gate.read().await;
+        self.begin_ungated(req, version, extra).await
+    }
+
+    async fn begin_ungated<R: Request>(
         &self,
         req: &R,
         version: i16,

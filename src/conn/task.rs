@@ -4,13 +4,13 @@ use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use super::secure::{ReadHalf, WriteHalf};
 use super::{poison, ConnError, Inner, Outgoing};
 use crate::codec;
 
-pub(super) async fn read_loop(read: OwnedReadHalf, inner: Weak<Inner>, max: usize) {
+pub(super) async fn read_loop(read: ReadHalf, inner: Weak<Inner>, max: usize) {
     let mut read = BufReader::with_capacity(64 * 1024, read);
     loop {
         let result = read_frame(&mut read, max).await;
@@ -20,13 +20,23 @@ pub(super) async fn read_loop(read: OwnedReadHalf, inner: Weak<Inner>, max: usiz
             Ok(f) => f,
             Err(FrameError::Eof) => return poison(&inner, ConnError::Closed { addr: addr() }),
             Err(FrameError::Io(e)) => {
+                if let Some(message) = super::tls::refusal(&e) {
+                    return poison(
+                        &inner,
+                        ConnError::Authentication {
+                            addr: addr(),
+                            mechanism: "SSL",
+                            message,
+                        },
+                    );
+                }
                 return poison(
                     &inner,
                     ConnError::Io {
                         addr: addr(),
                         source: Arc::new(e),
                     },
-                )
+                );
             }
             Err(FrameError::TooLarge(size)) => {
                 return poison(
@@ -73,10 +83,7 @@ enum FrameError {
     TooLarge(i64),
 }
 
-async fn read_frame(
-    read: &mut BufReader<OwnedReadHalf>,
-    max: usize,
-) -> Result<BytesMut, FrameError> {
+async fn read_frame(read: &mut BufReader<ReadHalf>, max: usize) -> Result<BytesMut, FrameError> {
     let mut size = [0u8; 4];
     if let Err(e) = read.read_exact(&mut size).await {
         return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -102,7 +109,7 @@ async fn read_frame(
 }
 
 pub(super) async fn write_loop(
-    write: OwnedWriteHalf,
+    write: WriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     inner: Weak<Inner>,
 ) {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::cache::FlightCache;
 use super::compat::CompatibilityLevel;
-use super::config::SchemaRegistryConfig;
+use super::config::{BearerSource, SchemaRegistryConfig};
 use super::error::{Error, Result};
 use crate::Backoff;
 
@@ -75,9 +75,18 @@ struct Op<'a> {
     what: Option<String>,
 }
 
+/// How requests authenticate.
+enum Auth {
+    None,
+    Basic(String, crate::security::Secret),
+    Bearer(crate::security::Secret),
+    Tokens(Arc<dyn crate::security::TokenProvider>),
+}
+
 struct Inner {
     http: reqwest::Client,
     bases: Vec<Url>,
+    auth: Auth,
     config: SchemaRegistryConfig,
     requests: AtomicU64,
     next_base: AtomicUsize,
@@ -114,7 +123,7 @@ impl SchemaRegistryClient {
     /// A client from a config (validated first).
     pub fn new(config: &SchemaRegistryConfig) -> Result<Self> {
         config.validate()?;
-        let bases = config
+        let mut bases = config
             .urls
             .iter()
             .map(|u| {
@@ -122,22 +131,32 @@ impl SchemaRegistryClient {
                     .map_err(|e| Error::config("schema.registry.url", format!("`{u}`: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let http = reqwest::Client::builder()
+        let auth = auth(config, &mut bases)?;
+        #[allow(unused_mut)]
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .user_agent(concat!("kafka-ingest/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::config(
-                    "schema.registry.url",
-                    format!("cannot build HTTP client: {e}"),
-                )
-            })?;
+            .user_agent(concat!("kafka-ingest/", env!("CARGO_PKG_VERSION")));
+        #[cfg(feature = "tls")]
+        if bases.iter().any(|b| b.scheme() == "https") {
+            let tls = config
+                .tls
+                .rustls_config()
+                .map_err(|e| Error::config("schema.registry.ssl.ca.location", e.to_string()))?;
+            builder = builder.use_preconfigured_tls((*tls).clone());
+        }
+        let http = builder.build().map_err(|e| {
+            Error::config(
+                "schema.registry.url",
+                format!("cannot build HTTP client: {e}"),
+            )
+        })?;
         let cap = config.cache_capacity;
         Ok(SchemaRegistryClient {
             inner: Arc::new(Inner {
                 http,
                 bases,
+                auth,
                 config: config.clone(),
                 requests: AtomicU64::new(0),
                 next_base: AtomicUsize::new(0),
@@ -493,8 +512,25 @@ impl SchemaRegistryClient {
             if let Some(b) = &body {
                 req = req.header(CONTENT_TYPE, CONTENT).body(b.clone());
             }
-            if let Some((user, password)) = &cfg.basic_auth {
-                req = req.basic_auth(user, Some(password));
+            req = match &inner.auth {
+                Auth::None => req,
+                Auth::Basic(user, password) => req.basic_auth(user, Some(password.expose())),
+                Auth::Bearer(token) => req.bearer_auth(token.expose()),
+                Auth::Tokens(p) => {
+                    let t = p.token().await.map_err(|e| {
+                        Error::config(
+                            "bearer.auth.issuer.endpoint.url",
+                            format!("no bearer token: {e}"),
+                        )
+                    })?;
+                    req.bearer_auth(t.value.expose())
+                }
+            };
+            if let Some(c) = &cfg.bearer_logical_cluster {
+                req = req.header("target-sr-cluster", c);
+            }
+            if let Some(p) = &cfg.bearer_identity_pool {
+                req = req.header("Confluent-Identity-Pool-Id", p);
             }
             let outcome = match req.send().await {
                 Ok(resp) => {
@@ -570,6 +606,83 @@ fn endpoint(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
 }
 
 /// The body, or `None` when it exceeds [`MAX_RESPONSE_BYTES`].
+/// The credentials `config` names; URL user info is moved out of `bases`.
+fn auth(config: &SchemaRegistryConfig, bases: &mut [Url]) -> Result<Auth> {
+    use crate::security::{OidcClientCredentialsProvider, Secret};
+    let mut from_url = None;
+    for b in bases.iter_mut() {
+        if !b.username().is_empty() {
+            let user = percent_decode(b.username());
+            let password = percent_decode(b.password().unwrap_or(""));
+            from_url.get_or_insert((user, password));
+            let _ = b.set_username("");
+            let _ = b.set_password(None);
+        }
+    }
+    Ok(match config.bearer_source {
+        BearerSource::StaticToken => Auth::Bearer(
+            config
+                .bearer_token
+                .clone()
+                .unwrap_or_else(|| Secret::new("")),
+        ),
+        BearerSource::OAuthBearer => {
+            let o = &config.bearer_oauth;
+            let missing = || {
+                Error::config(
+                    "bearer.auth.issuer.endpoint.url",
+                    "incomplete OAUTHBEARER settings",
+                )
+            };
+            let p = OidcClientCredentialsProvider::new(
+                o.token_endpoint_url.as_deref().ok_or_else(missing)?,
+                o.client_id.as_deref().ok_or_else(missing)?,
+                o.client_secret.clone().ok_or_else(missing)?,
+                o.scope.clone(),
+            )
+            .map_err(|e| Error::config("bearer.auth.issuer.endpoint.url", e.to_string()))?;
+            Auth::Tokens(Arc::new(p))
+        }
+        BearerSource::None if config.basic_auth_from_url => match from_url {
+            Some((u, p)) => Auth::Basic(u, Secret::new(p)),
+            None => {
+                return Err(Error::config(
+                    "basic.auth.credentials.source",
+                    "URL needs user:password@ in schema.registry.url",
+                ))
+            }
+        },
+        BearerSource::None => match &config.basic_auth {
+            Some((u, p)) => Auth::Basic(u.clone(), Secret::new(p.clone())),
+            None => Auth::None,
+        },
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn read_limited(mut resp: reqwest::Response) -> reqwest::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     while let Some(chunk) = resp.chunk().await? {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use crate::security::{OAuthSettings, Secret, TlsSettings};
 
 /// Default registry: the harness's Apicurio ccompat endpoint.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8081/apis/ccompat/v7";
@@ -79,6 +80,18 @@ impl fmt::Display for SubjectNameStrategy {
     }
 }
 
+/// Where bearer tokens come from (`bearer.auth.credentials.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BearerSource {
+    /// No bearer token.
+    #[default]
+    None,
+    /// `STATIC_TOKEN`: `bearer.auth.token`.
+    StaticToken,
+    /// `OAUTHBEARER`: client credentials at `bearer.auth.issuer.endpoint.url`.
+    OAuthBearer,
+}
+
 /// Settings of the registry client and the Avro serde.
 ///
 /// Property names follow Confluent's serializer configs; see [`SchemaRegistryConfig::set`].
@@ -89,6 +102,21 @@ pub struct SchemaRegistryConfig {
     pub urls: Vec<String>,
     /// `basic.auth.user.info`: `user:password` for HTTP basic auth.
     pub basic_auth: Option<(String, String)>,
+    /// `basic.auth.credentials.source=URL`: take `user:password` from the URL.
+    pub basic_auth_from_url: bool,
+    /// `bearer.auth.credentials.source`.
+    pub bearer_source: BearerSource,
+    /// `bearer.auth.token` (STATIC_TOKEN).
+    pub bearer_token: Option<Secret>,
+    /// `bearer.auth.issuer.endpoint.url`, `bearer.auth.client.id`,
+    /// `bearer.auth.client.secret`, `bearer.auth.scope` (OAUTHBEARER).
+    pub bearer_oauth: OAuthSettings,
+    /// `bearer.auth.logical.cluster` (sent as `target-sr-cluster`).
+    pub bearer_logical_cluster: Option<String>,
+    /// `bearer.auth.identity.pool.id` (sent as `Confluent-Identity-Pool-Id`).
+    pub bearer_identity_pool: Option<String>,
+    /// `schema.registry.ssl.*`: the same settings as the client's `ssl.*`.
+    pub tls: TlsSettings,
     /// `http.connect.timeout.ms`: TCP connect to the registry.
     pub connect_timeout: Duration,
     /// `http.read.timeout.ms`: one whole request, body included.
@@ -120,6 +148,13 @@ impl fmt::Debug for SchemaRegistryConfig {
                 "basic_auth",
                 &self.basic_auth.as_ref().map(|(u, _)| format!("{u}:***")),
             )
+            .field("basic_auth_from_url", &self.basic_auth_from_url)
+            .field("bearer_source", &self.bearer_source)
+            .field("bearer_token", &self.bearer_token)
+            .field("bearer_oauth", &self.bearer_oauth)
+            .field("bearer_logical_cluster", &self.bearer_logical_cluster)
+            .field("bearer_identity_pool", &self.bearer_identity_pool)
+            .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
@@ -142,6 +177,13 @@ impl Default for SchemaRegistryConfig {
         SchemaRegistryConfig {
             urls: vec![DEFAULT_URL.to_owned()],
             basic_auth: None,
+            basic_auth_from_url: false,
+            bearer_source: BearerSource::None,
+            bearer_token: None,
+            bearer_oauth: OAuthSettings::default(),
+            bearer_logical_cluster: None,
+            bearer_identity_pool: None,
+            tls: TlsSettings::default(),
             connect_timeout: Duration::from_millis(10_000),
             request_timeout: Duration::from_millis(30_000),
             max_retries: 3,
@@ -157,11 +199,20 @@ impl Default for SchemaRegistryConfig {
 }
 
 impl SchemaRegistryConfig {
-    /// Property names this struct accepts.
+    /// Property names this struct accepts, besides `schema.registry.` +
+    /// [`TLS_KEYS`](crate::config::TLS_KEYS).
     pub const KEYS: &'static [&'static str] = &[
         "schema.registry.url",
         "basic.auth.credentials.source",
         "basic.auth.user.info",
+        "bearer.auth.credentials.source",
+        "bearer.auth.token",
+        "bearer.auth.issuer.endpoint.url",
+        "bearer.auth.client.id",
+        "bearer.auth.client.secret",
+        "bearer.auth.scope",
+        "bearer.auth.logical.cluster",
+        "bearer.auth.identity.pool.id",
         "http.connect.timeout.ms",
         "http.read.timeout.ms",
         "max.retries",
@@ -193,13 +244,38 @@ impl SchemaRegistryConfig {
         };
         match key.trim() {
             "schema.registry.url" => self.urls = parse_list(v),
-            "basic.auth.credentials.source" if v.eq_ignore_ascii_case("USER_INFO") => {}
-            "basic.auth.credentials.source" => {
-                return Err(Error::config(
-                    key,
-                    format!("`{v}` is not supported; only USER_INFO is"),
-                ))
+            "basic.auth.credentials.source" => match v.to_ascii_uppercase().as_str() {
+                "USER_INFO" => self.basic_auth_from_url = false,
+                "URL" => self.basic_auth_from_url = true,
+                _ => {
+                    return Err(Error::config(
+                        key,
+                        format!("`{v}` is not supported; USER_INFO and URL are"),
+                    ))
+                }
+            },
+            "bearer.auth.credentials.source" => {
+                self.bearer_source = match v.to_ascii_uppercase().as_str() {
+                    "STATIC_TOKEN" => BearerSource::StaticToken,
+                    "OAUTHBEARER" => BearerSource::OAuthBearer,
+                    "" | "NONE" => BearerSource::None,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{v}` is not supported; STATIC_TOKEN and OAUTHBEARER are"),
+                        ))
+                    }
+                }
             }
+            "bearer.auth.token" => self.bearer_token = Some(Secret::new(v)),
+            "bearer.auth.issuer.endpoint.url" => {
+                self.bearer_oauth.token_endpoint_url = Some(v.to_owned())
+            }
+            "bearer.auth.client.id" => self.bearer_oauth.client_id = Some(v.to_owned()),
+            "bearer.auth.client.secret" => self.bearer_oauth.client_secret = Some(Secret::new(v)),
+            "bearer.auth.scope" => self.bearer_oauth.scope = Some(v.to_owned()),
+            "bearer.auth.logical.cluster" => self.bearer_logical_cluster = Some(v.to_owned()),
+            "bearer.auth.identity.pool.id" => self.bearer_identity_pool = Some(v.to_owned()),
             "basic.auth.user.info" if v.is_empty() => self.basic_auth = None,
             "basic.auth.user.info" => {
                 let (u, p) = v
@@ -226,10 +302,20 @@ impl SchemaRegistryConfig {
                 self.value_subject_name_strategy = parse_strategy(key, v)?
             }
             other => {
-                return Err(Error::config(
-                    other,
-                    "unknown schema registry configuration key",
-                ))
+                let tls_key = other.strip_prefix("schema.registry.");
+                let known = match tls_key {
+                    Some(k) => self
+                        .tls
+                        .set(k, value)
+                        .map_err(|e| Error::config(other, strip_prefix(&e.to_string())))?,
+                    None => false,
+                };
+                if !known {
+                    return Err(Error::config(
+                        other,
+                        "unknown schema registry configuration key",
+                    ));
+                }
             }
         }
         Ok(())
@@ -249,11 +335,11 @@ impl SchemaRegistryConfig {
             })?;
             match url.scheme() {
                 "http" => {}
-                "https" if cfg!(feature = "rustls") => {}
+                "https" if cfg!(feature = "tls") => {}
                 "https" => {
                     return Err(Error::config(
                         "schema.registry.url",
-                        format!("`{u}` needs TLS; build kafka-ingest with the `rustls` feature"),
+                        format!("`{u}` needs TLS; build kafka-ingest with the `tls` feature"),
                     ))
                 }
                 s => {
@@ -286,6 +372,41 @@ impl SchemaRegistryConfig {
         }
         if self.cache_capacity == 0 {
             return Err(Error::config("cache.capacity", "must be at least 1"));
+        }
+        self.tls.validate("schema.registry.").map_err(|e| {
+            Error::config(
+                "schema.registry.ssl.key.location",
+                strip_prefix(&e.to_string()),
+            )
+        })?;
+        let basic = self.basic_auth.is_some() || self.basic_auth_from_url;
+        match self.bearer_source {
+            BearerSource::None => {}
+            _ if basic => {
+                return Err(Error::config(
+                    "bearer.auth.credentials.source",
+                    "set either basic or bearer auth, not both",
+                ))
+            }
+            BearerSource::StaticToken if self.bearer_token.is_none() => {
+                return Err(Error::config(
+                    "bearer.auth.token",
+                    "STATIC_TOKEN needs a token",
+                ))
+            }
+            BearerSource::OAuthBearer => {
+                let o = &self.bearer_oauth;
+                if o.token_endpoint_url.is_none()
+                    || o.client_id.is_none()
+                    || o.client_secret.is_none()
+                {
+                    return Err(Error::config(
+                        "bearer.auth.issuer.endpoint.url",
+                        "OAUTHBEARER needs bearer.auth.issuer.endpoint.url, bearer.auth.client.id and bearer.auth.client.secret",
+                    ));
+                }
+            }
+            BearerSource::StaticToken => {}
         }
         Ok(())
     }
@@ -399,12 +520,12 @@ mod tests {
             .to_string()
             .contains("user:password"));
         c.set("schema.registry.url", "https://x:1").unwrap();
-        if !cfg!(feature = "rustls") {
+        if !cfg!(feature = "tls") {
             assert!(c
                 .validate()
                 .unwrap_err()
                 .to_string()
-                .contains("`rustls` feature"));
+                .contains("`tls` feature"));
         }
         c.set("schema.registry.url", "ftp://x").unwrap();
         assert!(c

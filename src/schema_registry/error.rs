@@ -31,7 +31,7 @@ pub enum Error {
     InvalidSchema { message: String },
     /// 401/403 (40101, 40301): credentials missing, wrong or not allowed.
     #[error(
-        "schema registry refused access (HTTP {status}); check basic.auth.user.info: {message}"
+        "schema registry refused access (HTTP {status}); check basic.auth.* / bearer.auth.*: {message}"
     )]
     Unauthorized { status: u16, message: String },
     /// Any other error answer of the registry.

@@ -15,3 +15,4 @@ mod hostile;
 mod interop;
 mod producer;
 mod schema;
+mod security;

@@ -137,6 +137,10 @@ fn apply(
     match result {
         Err(err) => {
             tracing::debug!(leader, error = %err, "fetch failed");
+            // A refused login will not heal: poll() reports it (once).
+            if err.is_auth() && st.errors.is_empty() {
+                st.errors.push_back(err.clone());
+            }
             refresh = true;
             for (tp, _, _) in &parts {
                 if let Some(p) = st.parts.get_mut(tp) {
@@ -368,6 +372,7 @@ mod tests {
                 connect_timeout: Duration::from_secs(1),
                 max_response_size: 1 << 20,
                 stats: Default::default(),
+                security: Arc::new(crate::cluster::Security::new(&Default::default())),
             }),
             metadata_max_age: Duration::from_secs(60),
             reconnect_backoff: Duration::from_millis(10),

@@ -234,8 +234,8 @@ impl Group {
             policy,
             || self.join_once(owned),
             |e| match e {
-                JoinError::Retry(_) => RetryAction::Retry,
-                JoinError::Fatal(_) => RetryAction::NoRetry,
+                JoinError::Retry(e) if !e.is_auth() => RetryAction::Retry,
+                _ => RetryAction::NoRetry,
             },
             |e, _| tracing::debug!(group = %self.cfg.group_id, error = %e.inner(), "rejoining"),
         )
@@ -700,6 +700,11 @@ async fn heartbeat_loop(group: Weak<Group>) -> Result<(), ClusterError> {
             }
             Ok(code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE) => g.coordinator_failed(),
             Ok(c) => tracing::debug!(code = c, "heartbeat error"),
+            // A refused login will not heal: poll() reports it.
+            Err(e) if e.is_auth() => {
+                g.member().fatal = Some(e);
+                g.wake_poll.notify_waiters();
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "heartbeat failed");
                 g.coordinator_failed();

@@ -276,6 +276,12 @@ impl ProducerEngine {
         self.progress.notify_waiters();
     }
 
+    /// Fails every buffered (not yet sent) record with `err`.
+    fn fail_buffered(&self, err: &ClusterError) {
+        let left = self.acc().drain_all();
+        self.fail_all(left, err.clone());
+    }
+
     fn producer_id(&self) -> Option<ProducerId> {
         *self.pid.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -473,7 +479,13 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
             *refresh_after = now + e.cluster.config().retry_backoff;
             let e2 = e.clone();
             e.tasks.spawn("producer metadata refresh", async move {
-                let _ = e2.cluster.refresh(Topics::All).await;
+                if let Err(err) = e2.cluster.refresh(Topics::All).await {
+                    // A refused login will not heal: fail what waits for a leader
+                    // (later sends get the error from their own metadata lookup).
+                    if err.is_auth() {
+                        e2.fail_buffered(&err);
+                    }
+                }
                 e2.wake.notify_one();
                 Ok(())
             });
@@ -512,8 +524,7 @@ async fn ensure_producer_id(e: &Arc<ProducerEngine>) -> bool {
         Err(err) => {
             tracing::warn!(error = %err, "InitProducerId failed for good");
             e.tasks.set_fatal(err.clone());
-            let left = e.acc().drain_all();
-            e.fail_all(left, err);
+            e.fail_buffered(&err);
             false
         }
     }

@@ -135,7 +135,12 @@ fn done(
                 e.cluster.invalidate();
             }
             for b in batches {
-                e.retry_or_fail(b, err.clone());
+                if err.is_auth() {
+                    // A refused login will not heal by retrying.
+                    e.finish(b, Err(err.clone()));
+                } else {
+                    e.retry_or_fail(b, err.clone());
+                }
             }
         }
         Ok(None) => {
