@@ -218,11 +218,12 @@ pub(crate) async fn groups(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> 
         GroupsCmd::Describe { group } => {
             let d = client.admin().describe_group(&group).await?;
             println!(
-                "Group: {}\tState: {}\tAssignor: {}\tMembers: {}",
+                "Group: {}\tState: {}\tAssignor: {}\tMembers: {}\tCoordinator: {}",
                 d.group,
                 d.state,
                 d.protocol,
-                d.members.len()
+                d.members.len(),
+                d.coordinator
             );
             for m in &d.members {
                 let parts: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();

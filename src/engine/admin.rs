@@ -1,7 +1,9 @@
 //! Admin requests: topics, cluster, offsets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::retry::{retry, Exhausted, RetryAction, RetryPolicy};
 
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Metadata, Topics};
 use crate::types::{
@@ -112,7 +114,6 @@ pub(crate) async fn create_topics(
 /// metadata shows a leader for every partition, so the topic is usable at
 /// once whichever broker a later request reaches.
 async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + cluster.config().api_timeout;
     let req = msg::MetadataRequest::default()
         .with_allow_auto_topic_creation(false)
         .with_topics(Some(
@@ -128,34 +129,52 @@ async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), Cl
         .keys()
         .copied()
         .collect();
+    let policy = RetryPolicy::within(
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+        cluster.config().api_timeout,
+    );
     for id in brokers {
-        loop {
-            let ready = match cluster.broker(id).await {
-                Ok(conn) => match conn.send(&req, versions::METADATA).await {
-                    Ok((resp, _)) => resp.topics.iter().all(|t| {
-                        t.error_code == 0
-                            && !t.partitions.is_empty()
-                            && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
-                    }),
-                    Err(_) => false,
-                },
-                // A broker that is down cannot serve stale metadata either.
-                Err(_) => true,
-            };
-            if ready {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(ClusterError::Timeout {
-                    what: format!(
-                        "waiting for leaders of {} on broker {id}",
-                        topics.join(", ")
-                    ),
-                    after: cluster.config().api_timeout,
-                    last: None,
+        let ready = retry(
+            policy,
+            || async {
+                let conn = match cluster.broker(id).await {
+                    Ok(c) => c,
+                    // A broker that is down cannot serve stale metadata either.
+                    Err(_) => return Ok(()),
+                };
+                let (resp, _) = conn.send(&req, versions::METADATA).await?;
+                let all = resp.topics.iter().all(|t| {
+                    t.error_code == 0
+                        && !t.partitions.is_empty()
+                        && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
                 });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                if all {
+                    Ok(())
+                } else {
+                    Err(ClusterError::LeaderNotAvailable {
+                        topic: topics.join(", "),
+                        partition: -1,
+                    })
+                }
+            },
+            // Not ready yet, or a transient failure: look again.
+            |_| RetryAction::Retry,
+            |_, _| {},
+        )
+        .await;
+        if let Err(Exhausted::Failed(e) | Exhausted::GaveUp { last: Some(e), .. }) = &ready {
+            tracing::debug!(broker = id, error = %e, "leaders not visible yet");
+        }
+        if ready.is_err() {
+            return Err(ClusterError::Timeout {
+                what: format!(
+                    "waiting for leaders of {} on broker {id}",
+                    topics.join(", ")
+                ),
+                after: cluster.config().api_timeout,
+                last: None,
+            });
         }
     }
     cluster.refresh(Topics::Some(topics)).await?;
@@ -433,21 +452,21 @@ pub(crate) async fn wait_for_records(
 ) -> Result<bool, ClusterError> {
     // A new partition may be in metadata before its leader serves fetches:
     // retry leadership errors; a broken connection is reported at once.
-    let c = cluster.config();
-    let deadline = Instant::now() + c.api_timeout;
-    let mut backoff = crate::backoff::Backoff::new(c.retry_backoff, c.retry_backoff_max);
-    loop {
-        match fetch_probe(cluster, tp, offset, max_wait).await {
-            Err(ClusterError::Broker { code, .. })
-                if crate::cluster::codes::needs_metadata_refresh(code.0)
-                    && Instant::now() < deadline =>
+    let result = retry(
+        cluster.retry_policy(),
+        || fetch_probe(cluster, tp, offset, max_wait),
+        |e| match e {
+            ClusterError::Broker { code, .. }
+                if crate::cluster::codes::needs_metadata_refresh(code.0) =>
             {
-                cluster.invalidate();
-                tokio::time::sleep(backoff.next_delay()).await;
+                RetryAction::RefreshMetadataAndRetry
             }
-            other => return other,
-        }
-    }
+            _ => RetryAction::NoRetry,
+        },
+        |_, _| cluster.invalidate(),
+    )
+    .await;
+    cluster.settle("Fetch", result)
 }
 
 async fn fetch_probe(

@@ -11,8 +11,8 @@ pub(crate) mod tasks;
 #[cfg(feature = "tls")]
 pub(crate) use crate::cluster::tls;
 pub(crate) use crate::cluster::wire::OutRecord;
+pub(crate) use crate::cluster::{reauthentication_count, Security};
 pub(crate) use crate::cluster::{
     too_large_limit, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
 };
-pub(crate) use crate::cluster::{reauthentication_count, Security};
 pub use crate::cluster::{Compression, ErrorCode};

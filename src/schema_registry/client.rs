@@ -14,7 +14,7 @@ use super::cache::FlightCache;
 use super::compat::CompatibilityLevel;
 use super::config::{BearerSource, SchemaRegistryConfig};
 use super::error::{Error, Result};
-use crate::Backoff;
+use crate::retry::{retry, Exhausted, RetryAction, RetryPolicy};
 
 const CONTENT: &str = "application/vnd.schemaregistry.v1+json";
 const ACCEPTS: &str =
@@ -498,81 +498,149 @@ impl SchemaRegistryClient {
         let inner = &*self.inner;
         let cfg = &inner.config;
         let body = body.map(|b| b.to_string());
-        let mut backoff = Backoff::new(cfg.retry_backoff, cfg.retry_backoff_max);
         let first = inner.next_base.load(Ordering::Relaxed);
-        let mut attempt: u32 = 0;
-        loop {
-            let index = (first + attempt as usize) % inner.bases.len();
-            let url = endpoint(&inner.bases[index], segments, query);
-            inner.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = inner
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, ACCEPTS);
-            if let Some(b) = &body {
-                req = req.header(CONTENT_TYPE, CONTENT).body(b.clone());
-            }
-            req = match &inner.auth {
-                Auth::None => req,
-                Auth::Basic(user, password) => req.basic_auth(user, Some(password.expose())),
-                Auth::Bearer(token) => req.bearer_auth(token.expose()),
-                Auth::Tokens(p) => {
-                    let t = p.token().await.map_err(|e| {
-                        Error::config(
-                            "bearer.auth.issuer.endpoint.url",
-                            format!("no bearer token: {e}"),
-                        )
-                    })?;
-                    req.bearer_auth(t.value.expose())
-                }
-            };
-            if let Some(c) = &cfg.bearer_logical_cluster {
-                req = req.header("target-sr-cluster", c);
-            }
-            if let Some(p) = &cfg.bearer_identity_pool {
-                req = req.header("Confluent-Identity-Pool-Id", p);
-            }
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    read_limited(resp).await.map(|bytes| (status, bytes))
-                }
-                Err(e) => Err(e),
-            };
-            let retry = attempt < cfg.max_retries;
-            match outcome {
-                Ok((_, None)) => {
-                    return Err(Error::InvalidResponse {
-                        operation: op.name.to_owned(),
-                        message: format!("answer larger than {MAX_RESPONSE_BYTES} bytes"),
-                    })
-                }
-                Ok((status, Some(bytes))) if status.is_success() => {
-                    return serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse {
-                        operation: op.name.to_owned(),
-                        message: format!("{e}; body: {}", snippet(&bytes)),
-                    });
-                }
-                Ok((status, Some(_))) if status.is_server_error() && retry => {
-                    tracing::debug!(%status, attempt, "schema registry {}: retrying", op.name);
-                }
-                Ok((status, Some(bytes))) => return Err(answer_error(status, &bytes, op)),
-                Err(e) if is_connection_error(&e) && retry => {
-                    tracing::debug!(error = %e, attempt, "schema registry {}: retrying", op.name);
+        let attempt = std::sync::atomic::AtomicUsize::new(0);
+        let policy = RetryPolicy {
+            backoff: cfg.retry_backoff,
+            backoff_max: cfg.retry_backoff_max,
+            deadline: None,
+            max_attempts: Some(cfg.max_retries.saturating_add(1)),
+        };
+        let result = retry(
+            policy,
+            || {
+                let n = attempt.fetch_add(1, Ordering::Relaxed);
+                let index = (first + n) % inner.bases.len();
+                self.attempt(op, &method, segments, query, body.as_deref(), index)
+            },
+            |e: &Attempt| match e {
+                Attempt::Retriable { .. } => RetryAction::Retry,
+                Attempt::Final(_) => RetryAction::NoRetry,
+            },
+            |e, _| {
+                if let Attempt::Retriable {
+                    rotate: Some(index),
+                    error,
+                } = e
+                {
+                    tracing::debug!(%error, "schema registry {}: retrying", op.name);
                     // Try the next URL first next time too.
                     inner.next_base.store(index + 1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    return Err(transport_error(
-                        e,
-                        &inner.bases[index],
-                        op,
-                        cfg.request_timeout,
-                    ))
-                }
+            },
+        )
+        .await;
+        match result {
+            Ok(v) => Ok(v),
+            Err(Exhausted::Failed(a) | Exhausted::GaveUp { last: Some(a), .. }) => {
+                Err(a.into_error())
             }
-            tokio::time::sleep(backoff.next_delay()).await;
-            attempt += 1;
+            Err(Exhausted::GaveUp { last: None, .. }) => Err(Error::Timeout {
+                operation: op.name.to_owned(),
+                after: cfg.request_timeout,
+            }),
+        }
+    }
+
+    /// One REST request to base URL `index`.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        op: &Op<'_>,
+        method: &Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&str>,
+        index: usize,
+    ) -> std::result::Result<T, Attempt> {
+        let inner = &*self.inner;
+        let cfg = &inner.config;
+        let url = endpoint(&inner.bases[index], segments, query);
+        inner.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = inner
+            .http
+            .request(method.clone(), url)
+            .header(ACCEPT, ACCEPTS);
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, CONTENT).body(b.to_owned());
+        }
+        req = match &inner.auth {
+            Auth::None => req,
+            Auth::Basic(user, password) => req.basic_auth(user, Some(password.expose())),
+            Auth::Bearer(token) => req.bearer_auth(token.expose()),
+            Auth::Tokens(p) => {
+                let t = p.token().await.map_err(|e| {
+                    Attempt::Final(Error::config(
+                        "bearer.auth.issuer.endpoint.url",
+                        format!("no bearer token: {e}"),
+                    ))
+                })?;
+                req.bearer_auth(t.value.expose())
+            }
+        };
+        if let Some(c) = &cfg.bearer_logical_cluster {
+            req = req.header("target-sr-cluster", c);
+        }
+        if let Some(p) = &cfg.bearer_identity_pool {
+            req = req.header("Confluent-Identity-Pool-Id", p);
+        }
+        let outcome = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                read_limited(resp).await.map(|bytes| (status, bytes))
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((_, None)) => Err(Attempt::Final(Error::InvalidResponse {
+                operation: op.name.to_owned(),
+                message: format!("answer larger than {MAX_RESPONSE_BYTES} bytes"),
+            })),
+            Ok((status, Some(bytes))) if status.is_success() => serde_json::from_slice(&bytes)
+                .map_err(|e| {
+                    Attempt::Final(Error::InvalidResponse {
+                        operation: op.name.to_owned(),
+                        message: format!("{e}; body: {}", snippet(&bytes)),
+                    })
+                }),
+            // 501 Not Implemented will not change by asking again.
+            Ok((status, Some(bytes)))
+                if status.is_server_error() && status != reqwest::StatusCode::NOT_IMPLEMENTED =>
+            {
+                Err(Attempt::Retriable {
+                    rotate: None,
+                    error: answer_error(status, &bytes, op),
+                })
+            }
+            Ok((status, Some(bytes))) => Err(Attempt::Final(answer_error(status, &bytes, op))),
+            Err(e) if is_connection_error(&e) => Err(Attempt::Retriable {
+                rotate: Some(index),
+                error: transport_error(e, &inner.bases[index], op, cfg.request_timeout),
+            }),
+            Err(e) => Err(Attempt::Final(transport_error(
+                e,
+                &inner.bases[index],
+                op,
+                cfg.request_timeout,
+            ))),
+        }
+    }
+}
+
+/// How one registry request failed.
+enum Attempt {
+    /// Worth another try (a 5xx or a connection failure; `rotate` names the
+    /// base URL that failed to connect).
+    Retriable {
+        rotate: Option<usize>,
+        error: Error,
+    },
+    Final(Error),
+}
+
+impl Attempt {
+    fn into_error(self) -> Error {
+        match self {
+            Attempt::Retriable { error, .. } | Attempt::Final(error) => error,
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::support::{client, unique};
 
 #[tokio::test]
 async fn api_versions_are_negotiated() {
+    let _bound = crate::support::watchdog("admin::api_versions_are_negotiated", 300);
     let client = client().await;
     let admin = client.admin();
     let cluster = admin.describe_cluster().await.unwrap();
@@ -46,6 +47,7 @@ async fn api_versions_are_negotiated() {
 
 #[tokio::test]
 async fn create_describe_list_offsets_delete() {
+    let _bound = crate::support::watchdog("admin::create_describe_list_offsets_delete", 300);
     let client = client().await;
     let admin = client.admin();
     let name = unique("admin");
@@ -117,6 +119,7 @@ async fn create_describe_list_offsets_delete() {
 
 #[tokio::test]
 async fn bad_requests_give_typed_errors() {
+    let _bound = crate::support::watchdog("admin::bad_requests_give_typed_errors", 300);
     let client = client().await;
     let admin = client.admin();
     let e = admin
@@ -138,6 +141,10 @@ async fn bad_requests_give_typed_errors() {
 
 #[tokio::test]
 async fn long_poll_sees_no_records_on_an_empty_partition() {
+    let _bound = crate::support::watchdog(
+        "admin::long_poll_sees_no_records_on_an_empty_partition",
+        300,
+    );
     let client = client().await;
     let admin = client.admin();
     let name = unique("poll");

@@ -16,6 +16,10 @@ fn dead_addr() -> String {
 
 #[tokio::test]
 async fn dead_first_address_falls_through_to_the_next() {
+    let _bound = crate::support::watchdog(
+        "bootstrap::dead_first_address_falls_through_to_the_next",
+        300,
+    );
     let list = format!("{},{}", dead_addr(), bootstrap());
     let client = builder(&list).build().await.unwrap_or_else(|e| {
         panic!("should bootstrap via the second address ({e}); is `scripts/harness up` running?")
@@ -31,6 +35,10 @@ async fn dead_first_address_falls_through_to_the_next() {
 
 #[tokio::test]
 async fn unreachable_bootstrap_fails_within_the_timeout() {
+    let _bound = crate::support::watchdog(
+        "bootstrap::unreachable_bootstrap_fails_within_the_timeout",
+        300,
+    );
     let timeout = Duration::from_millis(1500);
     let start = Instant::now();
     let e = builder(&format!("{},{}", dead_addr(), dead_addr()))
@@ -54,6 +62,10 @@ async fn unreachable_bootstrap_fails_within_the_timeout() {
 
 #[tokio::test]
 async fn invalid_config_is_rejected_before_connecting() {
+    let _bound = crate::support::watchdog(
+        "bootstrap::invalid_config_is_rejected_before_connecting",
+        300,
+    );
     let e = Client::builder()
         .set("request.timeout.ms", "-5")
         .build()
@@ -83,6 +95,7 @@ async fn invalid_config_is_rejected_before_connecting() {
 
 #[tokio::test]
 async fn properties_file_configures_the_client() {
+    let _bound = crate::support::watchdog("bootstrap::properties_file_configures_the_client", 300);
     let dir = std::env::temp_dir().join(format!("ki-props-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("client.properties");

@@ -8,6 +8,7 @@ use crate::support::{cluster_client, cluster_lock, unique, KilledNode};
 
 #[tokio::test]
 async fn replicated_topic_and_broker_failure() {
+    let _bound = crate::support::watchdog("cluster::replicated_topic_and_broker_failure", 420);
     let _serial = cluster_lock().await;
     let client = cluster_client().await;
     let admin = client.admin();

@@ -131,6 +131,10 @@ fn positions(records: &[ConsumerRecord]) -> Vec<(i32, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_split_six_partitions_and_read_everything_once() {
+    let _bound = crate::support::watchdog(
+        "consumer::three_members_split_six_partitions_and_read_everything_once",
+        300,
+    );
     let topic = topic_with(6, 3000).await;
     let group = unique("g3");
     let mut pollers = Vec::new();
@@ -223,6 +227,8 @@ async fn listening(group: &str, l: Arc<Recorder>, extra: &[(&str, &str)]) -> Con
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooperative_sticky_moves_only_what_it_must() {
+    let _bound =
+        crate::support::watchdog("consumer::cooperative_sticky_moves_only_what_it_must", 300);
     let topic = topic_with(6, 60).await;
     let group = unique("coop");
     let coop = [("partition.assignment.strategy", "cooperative-sticky")];
@@ -291,6 +297,10 @@ async fn cooperative_sticky_moves_only_what_it_must() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_close_rebalances_at_once_and_a_killed_member_expires() {
+    let _bound = crate::support::watchdog(
+        "consumer::graceful_close_rebalances_at_once_and_a_killed_member_expires",
+        300,
+    );
     let topic = topic_with(4, 0).await;
     let group = unique("leave");
     let a = consumer(&group, &[]).await;
@@ -344,6 +354,7 @@ async fn graceful_close_rebalances_at_once_and_a_killed_member_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncommitted_records_are_delivered_again() {
+    let _bound = crate::support::watchdog("consumer::uncommitted_records_are_delivered_again", 300);
     let topic = topic_with(1, 100).await;
     let group = unique("alo");
     let a = consumer(&group, &[("max.poll.records", "30")]).await;
@@ -378,6 +389,10 @@ async fn uncommitted_records_are_delivered_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_committed_on_revoke_are_where_the_next_owner_starts() {
+    let _bound = crate::support::watchdog(
+        "consumer::offsets_committed_on_revoke_are_where_the_next_owner_starts",
+        300,
+    );
     let topic = topic_with(2, 400).await;
     let group = unique("revoke");
     let la = Arc::new(Recorder {
@@ -434,6 +449,10 @@ async fn offsets_committed_on_revoke_are_where_the_next_owner_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_partition_gets_nothing_and_the_member_stays() {
+    let _bound = crate::support::watchdog(
+        "consumer::paused_partition_gets_nothing_and_the_member_stays",
+        300,
+    );
     let topic = topic_with(2, 0).await;
     let group = unique("pause");
     let c = consumer(&group, &[]).await;
@@ -489,6 +508,8 @@ async fn paused_partition_gets_nothing_and_the_member_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_member_restart_causes_no_rebalance() {
+    let _bound =
+        crate::support::watchdog("consumer::static_member_restart_causes_no_rebalance", 300);
     let topic = topic_with(4, 0).await;
     let group = unique("static");
     let a = consumer(&group, &[("group.instance.id", "instance-a")]).await;
@@ -524,6 +545,7 @@ async fn static_member_restart_causes_no_rebalance() {
 
 #[tokio::test]
 async fn assign_seek_committed_and_reset_none() {
+    let _bound = crate::support::watchdog("consumer::assign_seek_committed_and_reset_none", 300);
     let topic = topic_with(1, 50).await;
     let tp = TopicPartition::new(&topic, 0);
     let group = unique("assign");
@@ -558,6 +580,7 @@ async fn assign_seek_committed_and_reset_none() {
 
 #[tokio::test]
 async fn stream_yields_records_in_order() {
+    let _bound = crate::support::watchdog("consumer::stream_yields_records_in_order", 300);
     use futures_util::StreamExt;
     let topic = topic_with(1, 20).await;
     let c = consumer(&unique("stream"), &[]).await;

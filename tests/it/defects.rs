@@ -17,6 +17,10 @@ fn bounded<F: std::future::Future>(secs: u64, f: F) -> tokio::time::Timeout<F> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_and_close_return_after_every_callback_ran() {
+    let _bound = crate::support::watchdog(
+        "defects::flush_and_close_return_after_every_callback_ran",
+        300,
+    );
     bounded(300, async {
         let topic = unique("flush-cb");
         create_topic(&topic, 3).await;
@@ -63,6 +67,10 @@ async fn flush_and_close_return_after_every_callback_ran() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_record_fails_alone_and_the_rest_go_through() {
+    let _bound = crate::support::watchdog(
+        "defects::an_oversized_record_fails_alone_and_the_rest_go_through",
+        300,
+    );
     bounded(120, async {
         let admin = client().await.admin();
         let topic = unique("too-large");
@@ -143,6 +151,10 @@ async fn an_oversized_record_fails_alone_and_the_rest_go_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow() {
+    let _bound = crate::support::watchdog(
+        "defects::a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow",
+        300,
+    );
     bounded(120, async {
         let topic = unique("corrupt");
         create_topic(&topic, 2).await;
@@ -254,6 +266,10 @@ async fn a_batch_that_cannot_be_read_is_an_error_and_other_partitions_flow() {
 /// Member A stops polling, so a rebalance started by B waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_honours_its_timeout_during_a_rebalance_and_can_be_dropped() {
+    let _bound = crate::support::watchdog(
+        "defects::poll_honours_its_timeout_during_a_rebalance_and_can_be_dropped",
+        300,
+    );
     bounded(120, async {
         let topic = unique("poll-timeout");
         create_topic(&topic, 2).await;
@@ -308,6 +324,10 @@ async fn poll_honours_its_timeout_during_a_rebalance_and_can_be_dropped() {
 /// behind the JoinGroup on the one shared connection).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
+    let _bound = crate::support::watchdog(
+        "defects::a_pending_join_does_not_hold_back_fetches_or_commits",
+        300,
+    );
     bounded(120, async {
         let topic = unique("join-roles");
         create_topic(&topic, 4).await;
@@ -394,6 +414,8 @@ async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
 /// A panic in a background task is not lost: the next API call reports it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_task_failure_reaches_the_caller() {
+    let _bound =
+        crate::support::watchdog("defects::a_background_task_failure_reaches_the_caller", 300);
     bounded(60, async {
         let topic = unique("task-fail");
         create_topic(&topic, 1).await;

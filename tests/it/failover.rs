@@ -17,6 +17,10 @@ const KEYS: usize = 500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
+    let _bound = crate::support::watchdog(
+        "failover::leader_killed_mid_stream_loses_and_duplicates_nothing",
+        420,
+    );
     let _serial = cluster_lock().await;
     let admin = cluster_client().await.admin();
     let topic = unique("failover");
@@ -142,6 +146,10 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn offline_partition_times_out_each_record_and_blocks_a_full_buffer() {
+    let _bound = crate::support::watchdog(
+        "failover::offline_partition_times_out_each_record_and_blocks_a_full_buffer",
+        420,
+    );
     let _serial = cluster_lock().await;
     let admin = cluster_client().await.admin();
     let topic = unique("offline");

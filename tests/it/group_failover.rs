@@ -362,6 +362,10 @@ async fn run_with_kills(members: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_member_survives_two_broker_restarts() {
+    let _bound = crate::support::watchdog(
+        "group_failover::one_member_survives_two_broker_restarts",
+        420,
+    );
     tokio::time::timeout(Duration::from_secs(400), run_with_kills(1))
         .await
         .expect("bounded");
@@ -369,6 +373,10 @@ async fn one_member_survives_two_broker_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_survive_two_broker_restarts() {
+    let _bound = crate::support::watchdog(
+        "group_failover::three_members_survive_two_broker_restarts",
+        420,
+    );
     tokio::time::timeout(Duration::from_secs(400), run_with_kills(3))
         .await
         .expect("bounded");
@@ -376,6 +384,10 @@ async fn three_members_survive_two_broker_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_killed_while_a_member_joins() {
+    let _bound = crate::support::watchdog(
+        "group_failover::coordinator_killed_while_a_member_joins",
+        420,
+    );
     tokio::time::timeout(Duration::from_secs(400), async {
         let _serial = cluster_lock().await;
         let topic = new_topic().await;
@@ -437,6 +449,10 @@ async fn coordinator_killed_while_a_member_joins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_during_a_long_poll_fetch() {
+    let _bound = crate::support::watchdog(
+        "group_failover::broker_killed_during_a_long_poll_fetch",
+        420,
+    );
     tokio::time::timeout(Duration::from_secs(300), async {
         let _serial = cluster_lock().await;
         let topic = new_topic().await;

@@ -60,6 +60,7 @@ fn quick(addr: &str) -> kafka_ingest::ClientBuilder {
 
 #[tokio::test]
 async fn http_server_is_a_protocol_error() {
+    let _bound = crate::support::watchdog("hostile::http_server_is_a_protocol_error", 300);
     // "HTTP" read as a length prefix is ~1.2 GB: refused, not allocated.
     let addr = server(
         b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
@@ -76,6 +77,7 @@ async fn http_server_is_a_protocol_error() {
 
 #[tokio::test]
 async fn garbage_frame_is_a_protocol_error() {
+    let _bound = crate::support::watchdog("hostile::garbage_frame_is_a_protocol_error", 300);
     // A well-sized frame whose body is not an ApiVersions response.
     let addr = server(b"\x00\x00\x00\x06\x00\x00\x00\x01\xff\xff", true).await;
     let e = quick(&addr).build().await.unwrap_err();
@@ -87,6 +89,7 @@ async fn garbage_frame_is_a_protocol_error() {
 
 #[tokio::test]
 async fn silent_server_times_out() {
+    let _bound = crate::support::watchdog("hostile::silent_server_times_out", 300);
     let addr = server(b"", false).await;
     let start = std::time::Instant::now();
     let e = quick(&addr).build().await.unwrap_err();
@@ -99,6 +102,8 @@ async fn silent_server_times_out() {
 
 #[tokio::test]
 async fn wrong_correlation_id_closes_the_connection() {
+    let _bound =
+        crate::support::watchdog("hostile::wrong_correlation_id_closes_the_connection", 300);
     let addr = server(b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00", true).await;
     let e = quick(&addr).build().await.unwrap_err();
     assert!(
@@ -135,6 +140,7 @@ async fn recovers_after(reply: &'static [u8], close_after: bool) -> Error {
 
 #[tokio::test]
 async fn two_gigabyte_length_prefix_is_refused() {
+    let _bound = crate::support::watchdog("hostile::two_gigabyte_length_prefix_is_refused", 300);
     // 0x7fffffff: refused by receive.message.max.bytes before any buffer is made.
     const REPLY: &[u8] = b"\x7f\xff\xff\xff\x00\x00\x00\x01";
     let e = recovers_after(REPLY, false).await;
@@ -147,6 +153,10 @@ async fn two_gigabyte_length_prefix_is_refused() {
 
 #[tokio::test]
 async fn truncated_frame_then_close_is_a_connection_error() {
+    let _bound = crate::support::watchdog(
+        "hostile::truncated_frame_then_close_is_a_connection_error",
+        300,
+    );
     // Promises 100 bytes, sends 6, closes.
     const REPLY: &[u8] = b"\x00\x00\x00\x64\x00\x00\x00\x01\x00\x00";
     let e = recovers_after(REPLY, true).await;
@@ -170,6 +180,7 @@ async fn truncated_frame_then_close_is_a_connection_error() {
 
 #[tokio::test]
 async fn unknown_correlation_id_fails_the_request() {
+    let _bound = crate::support::watchdog("hostile::unknown_correlation_id_fails_the_request", 300);
     const REPLY: &[u8] = b"\x00\x00\x00\x08\x00\x00\x7f\x7f\x00\x00\x00\x00";
     let e = recovers_after(REPLY, false).await;
     assert!(
@@ -181,6 +192,7 @@ async fn unknown_correlation_id_fails_the_request() {
 
 #[tokio::test]
 async fn silent_broker_is_a_request_timeout() {
+    let _bound = crate::support::watchdog("hostile::silent_broker_is_a_request_timeout", 300);
     let e = recovers_after(b"", false).await;
     assert!(
         matches!(e, Error::Timeout { .. } | Error::NoBrokerAvailable { .. }),
@@ -192,6 +204,7 @@ async fn silent_broker_is_a_request_timeout() {
 
 #[tokio::test]
 async fn garbage_bytes_are_a_protocol_error() {
+    let _bound = crate::support::watchdog("hostile::garbage_bytes_are_a_protocol_error", 300);
     // A sane length, then bytes that are no ApiVersions response.
     const REPLY: &[u8] = b"\x00\x00\x00\x0c\x00\x00\x00\x01\xde\xad\xbe\xef\xde\xad\xbe\xef";
     let e = recovers_after(REPLY, false).await;
@@ -201,6 +214,7 @@ async fn garbage_bytes_are_a_protocol_error() {
 
 #[tokio::test]
 async fn hostile_array_count_is_a_protocol_error() {
+    let _bound = crate::support::watchdog("hostile::hostile_array_count_is_a_protocol_error", 300);
     // An ApiVersions v3 response whose api_keys count is 2^32-2: without the
     // codec's guard, kafka-protocol would try to allocate ~100 GB and abort.
     const REPLY: &[u8] = b"\x00\x00\x00\x0b\x00\x00\x00\x01\x00\x00\xff\xff\xff\xff\x0f";

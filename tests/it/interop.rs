@@ -14,6 +14,10 @@ fn hex(b: &Option<bytes::Bytes>) -> Option<String> {
 
 #[tokio::test]
 async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
+    let _bound = crate::support::watchdog(
+        "interop::records_produced_by_librdkafka_with_every_codec_read_identically",
+        300,
+    );
     for codec in Compression::ALL {
         let topic = unique(&format!("rdk-{codec}"));
         create_topic(&topic, 3).await;
@@ -84,6 +88,10 @@ async fn records_produced_by_librdkafka_with_every_codec_read_identically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
+    let _bound = crate::support::watchdog(
+        "interop::mixed_group_with_a_librdkafka_member_splits_partitions",
+        300,
+    );
     let topic = unique("mixed");
     create_topic(&topic, 6).await;
     produce(&topic, 0, 600).await;
@@ -146,6 +154,10 @@ async fn mixed_group_with_a_librdkafka_member_splits_partitions() {
 
 #[tokio::test]
 async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
+    let _bound = crate::support::watchdog(
+        "interop::committed_offsets_are_shared_with_librdkafka_both_ways",
+        300,
+    );
     let topic = unique("offs");
     create_topic(&topic, 2).await;
     produce(&topic, 0, 100).await;
@@ -203,6 +215,10 @@ async fn committed_offsets_are_shared_with_librdkafka_both_ways() {
 
 #[tokio::test]
 async fn read_committed_hides_aborted_transactions_and_markers() {
+    let _bound = crate::support::watchdog(
+        "interop::read_committed_hides_aborted_transactions_and_markers",
+        300,
+    );
     let topic = unique("txn");
     create_topic(&topic, 1).await;
     librdkafka(&[

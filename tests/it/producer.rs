@@ -28,6 +28,7 @@ fn hex(b: &Option<Bytes>) -> Option<String> {
 
 #[tokio::test]
 async fn murmur2_matches_java_for_10000_keys() {
+    let _bound = crate::support::watchdog("producer::murmur2_matches_java_for_10000_keys", 300);
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/murmur2.txt"
@@ -62,6 +63,8 @@ async fn murmur2_matches_java_for_10000_keys() {
 
 #[tokio::test]
 async fn every_codec_round_trips_through_librdkafka() {
+    let _bound =
+        crate::support::watchdog("producer::every_codec_round_trips_through_librdkafka", 300);
     let admin = client().await.admin();
     for codec in Compression::ALL {
         let topic = unique(&format!("codec-{codec}"));
@@ -133,6 +136,8 @@ async fn every_codec_round_trips_through_librdkafka() {
 
 #[tokio::test]
 async fn offsets_are_dense_and_ordered_per_partition() {
+    let _bound =
+        crate::support::watchdog("producer::offsets_are_dense_and_ordered_per_partition", 300);
     let admin = client().await.admin();
     let topic = unique("dense");
     admin
@@ -174,6 +179,7 @@ async fn offsets_are_dense_and_ordered_per_partition() {
 
 #[tokio::test]
 async fn acks_zero_and_one() {
+    let _bound = crate::support::watchdog("producer::acks_zero_and_one", 300);
     let admin = client().await.admin();
     let topic = unique("acks");
     admin
@@ -210,6 +216,7 @@ async fn acks_zero_and_one() {
 
 #[tokio::test]
 async fn callbacks_and_config_errors() {
+    let _bound = crate::support::watchdog("producer::callbacks_and_config_errors", 300);
     let topic = unique("cb");
     create_topic(&topic, 1).await;
     let p = producer(&[]).await;

@@ -343,6 +343,7 @@ fn schemas_directory_evolution_offline() {
 
 #[tokio::test]
 async fn registry_rest_api_and_typed_errors() {
+    let _bound = crate::support::watchdog("schema::registry_rest_api_and_typed_errors", 300);
     let reg = registry().await;
     let subject = unique("sr-api");
     let [(_, v1), (_, v2), _, (_, bad)] = evolution();
@@ -427,6 +428,8 @@ async fn registry_rest_api_and_typed_errors() {
 
 #[tokio::test]
 async fn compatibility_levels_global_and_per_subject() {
+    let _bound =
+        crate::support::watchdog("schema::compatibility_levels_global_and_per_subject", 300);
     let reg = registry().await;
     let subject = unique("sr-config");
     reg.register(&subject, &schema_file("ingest_event_v1"))
@@ -456,6 +459,10 @@ async fn compatibility_levels_global_and_per_subject() {
 /// registry accepts; the local checker must give the same verdict each step.
 #[tokio::test]
 async fn schemas_evolution_local_checker_agrees_with_registry() {
+    let _bound = crate::support::watchdog(
+        "schema::schemas_evolution_local_checker_agrees_with_registry",
+        300,
+    );
     let reg = registry().await;
     let files = evolution();
     let mut table = Vec::new();
@@ -544,6 +551,7 @@ fn transitive(l: CompatibilityLevel) -> CompatibilityLevel {
 
 #[tokio::test]
 async fn steady_state_serde_makes_zero_http_calls() {
+    let _bound = crate::support::watchdog("schema::steady_state_serde_makes_zero_http_calls", 300);
     let reg = registry().await;
     let topic = unique("sr-warm");
     let v2 = schema_file("ingest_event_v2");
@@ -589,6 +597,7 @@ async fn steady_state_serde_makes_zero_http_calls() {
 
 #[tokio::test]
 async fn bad_bytes_and_bad_values_are_typed_errors() {
+    let _bound = crate::support::watchdog("schema::bad_bytes_and_bad_values_are_typed_errors", 300);
     let reg = registry().await;
     let topic = unique("sr-bad");
     let v1 = schema_file("ingest_event_v1");
@@ -661,6 +670,7 @@ async fn bad_bytes_and_bad_values_are_typed_errors() {
 
 #[tokio::test]
 async fn subject_strategies_and_serializer_modes() {
+    let _bound = crate::support::watchdog("schema::subject_strategies_and_serializer_modes", 300);
     let reg = registry().await;
     let topic = unique("sr-strat");
     // A unique record name: RecordNameStrategy subjects are shared across topics.
@@ -779,6 +789,7 @@ async fn read_all(topic: &str, n: usize) -> Vec<kafka_ingest::ConsumerRecord> {
 
 #[tokio::test]
 async fn end_to_end_evolution_through_kafka() {
+    let _bound = crate::support::watchdog("schema::end_to_end_evolution_through_kafka", 300);
     let reg = registry().await;
     let topic = unique("sr-e2e");
     create_topic(&topic, 1).await;

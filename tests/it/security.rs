@@ -130,26 +130,35 @@ async fn round_trip(name: &str, extra: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn sasl_plain_round_trip() {
+    let _bound = crate::support::watchdog("security::sasl_plain_round_trip", 300);
     round_trip("plain", &[]).await;
 }
 
 #[tokio::test]
 async fn sasl_scram_sha_256_round_trip() {
+    let _bound = crate::support::watchdog("security::sasl_scram_sha_256_round_trip", 300);
     round_trip("scram-sha-256", &[]).await;
 }
 
 #[tokio::test]
 async fn sasl_scram_sha_512_round_trip() {
+    let _bound = crate::support::watchdog("security::sasl_scram_sha_512_round_trip", 300);
     round_trip("scram-sha-512", &[]).await;
 }
 
 #[tokio::test]
 async fn sasl_oauthbearer_unsecured_jwt_round_trip() {
+    let _bound =
+        crate::support::watchdog("security::sasl_oauthbearer_unsecured_jwt_round_trip", 300);
     round_trip("oauthbearer", &[]).await;
 }
 
 #[tokio::test]
 async fn sasl_oauthbearer_oidc_client_credentials_round_trip() {
+    let _bound = crate::support::watchdog(
+        "security::sasl_oauthbearer_oidc_client_credentials_round_trip",
+        300,
+    );
     round_trip("oidc", &[]).await;
 }
 
@@ -204,6 +213,10 @@ async fn refused(props: Vec<(String, String)>, mechanism: &str, secret: &str) ->
 
 #[tokio::test]
 async fn sasl_wrong_passwords_and_unknown_users_are_refused() {
+    let _bound = crate::support::watchdog(
+        "security::sasl_wrong_passwords_and_unknown_users_are_refused",
+        300,
+    );
     let wrong = "not-the-password-7731";
     let jaas = |user: &str| {
         format!(
@@ -255,6 +268,8 @@ impl TokenProvider for Expired {
 
 #[tokio::test]
 async fn sasl_expired_oauthbearer_token_is_refused() {
+    let _bound =
+        crate::support::watchdog("security::sasl_expired_oauthbearer_token_is_refused", 300);
     bounded("expired token", async {
         let e = Client::builder()
             .properties(props("oauthbearer", &[]))
@@ -285,6 +300,7 @@ impl TokenProvider for Counting {
 
 #[tokio::test]
 async fn sasl_token_provider_in_code() {
+    let _bound = crate::support::watchdog("security::sasl_token_provider_in_code", 300);
     bounded("token provider", async {
         let tokens = Arc::new(Counting(
             UnsecuredJwtProvider::new("carol"),
@@ -304,6 +320,10 @@ async fn sasl_token_provider_in_code() {
 
 #[tokio::test]
 async fn sasl_reauthentication_keeps_a_producer_running() {
+    let _bound = crate::support::watchdog(
+        "security::sasl_reauthentication_keeps_a_producer_running",
+        300,
+    );
     // The REAUTH listener ends sessions after 3 s (KIP-368); the producer
     // must re-authenticate in place, again and again, without an error.
     tokio::time::timeout(Duration::from_secs(90), async {
@@ -379,6 +399,10 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn secrets_never_appear_in_debug_display_or_logs() {
+    let _bound = crate::support::watchdog(
+        "security::secrets_never_appear_in_debug_display_or_logs",
+        300,
+    );
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -482,6 +506,7 @@ fn unauthorized(e: kafka_ingest::schema_registry::Error) {
 
 #[tokio::test]
 async fn registry_basic_auth() {
+    let _bound = crate::support::watchdog("security::registry_basic_auth", 300);
     bounded("registry basic auth", async {
         registry_round_trip(registry_config("registry", &[])).await;
         let wrong = registry_config(
@@ -523,6 +548,10 @@ async fn registry_basic_auth() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_registry_https_with_bearer_and_basic_auth() {
+    let _bound = crate::support::watchdog(
+        "security::tls_registry_https_with_bearer_and_basic_auth",
+        300,
+    );
     bounded("registry https", async {
         registry_round_trip(registry_config("registry-https", &[])).await;
         let no_token = registry_config("registry-https", &[("bearer.auth.credentials.source", "")]);
@@ -577,24 +606,29 @@ async fn tls_registry_https_with_bearer_and_basic_auth() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_ssl_round_trip() {
+    let _bound = crate::support::watchdog("security::tls_ssl_round_trip", 300);
     round_trip("ssl", &[]).await;
 }
 
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_mtls_round_trip_with_an_encrypted_key() {
+    let _bound =
+        crate::support::watchdog("security::tls_mtls_round_trip_with_an_encrypted_key", 300);
     round_trip("mtls", &[]).await;
 }
 
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_sasl_ssl_round_trip() {
+    let _bound = crate::support::watchdog("security::tls_sasl_ssl_round_trip", 300);
     round_trip("sasl-ssl", &[]).await;
 }
 
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_inline_pem_round_trip() {
+    let _bound = crate::support::watchdog("security::tls_inline_pem_round_trip", 300);
     let tls = config_path("ssl").replace("clients/ssl.properties", "tls");
     let read = |f: &str| std::fs::read_to_string(format!("{tls}/{f}")).unwrap();
     let (ca, cert, key) = (read("ca.pem"), read("client.pem"), read("client.key"));
@@ -615,6 +649,10 @@ async fn tls_inline_pem_round_trip() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_wrong_host_refused_unless_verification_is_off() {
+    let _bound = crate::support::watchdog(
+        "security::tls_wrong_host_refused_unless_verification_is_off",
+        300,
+    );
     let e = refused(props("wrong-host", &[]), "SSL", PASSWORD).await;
     assert!(e.contains("not valid for name"), "{e}");
     bounded("wrong host, no verification", async {
@@ -634,6 +672,7 @@ async fn tls_wrong_host_refused_unless_verification_is_off() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_untrusted_ca_is_refused() {
+    let _bound = crate::support::watchdog("security::tls_untrusted_ca_is_refused", 300);
     let other = config_path("ssl").replace("clients/ssl.properties", "tls/other-ca.pem");
     for name in ["ssl", "sasl-ssl", "wrong-host"] {
         let e = refused(
@@ -655,6 +694,10 @@ async fn tls_untrusted_ca_is_refused() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_mtls_without_a_client_certificate_is_refused() {
+    let _bound = crate::support::watchdog(
+        "security::tls_mtls_without_a_client_certificate_is_refused",
+        300,
+    );
     let e = refused(
         props(
             "mtls",
@@ -680,6 +723,10 @@ async fn tls_mtls_without_a_client_certificate_is_refused() {
 #[cfg(not(feature = "tls"))]
 #[tokio::test]
 async fn ssl_without_the_tls_feature_is_a_config_error() {
+    let _bound = crate::support::watchdog(
+        "security::ssl_without_the_tls_feature_is_a_config_error",
+        300,
+    );
     let e = Client::builder()
         .set("security.protocol", "SASL_SSL")
         .build()
@@ -721,6 +768,10 @@ fn set_scram_password(user: &str, password: &str) {
 
 #[tokio::test]
 async fn sasl_credentials_revoked_mid_run_surface_in_send_and_poll() {
+    let _bound = crate::support::watchdog(
+        "security::sasl_credentials_revoked_mid_run_surface_in_send_and_poll",
+        300,
+    );
     // On the REAUTH listener sessions end after 3 s: once the password
     // changes, the next re-authentication fails and nothing may retry forever.
     let user = unique("rot");

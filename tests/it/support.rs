@@ -205,3 +205,31 @@ pub fn init_logging() {
         }
     });
 }
+
+/// Bounds a test: if it is still running after `secs`, the test binary
+/// aborts with a message naming it, so a hang fails CI instead of stalling
+/// it. Dropped when the test returns (or panics).
+#[must_use]
+pub fn watchdog(test: &'static str, secs: u64) -> Watchdog {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs(secs))
+        {
+            eprintln!("test {test} is still running after {secs} s: it hangs; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+/// See [`watchdog`].
+pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
