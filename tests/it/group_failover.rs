@@ -366,9 +366,7 @@ async fn one_member_survives_two_broker_restarts() {
         "group_failover::one_member_survives_two_broker_restarts",
         420,
     );
-    tokio::time::timeout(Duration::from_secs(400), run_with_kills(1))
-        .await
-        .expect("bounded");
+    run_with_kills(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,9 +375,7 @@ async fn three_members_survive_two_broker_restarts() {
         "group_failover::three_members_survive_two_broker_restarts",
         420,
     );
-    tokio::time::timeout(Duration::from_secs(400), run_with_kills(3))
-        .await
-        .expect("bounded");
+    run_with_kills(3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,63 +384,59 @@ async fn coordinator_killed_while_a_member_joins() {
         "group_failover::coordinator_killed_while_a_member_joins",
         420,
     );
-    tokio::time::timeout(Duration::from_secs(400), async {
-        let _serial = cluster_lock().await;
-        let topic = new_topic().await;
-        let group = unique("gfj");
-        let log = Arc::new(Log::default());
-        let mut ms = vec![
-            start_member(0, &group, &topic, log.clone()).await,
-            start_member(1, &group, &topic, log.clone()).await,
-        ];
-        const N: usize = 40_000;
-        let sent = Arc::new(AtomicUsize::new(0));
-        let producer = produce(&topic, N, 4_000, sent.clone());
-        wait_all_seen(&log, 2_000, Duration::from_secs(60)).await;
-        let coordinator = coordinator_of(&group).await;
-        // A third member joins (a rebalance starts) as the coordinator dies.
-        let killer = kill_later(
-            coordinator,
-            Duration::from_millis(100),
-            Duration::from_secs(6),
-        );
-        ms.push(start_member(2, &group, &topic, log.clone()).await);
-        killer.await.unwrap();
-        tokio::time::timeout(Duration::from_secs(180), producer)
+    let _serial = cluster_lock().await;
+    let topic = new_topic().await;
+    let group = unique("gfj");
+    let log = Arc::new(Log::default());
+    let mut ms = vec![
+        start_member(0, &group, &topic, log.clone()).await,
+        start_member(1, &group, &topic, log.clone()).await,
+    ];
+    const N: usize = 40_000;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let producer = produce(&topic, N, 4_000, sent.clone());
+    wait_all_seen(&log, 2_000, Duration::from_secs(60)).await;
+    let coordinator = coordinator_of(&group).await;
+    // A third member joins (a rebalance starts) as the coordinator dies.
+    let killer = kill_later(
+        coordinator,
+        Duration::from_millis(100),
+        Duration::from_secs(6),
+    );
+    ms.push(start_member(2, &group, &topic, log.clone()).await);
+    killer.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(180), producer)
+        .await
+        .expect("producer done")
+        .unwrap();
+    wait_all_seen(&log, N, Duration::from_secs(120)).await;
+    // All three members end up sharing the partitions.
+    let start = Instant::now();
+    loop {
+        let desc = cluster_client()
             .await
-            .expect("producer done")
+            .admin()
+            .describe_group(&group)
+            .await
             .unwrap();
-        wait_all_seen(&log, N, Duration::from_secs(120)).await;
-        // All three members end up sharing the partitions.
-        let start = Instant::now();
-        loop {
-            let desc = cluster_client()
-                .await
-                .admin()
-                .describe_group(&group)
-                .await
-                .unwrap();
-            let sizes: Vec<usize> = desc.members.iter().map(|m| m.assignment.len()).collect();
-            if desc.state == "Stable" && sizes.len() == 3 && sizes.iter().all(|s| *s == 2) {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "group did not settle: {desc:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let sizes: Vec<usize> = desc.members.iter().map(|m| m.assignment.len()).collect();
+        if desc.state == "Stable" && sizes.len() == 3 && sizes.iter().all(|s| *s == 2) {
+            break;
         }
-        for m in ms {
-            m.stop().await;
-        }
-        let longest = check(&log, &topic, &group, N).await;
         assert!(
-            longest < SESSION_TIMEOUT + Duration::from_secs(10),
-            "the group stalled for {longest:?}"
+            start.elapsed() < Duration::from_secs(60),
+            "group did not settle: {desc:?}"
         );
-    })
-    .await
-    .expect("bounded");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for m in ms {
+        m.stop().await;
+    }
+    let longest = check(&log, &topic, &group, N).await;
+    assert!(
+        longest < SESSION_TIMEOUT + Duration::from_secs(10),
+        "the group stalled for {longest:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,70 +445,66 @@ async fn broker_killed_during_a_long_poll_fetch() {
         "group_failover::broker_killed_during_a_long_poll_fetch",
         420,
     );
-    tokio::time::timeout(Duration::from_secs(300), async {
-        let _serial = cluster_lock().await;
-        let topic = new_topic().await;
-        let admin = cluster_client().await.admin();
-        let leader = admin.describe_topic(&topic).await.unwrap().partitions[0]
-            .leader
-            .unwrap();
-        let request_timeout = Duration::from_secs(10);
-        let consumer = Consumer::builder()
-            .bootstrap(&cluster_bootstrap())
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.max.wait.ms", "5000")
-            .set(
-                "request.timeout.ms",
-                &request_timeout.as_millis().to_string(),
-            )
-            .build()
-            .await
-            .unwrap();
-        let tp = TopicPartition::new(&topic, 0);
-        consumer.assign(std::slice::from_ref(&tp)).await.unwrap();
-        // Caught up on an empty partition: the fetch now long-polls the leader.
-        assert!(consumer
-            .poll(Duration::from_secs(2))
-            .await
-            .unwrap()
-            .is_empty());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let killed = tokio::task::spawn_blocking(move || KilledNode::kill(leader))
-            .await
-            .unwrap();
-        let producer = Producer::builder()
-            .bootstrap(&cluster_bootstrap())
-            .set("request.timeout.ms", "10000")
-            .build()
-            .await
-            .unwrap();
-        let meta = producer
-            .send(
-                ProducerRecord::new(&topic)
-                    .partition(0)
-                    .value("after the kill"),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        let acked = Instant::now();
-        let mut got = Vec::new();
-        while got.is_empty() {
-            got = consumer.poll(Duration::from_millis(500)).await.unwrap();
-            assert!(
-                acked.elapsed() < request_timeout + Duration::from_secs(10),
-                "the record written to the new leader did not arrive"
-            );
-        }
-        eprintln!("record arrived {:?} after its ack", acked.elapsed());
-        assert_eq!(got[0].offset, meta.offset);
-        producer.close(Duration::from_secs(10)).await;
-        consumer.close().await;
-        tokio::task::spawn_blocking(move || killed.restart())
-            .await
-            .unwrap();
-    })
-    .await
-    .expect("bounded");
+    let _serial = cluster_lock().await;
+    let topic = new_topic().await;
+    let admin = cluster_client().await.admin();
+    let leader = admin.describe_topic(&topic).await.unwrap().partitions[0]
+        .leader
+        .unwrap();
+    let request_timeout = Duration::from_secs(10);
+    let consumer = Consumer::builder()
+        .bootstrap(&cluster_bootstrap())
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.wait.ms", "5000")
+        .set(
+            "request.timeout.ms",
+            &request_timeout.as_millis().to_string(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let tp = TopicPartition::new(&topic, 0);
+    consumer.assign(std::slice::from_ref(&tp)).await.unwrap();
+    // Caught up on an empty partition: the fetch now long-polls the leader.
+    assert!(consumer
+        .poll(Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed = tokio::task::spawn_blocking(move || KilledNode::kill(leader))
+        .await
+        .unwrap();
+    let producer = Producer::builder()
+        .bootstrap(&cluster_bootstrap())
+        .set("request.timeout.ms", "10000")
+        .build()
+        .await
+        .unwrap();
+    let meta = producer
+        .send(
+            ProducerRecord::new(&topic)
+                .partition(0)
+                .value("after the kill"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let acked = Instant::now();
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got = consumer.poll(Duration::from_millis(500)).await.unwrap();
+        assert!(
+            acked.elapsed() < request_timeout + Duration::from_secs(10),
+            "the record written to the new leader did not arrive"
+        );
+    }
+    eprintln!("record arrived {:?} after its ack", acked.elapsed());
+    assert_eq!(got[0].offset, meta.offset);
+    producer.close(Duration::from_secs(10)).await;
+    consumer.close().await;
+    tokio::task::spawn_blocking(move || killed.restart())
+        .await
+        .unwrap();
 }
