@@ -18,6 +18,7 @@ mod error;
 #[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
 pub mod internals;
+pub mod metrics;
 pub mod producer;
 pub mod retry;
 pub mod schema_registry;

@@ -72,6 +72,16 @@ impl Cluster {
         &self.cfg
     }
 
+    /// Throttling seen on this cluster's connections.
+    pub(crate) fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.cfg.conn.stats;
+        crate::metrics::ThrottleMetrics {
+            throttled_responses: s.throttled_responses.load(Relaxed),
+            throttle_time_ms_total: s.throttle_ms_total.load(Relaxed),
+        }
+    }
+
     /// The current snapshot, however old.
     pub(crate) fn cached(&self) -> Arc<Metadata> {
         self.meta.read().unwrap_or_else(|p| p.into_inner()).clone()

@@ -217,6 +217,11 @@ impl Consumer {
         &self.inner.engine.tasks
     }
 
+    /// Broker throttling (KIP-219) this client has honoured so far.
+    pub fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
+        self.inner.cluster.throttle_metrics()
+    }
+
     fn mode(&self) -> Mode {
         *self.inner.mode.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -216,6 +216,11 @@ impl Producer {
         &self.inner.engine.tasks
     }
 
+    /// Broker throttling (KIP-219) this client has honoured so far.
+    pub fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
+        self.inner.engine.cluster.throttle_metrics()
+    }
+
     /// Whether this producer runs idempotently.
     pub fn is_idempotent(&self) -> bool {
         self.inner.engine.config().idempotent

@@ -275,3 +275,78 @@ async fn callbacks_and_config_errors() {
         .unwrap_err();
     assert!(matches!(e, kafka_ingest::Error::Closed), "{e:?}");
 }
+
+/// A `producer_byte_rate` client quota: the broker answers with
+/// `throttle_time_ms`, the producer holds back for that long (KIP-219) and
+/// stays near the quota instead of being muted, and every record arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_quota_throttles_and_the_producer_honours_it() {
+    let _bound = crate::support::watchdog(
+        "producer::client_quota_throttles_and_the_producer_honours_it",
+        300,
+    );
+    let topic = unique("quota");
+    create_topic(&topic, 1).await;
+    let client_id = unique("quota-client");
+    // The broker rates over an ~10 s window: 150 KB at 10 KB/s is over it.
+    const RATE: usize = 10_000; // bytes/s
+    let quota = |op: &str, cfg: &str| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/harness");
+        let out = std::process::Command::new(script)
+            .args([
+                "tool",
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server",
+                &bootstrap(),
+                "--alter",
+                op,
+                cfg,
+                "--entity-type",
+                "clients",
+                "--entity-name",
+                &client_id,
+            ])
+            .output()
+            .expect("run ConfigCommand");
+        assert!(
+            out.status.success(),
+            "ConfigCommand: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    quota("--add-config", &format!("producer_byte_rate={RATE}"));
+    tokio::time::sleep(Duration::from_secs(2)).await; // quotas reach the broker asynchronously
+    let p = producer(&[("client.id", client_id.as_str()), ("linger.ms", "5")]).await;
+    let start = std::time::Instant::now();
+    let mut futs = Vec::new();
+    const N: usize = 150;
+    for i in 0..N {
+        futs.push(
+            p.send(ProducerRecord::new(&topic).value(vec![i as u8; 1000]))
+                .await
+                .unwrap(),
+        );
+    }
+    for f in futs {
+        f.await.expect("delivered despite the quota");
+    }
+    let elapsed = start.elapsed();
+    let m = p.throttle_metrics();
+    eprintln!("{N} KB in {elapsed:?} under a {RATE} B/s quota; {m:?}");
+    assert!(m.throttled_responses > 0, "the broker throttled us: {m:?}");
+    assert!(m.throttle_time_ms_total > 0);
+    // Held back by the quota (a generous bound: no timing is asserted tightly).
+    assert!(
+        elapsed > Duration::from_secs(2),
+        "{N} KB at {RATE} B/s cannot take {elapsed:?}"
+    );
+    p.close(Duration::from_secs(10)).await;
+    quota("--delete-config", "producer_byte_rate");
+    let end = client()
+        .await
+        .admin()
+        .list_offsets(&[(TopicPartition::new(&topic, 0), OffsetSpec::Latest)])
+        .await
+        .unwrap();
+    assert_eq!(end.values().next().unwrap().offset, N as i64);
+}
