@@ -11,5 +11,6 @@ mod consumer;
 mod failover;
 mod hostile;
 mod interop;
+mod metadata;
 mod producer;
 mod schema;
