@@ -126,56 +126,10 @@ async fn demo(rec: Record, process: Duration, out: Option<(Producer, String)>) -
 }
 
 fn log(e: &Event, status: bool) {
-    let line = match e {
-        Event::Retrying {
-            at,
-            attempt,
-            delay,
-            error,
-        } => {
-            format!("retry {at}: attempt {attempt} failed ({error}); again in {delay:?}")
-        }
-        Event::Forwarded {
-            at,
-            attempt,
-            topic,
-            error,
-        } => {
-            format!("retry {at}: attempt {attempt} failed ({error}); forwarded to {topic}")
-        }
-        Event::DeadLettered {
-            at,
-            origin,
-            attempt,
-            topic,
-            error,
-            ..
-        } => {
-            format!("dead letter {at} (origin {origin}) after attempt {attempt}: {error}; sent to {topic}")
-        }
-        Event::ForwardFailed { at, topic, error } => {
-            format!("forward of {at} to {topic} failed: {error}")
-        }
-        Event::BreakerOpen { partition } => {
-            format!("DLQ breaker open: {partition} paused until reset")
-        }
-        Event::OffsetMapFull {
-            partition,
-            bytes,
-            limit,
-        } => {
-            format!("offset map of {partition} is {bytes} of {limit} bytes: taking no new work")
-        }
-        Event::CommitFailed { error } => format!("commit failed: {error}"),
-        Event::MetadataIgnored { partition, error } => {
-            format!("committed offset map of {partition} ignored: {error}")
-        }
-        _ => format!("{e:?}"),
-    };
     if status {
         eprint!("\r\x1b[K");
     }
-    eprintln!("{line}");
+    eprintln!("{e}");
 }
 
 fn status_line(h: &PipelineHandle) -> String {
@@ -202,7 +156,8 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
     {
         consumer = consumer.set("auto.offset.reset", "earliest");
     }
-    let producer = g.producer_builder()?.build().await?;
+    // Every forward and output record is awaited: lingering only adds latency.
+    let producer = g.producer_builder()?.set("linger.ms", "0").build().await?;
     let status = std::io::stderr().is_terminal();
     let retry = Retry::exponential(
         Duration::from_millis(a.backoff_ms),

@@ -961,3 +961,94 @@ pub(crate) fn record_bytes(r: &ConsumerRecord) -> usize {
         + r.value.as_ref().map_or(0, |v| v.len())
         + headers::size(&r.headers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offset_map::OffsetMap;
+    use bytes::Bytes;
+
+    fn rec(topic: &str, partition: i32, offset: i64, key: &str) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp: 0,
+            log_append_time: false,
+            key: Some(Bytes::copy_from_slice(key.as_bytes())),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Vec::new(),
+        }
+    }
+
+    fn core() -> Core {
+        let cfg = Config {
+            topics: vec!["t".into()],
+            ..Config::default()
+        };
+        Core::new(Arc::new(cfg), Instant::now())
+    }
+
+    #[test]
+    fn a_late_completion_never_touches_the_new_owner() {
+        let mut c = core();
+        let tp = TopicPartition::new("t", 0);
+        c.add(tp.clone(), Tracker::new(Some(0), OffsetMap::default()));
+        c.accept(vec![rec("t", 0, 0, "a"), rec("t", 0, 1, "b")], Instant::now(), 0);
+        let jobs = c.next_jobs(Instant::now());
+        assert_eq!(jobs.len(), 2);
+        c.begin_revoke(std::slice::from_ref(&tp));
+        c.remove(std::slice::from_ref(&tp));
+        // Reassigned to us; the old jobs finish afterwards.
+        c.add(tp.clone(), Tracker::new(Some(0), OffsetMap::default()));
+        for j in jobs {
+            c.finish(j, Done::Processed);
+        }
+        let points = c.commit_points(None);
+        assert_eq!(points[0].2.offset, 0, "the new state saw no completion");
+        assert_eq!(c.metrics().processed, 0);
+        assert_eq!(c.metrics().in_flight, 0);
+    }
+
+    #[test]
+    fn same_key_waits_for_its_retry_other_keys_do_not() {
+        let mut c = core();
+        let tp = TopicPartition::new("t", 0);
+        c.add(tp.clone(), Tracker::new(Some(0), OffsetMap::default()));
+        let now = Instant::now();
+        c.accept(
+            vec![rec("t", 0, 0, "a"), rec("t", 0, 1, "a"), rec("t", 0, 2, "b")],
+            now,
+            0,
+        );
+        let mut jobs = c.next_jobs(now);
+        let offsets: Vec<i64> = jobs.iter().map(|j| j.work.rec.offset).collect();
+        assert_eq!(offsets, vec![0, 2], "one per key");
+        let b = jobs.pop().unwrap();
+        let a = jobs.pop().unwrap();
+        let err = HandlerError::new(crate::FailureKind::Retryable, "x", "y");
+        c.retry_later(a, Duration::from_millis(50), &err, now);
+        c.finish(b, Done::Processed);
+        assert!(c.next_jobs(now).is_empty(), "key a is held by its retry");
+        c.tick(now + Duration::from_millis(60), 0);
+        let again = c.next_jobs(now + Duration::from_millis(60));
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].work.rec.offset, 0, "the retry runs before offset 1");
+    }
+
+    #[test]
+    fn pauses_of_partitions_that_stay_survive_a_revoke_of_others() {
+        let mut c = core();
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        c.add(p0.clone(), Tracker::default());
+        c.add(p1.clone(), Tracker::default());
+        c.set_manual(Some(std::slice::from_ref(&p0)), true);
+        assert_eq!(c.pause_changes(), (vec![p0.clone()], vec![]));
+        c.begin_revoke(std::slice::from_ref(&p1));
+        c.remove(std::slice::from_ref(&p1));
+        assert_eq!(c.pause_changes(), (vec![], vec![]), "p0 stays paused, unchanged");
+        assert_eq!(c.metrics().paused.get(&Reason::Manual), Some(&1));
+        c.set_manual(Some(std::slice::from_ref(&p0)), false);
+        assert_eq!(c.pause_changes(), (vec![], vec![p0]));
+    }
+}

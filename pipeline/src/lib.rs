@@ -25,7 +25,7 @@
 //!     .retry_topics(["1s", "10s"])        // tiers; then the DLQ
 //!     .dead_letter_topic("{topic}-dlt")
 //!     .build()?;
-//! let handle = pipeline.handle();         // shutdown(), metrics(), pause(), ...
+//! let control = pipeline.handle();        // shutdown(), metrics(), pause(), ...
 //! let metrics = pipeline.run(|rec| async move { handle(rec).await }).await?;
 //! # Ok(()) }
 //! ```

@@ -328,6 +328,7 @@ fn decode_bits(mut buf: &[u8], committed: i64) -> Result<OffsetMap, MapError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -145,3 +145,36 @@ pub enum Event {
         error: String,
     },
 }
+
+/// One log line per event: `retry ...` for retries in place and forwards
+/// to a tier, `dead letter ...` for the DLQ.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Retrying { at, attempt, delay, error } => {
+                write!(f, "retry {at}: attempt {attempt} failed ({error}); again in {delay:?}")
+            }
+            Event::Forwarded { at, attempt, topic, error } => {
+                write!(f, "retry {at}: attempt {attempt} failed ({error}); forwarded to {topic}")
+            }
+            Event::DeadLettered { at, origin, attempt, topic, error, .. } => write!(
+                f,
+                "dead letter {at} (origin {origin}) after attempt {attempt}: {error}; sent to {topic}"
+            ),
+            Event::ForwardFailed { at, topic, error } => {
+                write!(f, "forward of {at} to {topic} failed: {error}; trying again")
+            }
+            Event::BreakerOpen { partition } => {
+                write!(f, "DLQ breaker open: {partition} paused until reset")
+            }
+            Event::OffsetMapFull { partition, bytes, limit } => write!(
+                f,
+                "offset map of {partition} is {bytes} of {limit} bytes: taking no new work"
+            ),
+            Event::CommitFailed { error } => write!(f, "commit failed: {error}"),
+            Event::MetadataIgnored { partition, error } => {
+                write!(f, "committed offset map of {partition} ignored: {error}")
+            }
+        }
+    }
+}

@@ -489,48 +489,9 @@ async fn timer_task(s: Arc<Shared>) {
 
 fn log_event(e: &Event) {
     match e {
-        Event::Retrying {
-            at,
-            attempt,
-            delay,
-            error,
-        } => {
-            tracing::info!(%at, attempt, ?delay, %error, "retrying in place")
-        }
-        Event::Forwarded {
-            at,
-            attempt,
-            topic,
-            error,
-        } => {
-            tracing::info!(%at, attempt, %topic, %error, "forwarded to a retry tier")
-        }
-        Event::DeadLettered {
-            at,
-            origin,
-            topic,
-            error,
-            ..
-        } => {
-            tracing::warn!(%at, %origin, %topic, %error, "dead-lettered")
-        }
-        Event::ForwardFailed { at, topic, error } => {
-            tracing::warn!(%at, %topic, %error, "forward failed; retrying")
-        }
-        Event::BreakerOpen { partition } => {
-            tracing::error!(%partition, "DLQ breaker open: partition paused until reset")
-        }
-        Event::OffsetMapFull {
-            partition,
-            bytes,
-            limit,
-        } => {
-            tracing::warn!(%partition, bytes, limit, "offset map full: partition takes no new work")
-        }
-        Event::CommitFailed { error } => tracing::warn!(%error, "commit failed"),
-        Event::MetadataIgnored { partition, error } => {
-            tracing::warn!(%partition, %error, "committed offset map ignored")
-        }
+        Event::Retrying { .. } | Event::Forwarded { .. } => tracing::info!("{e}"),
+        Event::BreakerOpen { .. } => tracing::error!("{e}"),
+        _ => tracing::warn!("{e}"),
     }
 }
 
@@ -793,7 +754,10 @@ async fn metadata_limit(admin: &Admin) -> usize {
     let read = async {
         let broker = admin.describe_cluster().await.ok()?.brokers.first()?.id;
         let res = ConfigResource::Broker(broker);
-        let configs = admin.describe_configs(&[res.clone()]).await.ok()?;
+        let configs = admin
+            .describe_configs(std::slice::from_ref(&res))
+            .await
+            .ok()?;
         configs
             .get(&res)?
             .get("offset.metadata.max.bytes")?

@@ -2,6 +2,8 @@
 //! deliveries, completions, failures, commits, revokes and crashes against
 //! a model of what really completed. No broker.
 
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::BTreeSet;
 
 use base64::Engine as _;

@@ -17,7 +17,10 @@ async fn commit_with_metadata_round_trips() {
         TopicPartition::new(&topic, 0),
         TopicPartition::new(&topic, 1),
     );
-    let none = c.committed_with_metadata(&[p0.clone()]).await.unwrap();
+    let none = c
+        .committed_with_metadata(std::slice::from_ref(&p0))
+        .await
+        .unwrap();
     assert_eq!(none[&p0], None, "nothing committed yet");
 
     let mut offsets = BTreeMap::new();
@@ -34,9 +37,15 @@ async fn commit_with_metadata_round_trips() {
     c.commit_offsets(&BTreeMap::from([(p0.clone(), 0)]))
         .await
         .unwrap();
-    let got = c.committed_with_metadata(&[p0.clone()]).await.unwrap();
+    let got = c
+        .committed_with_metadata(std::slice::from_ref(&p0))
+        .await
+        .unwrap();
     assert_eq!(got[&p0], Some(OffsetAndMetadata::new(0, "")));
-    assert_eq!(c.committed(&[p0.clone()]).await.unwrap()[&p0], Some(0));
+    assert_eq!(
+        c.committed(std::slice::from_ref(&p0)).await.unwrap()[&p0],
+        Some(0)
+    );
 
     // Longer than offset.metadata.max.bytes (4096 by default): a typed broker error.
     let huge = BTreeMap::from([(p0.clone(), OffsetAndMetadata::new(0, "x".repeat(5000)))]);

@@ -52,7 +52,10 @@ async fn restart_skips_what_the_offset_map_says_is_done() {
 
     let tp = TopicPartition::new(&topic, 0);
     let c = consumer(&group).build().await.unwrap();
-    let committed = c.committed_with_metadata(&[tp.clone()]).await.unwrap()[&tp]
+    let committed = c
+        .committed_with_metadata(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp]
         .clone()
         .expect("committed");
     c.close().await;
@@ -80,7 +83,11 @@ async fn restart_skips_what_the_offset_map_says_is_done() {
     assert_eq!(*seen.lock().unwrap(), vec![0]);
     assert_eq!(m.skipped, 199);
     let c = consumer(&group).build().await.unwrap();
-    let committed = c.committed_with_metadata(&[tp.clone()]).await.unwrap()[&tp].clone();
+    let committed = c
+        .committed_with_metadata(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp]
+        .clone();
     c.close().await;
     assert_eq!(committed, Some(OffsetAndMetadata::new(200, "")));
 }
@@ -138,7 +145,11 @@ async fn a_full_offset_map_stops_new_work_until_it_shrinks() {
     );
     let tp = TopicPartition::new(&topic, 0);
     let probe = consumer(&group).build().await.unwrap();
-    let committed = probe.committed_with_metadata(&[tp.clone()]).await.unwrap()[&tp].clone();
+    let committed = probe
+        .committed_with_metadata(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp]
+        .clone();
     if let Some(c) = &committed {
         assert!(
             c.metadata.len() <= limit,
@@ -154,7 +165,11 @@ async fn a_full_offset_map_stops_new_work_until_it_shrinks() {
     .await;
     let m = run.stop().await;
     assert!(!m.paused.contains_key(&Reason::OffsetMap));
-    let committed = probe.committed_with_metadata(&[tp.clone()]).await.unwrap()[&tp].clone();
+    let committed = probe
+        .committed_with_metadata(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp]
+        .clone();
     probe.close().await;
     assert_eq!(committed, Some(OffsetAndMetadata::new(n as i64, "")));
 }
