@@ -579,6 +579,17 @@ async fn dlq_replay_twice_replays_once() {
         "--dry-run",
     ]);
     assert_eq!(counts(&out)["replayed"], 10, "{out}");
+    let elsewhere = unique("replay-to");
+    let (_, out, _) = run_cli(&[
+        "dlq",
+        "replay",
+        "--topic",
+        &dlt,
+        "--to",
+        &elsewhere,
+        "--dry-run",
+    ]);
+    assert_eq!(counts(&out)["replayed"], 10, "{out}");
     assert_eq!(end_sum(&topic).await, before, "a dry run sends nothing");
 
     let (code, out, err) = run_cli(&["dlq", "replay", "--topic", &dlt, "--rate", "50"]);

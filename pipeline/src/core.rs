@@ -994,7 +994,11 @@ mod tests {
         let mut c = core();
         let tp = TopicPartition::new("t", 0);
         c.add(tp.clone(), Tracker::new(Some(0), OffsetMap::default()));
-        c.accept(vec![rec("t", 0, 0, "a"), rec("t", 0, 1, "b")], Instant::now(), 0);
+        c.accept(
+            vec![rec("t", 0, 0, "a"), rec("t", 0, 1, "b")],
+            Instant::now(),
+            0,
+        );
         let jobs = c.next_jobs(Instant::now());
         assert_eq!(jobs.len(), 2);
         c.begin_revoke(std::slice::from_ref(&tp));
@@ -1017,7 +1021,11 @@ mod tests {
         c.add(tp.clone(), Tracker::new(Some(0), OffsetMap::default()));
         let now = Instant::now();
         c.accept(
-            vec![rec("t", 0, 0, "a"), rec("t", 0, 1, "a"), rec("t", 0, 2, "b")],
+            vec![
+                rec("t", 0, 0, "a"),
+                rec("t", 0, 1, "a"),
+                rec("t", 0, 2, "b"),
+            ],
             now,
             0,
         );
@@ -1033,7 +1041,10 @@ mod tests {
         c.tick(now + Duration::from_millis(60), 0);
         let again = c.next_jobs(now + Duration::from_millis(60));
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].work.rec.offset, 0, "the retry runs before offset 1");
+        assert_eq!(
+            again[0].work.rec.offset, 0,
+            "the retry runs before offset 1"
+        );
     }
 
     #[test]
@@ -1046,7 +1057,11 @@ mod tests {
         assert_eq!(c.pause_changes(), (vec![p0.clone()], vec![]));
         c.begin_revoke(std::slice::from_ref(&p1));
         c.remove(std::slice::from_ref(&p1));
-        assert_eq!(c.pause_changes(), (vec![], vec![]), "p0 stays paused, unchanged");
+        assert_eq!(
+            c.pause_changes(),
+            (vec![], vec![]),
+            "p0 stays paused, unchanged"
+        );
         assert_eq!(c.metrics().paused.get(&Reason::Manual), Some(&1));
         c.set_manual(Some(std::slice::from_ref(&p0)), false);
         assert_eq!(c.pause_changes(), (vec![], vec![p0]));

@@ -252,3 +252,52 @@ async fn foreign_and_forged_metadata_are_rejected() {
     .await;
     run.stop().await;
 }
+
+/// Shutdown cancels a handler that outlives the shutdown timeout, commits
+/// what completed (the cancelled record stays uncommitted) and leaves.
+#[tokio::test]
+async fn shutdown_cancels_after_its_timeout_and_commits_the_rest() {
+    let topic = unique("omap-stop");
+    create_topic(&topic, 1).await;
+    let records: Vec<_> = (0..20)
+        .map(|i| (0, format!("k{i}"), format!("{i}")))
+        .collect();
+    produce(&topic, &records).await;
+    let group = unique("omap-stop-g");
+    let builder = Pipeline::builder(consumer(&group), producer().await)
+        .topics([&topic])
+        .ordering(Ordering::Unordered)
+        .shutdown_timeout(Duration::from_millis(500));
+    let run = Running::start(builder, |rec| async move {
+        if rec.offset == 5 {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(())
+    });
+    run.wait("all but the hung one", Duration::from_secs(30), |m| {
+        m.processed == 19
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let m = run.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(m.processed, 19);
+    let tp = TopicPartition::new(&topic, 0);
+    let c = consumer(&group).build().await.unwrap();
+    let committed = c
+        .committed_with_metadata(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp]
+        .clone()
+        .expect("committed on shutdown");
+    c.close().await;
+    assert_eq!(committed.offset, 5);
+    let map = OffsetMap::decode(&committed.metadata, 5, Some(20)).unwrap();
+    assert_eq!(map.ranges(), &[6..20]);
+    let g = client().await.admin().describe_group(&group).await.unwrap();
+    assert!(g.members.is_empty(), "left the group: {g:?}");
+}
