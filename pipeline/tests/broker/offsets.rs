@@ -15,6 +15,17 @@ use kafka_ingest_pipeline::{
 
 use crate::support::*;
 
+/// The group's committed offset and metadata of `tp`.
+async fn committed_of(group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+    let c = consumer(group).build().await.unwrap();
+    let found = c
+        .committed_with_metadata(std::slice::from_ref(tp))
+        .await
+        .unwrap();
+    c.close().await;
+    found[tp].clone()
+}
+
 fn stuck() -> HandlerError {
     HandlerError::new(FailureKind::Retryable, "test::Stuck", "not yet")
 }
@@ -51,14 +62,7 @@ async fn restart_skips_what_the_offset_map_says_is_done() {
     assert_eq!(m.processed, 199);
 
     let tp = TopicPartition::new(&topic, 0);
-    let c = consumer(&group).build().await.unwrap();
-    let committed = c
-        .committed_with_metadata(std::slice::from_ref(&tp))
-        .await
-        .unwrap()[&tp]
-        .clone()
-        .expect("committed");
-    c.close().await;
+    let committed = committed_of(&group, &tp).await.expect("committed");
     assert_eq!(committed.offset, 0, "never past the incomplete record");
     let map = OffsetMap::decode(&committed.metadata, 0, Some(200)).unwrap();
     assert_eq!(map.ranges(), &[1..200]);
@@ -82,13 +86,7 @@ async fn restart_skips_what_the_offset_map_says_is_done() {
     let m = run.stop().await;
     assert_eq!(*seen.lock().unwrap(), vec![0]);
     assert_eq!(m.skipped, 199);
-    let c = consumer(&group).build().await.unwrap();
-    let committed = c
-        .committed_with_metadata(std::slice::from_ref(&tp))
-        .await
-        .unwrap()[&tp]
-        .clone();
-    c.close().await;
+    let committed = committed_of(&group, &tp).await;
     assert_eq!(committed, Some(OffsetAndMetadata::new(200, "")));
 }
 
@@ -144,12 +142,7 @@ async fn a_full_offset_map_stops_new_work_until_it_shrinks() {
         m.processed
     );
     let tp = TopicPartition::new(&topic, 0);
-    let probe = consumer(&group).build().await.unwrap();
-    let committed = probe
-        .committed_with_metadata(std::slice::from_ref(&tp))
-        .await
-        .unwrap()[&tp]
-        .clone();
+    let committed = committed_of(&group, &tp).await;
     if let Some(c) = &committed {
         assert!(
             c.metadata.len() <= limit,
@@ -165,12 +158,7 @@ async fn a_full_offset_map_stops_new_work_until_it_shrinks() {
     .await;
     let m = run.stop().await;
     assert!(!m.paused.contains_key(&Reason::OffsetMap));
-    let committed = probe
-        .committed_with_metadata(std::slice::from_ref(&tp))
-        .await
-        .unwrap()[&tp]
-        .clone();
-    probe.close().await;
+    let committed = committed_of(&group, &tp).await;
     assert_eq!(committed, Some(OffsetAndMetadata::new(n as i64, "")));
 }
 
@@ -287,14 +275,9 @@ async fn shutdown_cancels_after_its_timeout_and_commits_the_rest() {
     );
     assert_eq!(m.processed, 19);
     let tp = TopicPartition::new(&topic, 0);
-    let c = consumer(&group).build().await.unwrap();
-    let committed = c
-        .committed_with_metadata(std::slice::from_ref(&tp))
+    let committed = committed_of(&group, &tp)
         .await
-        .unwrap()[&tp]
-        .clone()
         .expect("committed on shutdown");
-    c.close().await;
     assert_eq!(committed.offset, 5);
     let map = OffsetMap::decode(&committed.metadata, 5, Some(20)).unwrap();
     assert_eq!(map.ranges(), &[6..20]);
