@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::engine::{admin, Cluster};
 use crate::error::{Error, Result};
 use crate::types::{
-    ApiSupport, ClusterDescription, GroupDescription, ListedOffset, NewTopic, OffsetSpec,
-    TopicDescription, TopicPartition,
+    ApiSupport, ClusterDescription, ConfigEntry, ConfigResource, GroupDescription, ListedOffset,
+    NewTopic, OffsetSpec, TopicDescription, TopicPartition,
 };
 
 /// Cluster administration. Cheap to clone; shares the client's connections.
@@ -104,6 +104,15 @@ impl Admin {
     /// The APIs the client uses, with the broker's range and the version chosen.
     pub async fn api_versions(&self, broker: i32) -> Result<Vec<ApiSupport>> {
         Ok(admin::api_versions(&self.cluster, broker).await?)
+    }
+
+    /// Configs of topics and brokers (DescribeConfigs), by resource and name.
+    /// A broker resource is asked of that broker, so its dynamic values show.
+    pub async fn describe_configs(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>> {
+        Ok(admin::describe_configs(&self.cluster, resources).await?)
     }
 
     /// Members, assignment, committed offsets, log-end offsets and lag of a group.

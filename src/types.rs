@@ -228,6 +228,68 @@ pub struct GroupDescription {
     pub offsets: Vec<GroupOffset>,
 }
 
+/// A committed offset with its metadata string (Java's `OffsetAndMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct OffsetAndMetadata {
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Free-form metadata stored with the commit; at most the broker's
+    /// `offset.metadata.max.bytes` (default 4096) bytes.
+    pub metadata: String,
+}
+
+impl OffsetAndMetadata {
+    /// An offset with metadata.
+    pub fn new(offset: i64, metadata: impl Into<String>) -> Self {
+        OffsetAndMetadata {
+            offset,
+            metadata: metadata.into(),
+        }
+    }
+}
+
+/// A resource whose configs [`describe_configs`](crate::Admin::describe_configs) reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigResource {
+    /// A topic's configs.
+    Topic(String),
+    /// One broker's configs, by broker id.
+    Broker(i32),
+}
+
+impl ConfigResource {
+    pub(crate) fn wire(&self) -> (i8, String) {
+        match self {
+            ConfigResource::Topic(t) => (2, t.clone()),
+            ConfigResource::Broker(id) => (4, id.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigResource::Topic(t) => write!(f, "topic `{t}`"),
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+        }
+    }
+}
+
+/// One config value as the broker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Config name, e.g. `retention.ms`.
+    pub name: String,
+    /// The value; `None` when sensitive or unset.
+    pub value: Option<String>,
+    /// Whether the value cannot be changed at runtime.
+    pub read_only: bool,
+    /// Whether the value is the default (not set on the resource or broker).
+    pub is_default: bool,
+    /// Whether the value is sensitive (and therefore hidden).
+    pub sensitive: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

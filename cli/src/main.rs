@@ -1,7 +1,9 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
 mod consume;
+mod dlq;
 mod perf;
+mod pipeline;
 mod produce;
 mod schema;
 mod topics;
@@ -56,6 +58,11 @@ enum Command {
     Perf(perf::PerfCmd),
     /// Schema registry: offline compatibility checks, register, get, compat, config.
     Schema(schema::SchemaArgs),
+    /// Run the ingestion pipeline with the built-in demo handler.
+    Pipeline(pipeline::PipelineArgs),
+    /// Dead-letter topics: replay.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCmd),
 }
 
 /// Client settings shared by every subcommand.
@@ -153,6 +160,8 @@ fn main() -> ExitCode {
             Command::Groups(cmd) => consume::groups(&global, cmd).await,
             Command::Perf(cmd) => perf::run(&global, cmd).await,
             Command::Schema(args) => Ok(schema::run(args).await),
+            Command::Pipeline(args) => pipeline::run(&global, args).await,
+            Command::Dlq(cmd) => dlq::run(&global, cmd).await,
         }
     });
     match result {

@@ -43,7 +43,7 @@ use crate::engine::consumer::group::{Group, GroupConfig, Joined};
 use crate::engine::consumer::{ConsumerEngine, FetchConfig};
 use crate::engine::{admin, Cluster, ClusterError};
 use crate::error::{Error, Result};
-use crate::types::{OffsetSpec, TopicPartition};
+use crate::types::{OffsetAndMetadata, OffsetSpec, TopicPartition};
 
 /// A record read from Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -587,6 +587,17 @@ impl Consumer {
         Ok(self.group()?.commit(offsets).await?)
     }
 
+    /// Commits explicit offsets, each with a metadata string (at most the
+    /// broker's `offset.metadata.max.bytes`; a longer one fails with
+    /// `OFFSET_METADATA_TOO_LARGE`), and waits.
+    pub async fn commit_offsets_with_metadata(
+        &self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
+        self.check_open()?;
+        Ok(self.group()?.commit_with_metadata(offsets).await?)
+    }
+
     /// Commits the current positions in the background; the handle yields the outcome.
     pub fn commit_async(&self) -> tokio::task::JoinHandle<Result<()>> {
         let c = self.clone();
@@ -600,6 +611,15 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
         Ok(self.group()?.committed(partitions).await?)
+    }
+
+    /// Committed offsets of `partitions` with the metadata stored beside
+    /// them (`None` where nothing is committed; `""` when committed without).
+    pub async fn committed_with_metadata(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>> {
+        Ok(self.group()?.committed_with_metadata(partitions).await?)
     }
 
     /// The next offset `poll` will return for `tp`, once known.

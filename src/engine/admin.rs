@@ -7,9 +7,9 @@ use crate::retry::{retry, Exhausted, RetryAction, RetryPolicy};
 
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Metadata, Topics};
 use crate::types::{
-    ApiSupport, BrokerDescription, ClusterDescription, GroupDescription, GroupMember, GroupOffset,
-    ListedOffset, NewTopic, OffsetSpec, PartitionDescription, TopicDescription, TopicId,
-    TopicPartition,
+    ApiSupport, BrokerDescription, ClusterDescription, ConfigEntry, ConfigResource,
+    GroupDescription, GroupMember, GroupOffset, ListedOffset, NewTopic, OffsetSpec,
+    PartitionDescription, TopicDescription, TopicId, TopicPartition,
 };
 
 fn name(n: &str) -> msg::TopicName {
@@ -629,4 +629,76 @@ async fn describe_group_once(
         members,
         offsets,
     })
+}
+
+/// Configs of topics and brokers. Topics are asked of any broker in one
+/// request; each broker resource of that broker itself (as Java does).
+pub(crate) async fn describe_configs(
+    cluster: &Cluster,
+    resources: &[ConfigResource],
+) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>, ClusterError> {
+    let mut out = BTreeMap::new();
+    let (topics, brokers): (Vec<&ConfigResource>, Vec<&ConfigResource>) = resources
+        .iter()
+        .partition(|r| matches!(r, ConfigResource::Topic(_)));
+    let mut groups: Vec<(Option<i32>, Vec<&ConfigResource>)> = Vec::new();
+    if !topics.is_empty() {
+        groups.push((None, topics));
+    }
+    for b in brokers {
+        if let ConfigResource::Broker(id) = b {
+            groups.push((Some(*id), vec![b]));
+        }
+    }
+    for (node, group) in groups {
+        let req = msg::DescribeConfigsRequest::default().with_resources(
+            group
+                .iter()
+                .map(|r| {
+                    let (ty, name) = r.wire();
+                    msg::describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(ty)
+                        .with_resource_name(msg::StrBytes::from_string(name))
+                        .with_configuration_keys(None)
+                })
+                .collect(),
+        );
+        let resp = cluster
+            .retrying("DescribeConfigs", || async {
+                let conn = match node {
+                    Some(id) => cluster.broker(id).await?,
+                    None => cluster.any_broker().await?,
+                };
+                let (resp, _) = conn.send(&req, versions::DESCRIBE_CONFIGS).await?;
+                Ok(resp)
+            })
+            .await?;
+        for (resource, result) in group.into_iter().zip(resp.results) {
+            if let Some(code) = ErrorCode::check(result.error_code) {
+                return Err(ClusterError::broker(
+                    format!("describing the configs of {resource}"),
+                    code,
+                    result.error_message.map(|m| m.to_string()),
+                ));
+            }
+            let entries = result
+                .configs
+                .into_iter()
+                .map(|c| {
+                    let name = c.name.to_string();
+                    let entry = ConfigEntry {
+                        name: name.clone(),
+                        value: c.value.map(|v| v.to_string()),
+                        read_only: c.read_only,
+                        // ConfigSource DEFAULT_CONFIG (v1+).
+                        is_default: c.config_source == 5,
+                        sensitive: c.is_sensitive,
+                    };
+                    (name, entry)
+                })
+                .collect();
+            out.insert(resource.clone(), entries);
+        }
+    }
+    Ok(out)
 }

@@ -13,6 +13,7 @@ mod failover;
 mod group_failover;
 mod hostile;
 mod interop;
+mod metadata;
 mod producer;
 mod schema;
 mod security;

@@ -17,7 +17,7 @@ use crate::cluster::wire::{
 use crate::cluster::{msg, versions, Cluster, ClusterError, Connection, ErrorCode, Role, Topics};
 use crate::engine::tasks::Tasks;
 use crate::retry::{retry, Class, Exhausted, RetryAction, RetryPolicy};
-use crate::types::TopicPartition;
+use crate::types::{OffsetAndMetadata, TopicPartition};
 
 use crate::cluster::codes as code;
 
@@ -484,6 +484,18 @@ impl Group {
         &self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), ClusterError> {
+        let with: BTreeMap<TopicPartition, OffsetAndMetadata> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o, "")))
+            .collect();
+        self.commit_with_metadata(&with).await
+    }
+
+    /// Commits offsets with metadata strings.
+    pub(crate) async fn commit_with_metadata(
+        &self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), ClusterError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -520,6 +532,17 @@ impl Group {
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, ClusterError> {
         self.with_coordinator("OffsetFetch", Role::Group, |conn| async move {
             offsets::committed(&conn, &self.cfg.group_id, tps).await
+        })
+        .await
+    }
+
+    /// Committed offsets of `tps` with their metadata.
+    pub(crate) async fn committed_with_metadata(
+        &self,
+        tps: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>, ClusterError> {
+        self.with_coordinator("OffsetFetch", Role::Group, |conn| async move {
+            offsets::committed_with_metadata(&conn, &self.cfg.group_id, tps).await
         })
         .await
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::{msg, versions, ClusterError, Connection, ErrorCode};
-use crate::types::TopicPartition;
+use crate::types::{OffsetAndMetadata, TopicPartition};
 
 fn name(t: &str) -> msg::TopicName {
     msg::TopicName(msg::StrBytes::from_string(t.to_owned()))
@@ -29,6 +29,19 @@ pub(crate) async fn committed(
     group: &str,
     tps: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, Option<i64>>, ClusterError> {
+    let found = committed_with_metadata(conn, group, tps).await?;
+    Ok(found
+        .into_iter()
+        .map(|(tp, o)| (tp, o.map(|o| o.offset)))
+        .collect())
+}
+
+/// Committed offsets and their metadata (`None` where nothing is committed).
+pub(crate) async fn committed_with_metadata(
+    conn: &Connection,
+    group: &str,
+    tps: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>, ClusterError> {
     let topics = by_topic(tps.iter().map(|tp| (tp.clone(), ())))
         .into_iter()
         .map(|(t, ps)| {
@@ -59,7 +72,11 @@ pub(crate) async fn committed(
                     None,
                 ));
             }
-            out.insert(tp, (p.committed_offset >= 0).then_some(p.committed_offset));
+            let found = (p.committed_offset >= 0).then(|| OffsetAndMetadata {
+                offset: p.committed_offset,
+                metadata: p.metadata.map(|m| m.to_string()).unwrap_or_default(),
+            });
+            out.insert(tp, found);
         }
     }
     Ok(out)
@@ -74,13 +91,13 @@ pub(crate) struct Committer {
     pub instance_id: Option<String>,
 }
 
-/// Commits `offsets` (the next offset to consume, as Kafka expects).
+/// Commits `offsets` (the next offset to consume, as Kafka expects) with their metadata.
 pub(crate) async fn commit(
     conn: &Connection,
     who: &Committer,
-    offsets: &BTreeMap<TopicPartition, i64>,
+    offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
 ) -> Result<(), ClusterError> {
-    let topics = by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), *o)))
+    let topics = by_topic(offsets.iter().map(|(tp, o)| (tp.clone(), o.clone())))
         .into_iter()
         .map(|(t, ps)| {
             msg::offset_commit_request::OffsetCommitRequestTopic::default()
@@ -90,9 +107,9 @@ pub(crate) async fn commit(
                         .map(|(p, o)| {
                             msg::offset_commit_request::OffsetCommitRequestPartition::default()
                                 .with_partition_index(p)
-                                .with_committed_offset(o)
+                                .with_committed_offset(o.offset)
                                 .with_committed_leader_epoch(-1)
-                                .with_committed_metadata(Some(s("")))
+                                .with_committed_metadata(Some(s(&o.metadata)))
                         })
                         .collect(),
                 )
