@@ -25,6 +25,8 @@ pub(crate) enum PerfCmd {
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         throughput: i64,
         /// Producer property KEY=VALUE (repeatable), e.g. acks=1, compression.type=lz4.
+        // Applied in command-line order with -X (settings::explicit_settings).
+        #[allow(dead_code)]
         #[arg(long = "producer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
     },
@@ -35,16 +37,11 @@ pub(crate) enum PerfCmd {
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
         /// Consumer property KEY=VALUE (repeatable).
+        // Applied in command-line order with -X (settings::explicit_settings).
+        #[allow(dead_code)]
         #[arg(long = "consumer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
     },
-}
-
-fn kv(props: &[String]) -> Vec<(String, String)> {
-    props
-        .iter()
-        .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
 }
 
 pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
@@ -54,13 +51,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             num_records,
             record_size,
             throughput,
-            props,
+            props: _,
         } => {
-            let producer = global
-                .producer_builder()?
-                .properties(kv(&props))
-                .build()
-                .await?;
+            let producer = global.reaching(global.producer_builder(&[]).build()).await?;
             // Random-looking but fixed payload, like ProducerPerformance's.
             let payload = Bytes::from(
                 (0..record_size)
@@ -119,9 +112,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
         PerfCmd::Consume {
             topic,
             num_records,
-            props,
+            props: _,
         } => {
-            let client = global.builder()?.build().await?;
+            let client = global.client().await?;
             let t = client.admin().describe_topic(&topic).await?;
             client.close();
             let tps: Vec<TopicPartition> = t
@@ -129,11 +122,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 .iter()
                 .map(|p| TopicPartition::new(&topic, p.partition))
                 .collect();
-            let consumer = global
-                .consumer_builder()?
-                .properties(kv(&props))
-                .build()
-                .await?;
+            let consumer = global.reaching(global.consumer_builder(&[]).build()).await?;
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
             let start = Instant::now();
