@@ -101,7 +101,7 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
         ConfigsCmd::Describe { entity, all } => match entity.resource() {
             Some(r) => {
                 let d = admin.describe_configs(std::slice::from_ref(&r)).await?;
-                println!("Configs of {r}:");
+                crate::out!("Configs of {r}:");
                 for e in d.iter().flat_map(|d| &d.entries) {
                     if e.is_default && !all {
                         continue;
@@ -111,7 +111,7 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
                     } else {
                         e.value.clone().unwrap_or_else(|| "null".into())
                     };
-                    println!(
+                    crate::out!(
                         "  {}={value}\t{}{}",
                         e.name,
                         e.source.name(),
@@ -134,10 +134,10 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
                         .collect(),
                     strict: true,
                 };
-                println!("Quotas of {}:", entity_text(&entity));
+                crate::out!("Quotas of {}:", entity_text(&entity));
                 for q in admin.describe_client_quotas(&filter).await? {
                     for (k, v) in &q.values {
-                        println!("  {k}={v:?}");
+                        crate::out!("  {k}={v:?}");
                     }
                 }
             }
@@ -164,7 +164,7 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
                         .collect();
                     ops.extend(delete.iter().cloned().map(AlterConfigOp::Delete));
                     admin.incremental_alter_configs(&[(r.clone(), ops)]).await?;
-                    println!("altered the configs of {r}");
+                    crate::out!("altered the configs of {r}");
                 }
                 None => {
                     let mut ops = Vec::new();
@@ -182,7 +182,7 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
                             ops,
                         }])
                         .await?;
-                    println!("altered the quotas of {}", entity_text(&entity));
+                    crate::out!("altered the quotas of {}", entity_text(&entity));
                 }
             }
         }

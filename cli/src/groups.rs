@@ -142,7 +142,7 @@ async fn partitions(admin: &Admin, specs: &[String]) -> Result<Vec<TopicPartitio
 }
 
 fn print_group(d: &GroupDescription) {
-    println!(
+    crate::out!(
         "Group: {}\tType: {}\tState: {}\tAssignor: {}\tMembers: {}\tCoordinator: {}",
         d.group,
         d.group_type,
@@ -153,7 +153,7 @@ fn print_group(d: &GroupDescription) {
     );
     for m in &d.members {
         let parts: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();
-        println!(
+        crate::out!(
             "  Member: {}{}\tClient: {}\tHost: {}\tPartitions: {}",
             m.member_id,
             m.instance_id
@@ -165,9 +165,9 @@ fn print_group(d: &GroupDescription) {
             parts.join(",")
         );
     }
-    println!("TOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG\tOWNER");
+    crate::out!("TOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG\tOWNER");
     for o in &d.offsets {
-        println!(
+        crate::out!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             o.partition.topic,
             o.partition.partition,
@@ -190,9 +190,9 @@ pub(crate) async fn run(global: &Global, cmd: GroupsCmd) -> Result<ExitCode> {
 async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
     match cmd {
         GroupsCmd::List => {
-            println!("GROUP\tTYPE\tSTATE\tPROTOCOL-TYPE");
+            crate::out!("GROUP\tTYPE\tSTATE\tPROTOCOL-TYPE");
             for g in admin.list_groups().await? {
-                println!("{}\t{}\t{}\t{}", g.group, g.group_type, g.state, g.protocol_type);
+                crate::out!("{}\t{}\t{}\t{}", g.group, g.group_type, g.state, g.protocol_type);
             }
         }
         GroupsCmd::Describe { groups, all } => {
@@ -203,7 +203,7 @@ async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
             };
             for (i, d) in admin.describe_groups(&groups).await?.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    crate::out!("");
                 }
                 print_group(d);
             }
@@ -212,7 +212,7 @@ async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
             let mut failed = false;
             for (g, r) in admin.delete_groups(&groups).await? {
                 match r {
-                    Ok(()) => println!("deleted group {g}"),
+                    Ok(()) => crate::out!("deleted group {g}"),
                     Err(e) => {
                         eprintln!("error: {}", crate::settings::report(&e));
                         failed = true;
@@ -227,7 +227,7 @@ async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
             let tps = partitions(admin, &topic).await?;
             admin.delete_group_offsets(&group, &tps).await?;
             for tp in tps {
-                println!("deleted offset of {}\t{}\tin group {group}", tp.topic, tp.partition);
+                crate::out!("deleted offset of {}\t{}\tin group {group}", tp.topic, tp.partition);
             }
         }
         GroupsCmd::ResetOffsets(args) => return reset(admin, args).await,
@@ -315,9 +315,9 @@ async fn reset(admin: &Admin, args: ResetArgs) -> Result<ExitCode> {
         };
         plan.insert(tp.clone(), target.clamp(lo, hi));
     }
-    println!("GROUP\tTOPIC\tPARTITION\tNEW-OFFSET");
+    crate::out!("GROUP\tTOPIC\tPARTITION\tNEW-OFFSET");
     for (tp, o) in &plan {
-        println!("{}\t{}\t{}\t{o}", args.group, tp.topic, tp.partition);
+        crate::out!("{}\t{}\t{}\t{o}", args.group, tp.topic, tp.partition);
     }
     if args.execute {
         admin.alter_group_offsets(&args.group, &plan).await?;

@@ -16,6 +16,15 @@ use clap::{Parser, Subcommand};
 
 pub(crate) use settings::{shutdown_signal, Global, Role};
 
+/// `println!` that ends the process quietly when stdout is closed (e.g.
+/// piped to `head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::settings::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
 #[derive(Parser)]
 #[command(
     name = "kafka-ingest",
@@ -35,7 +44,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE.properties")]
     config_file: Option<PathBuf>,
     /// Client property KEY=VALUE (repeatable); later settings win.
-    #[arg(long = "set", short = 'X', global = true, value_name = "KEY=VALUE")]
+    #[arg(long = "property", short = 'X', global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
     #[command(subcommand)]
     command: Command,

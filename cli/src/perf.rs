@@ -94,7 +94,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     .unwrap_or_default()
             };
             let secs = elapsed.as_secs_f64();
-            println!(
+            crate::out!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
                  {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th. errors: {}",
                 lat.len(),
@@ -141,7 +141,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             }
             let secs = start.elapsed().as_secs_f64();
             consumer.close().await;
-            println!(
+            crate::out!(
                 "{n} records consumed in {secs:.2} s: {:.1} records/sec, {:.2} MB/sec",
                 n as f64 / secs,
                 bytes as f64 / secs / 1_048_576.0

@@ -84,7 +84,8 @@ pub(crate) struct ProduceArgs {
     /// enable.idempotence=false.
     #[arg(long)]
     no_idempotence: bool,
-    /// Stop at the first record that fails (the rest of the input is not read).
+    /// Stop at the first record that fails; later input is not read (records
+    /// are then sent one at a time).
     #[arg(long)]
     stop_on_error: bool,
     /// Avro value schema (.avsc): each value is a JSON record, validated and
@@ -375,6 +376,10 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
                 Err(e) => t.fail(unit, n, &crate::settings::report(&e), stop_on_error),
             })
             .await;
+        if sent.is_ok() && args.stop_on_error {
+            // One at a time, so nothing after a failed record is sent.
+            let _ = producer.flush().await;
+        }
         if let Err(e) = sent {
             tally.fail(unit, n, &crate::settings::report(&e), args.stop_on_error);
             // Only a too-large record is about this record alone.

@@ -180,17 +180,17 @@ fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCod
         format!("against {}", against.join(", "))
     };
     if report.is_compatible() {
-        println!("compatible: {} under {level} ({against})", new.display());
+        crate::out!("compatible: {} under {level} ({against})", new.display());
         return ExitCode::SUCCESS;
     }
-    println!("incompatible: {} under {level} ({against})", new.display());
+    crate::out!("incompatible: {} under {level} ({against})", new.display());
     for p in &report.problems {
         let old = previous[p.previous].display();
         let who = match p.direction {
             Direction::NewReadsOld => format!("new schema cannot read data written with {old}"),
             Direction::OldReadsNew => format!("{old} cannot read data written with the new schema"),
         };
-        println!("  {who}: {}", p.incompatibility);
+        crate::out!("  {who}: {}", p.incompatibility);
     }
     ExitCode::from(INCOMPATIBLE)
 }
@@ -210,12 +210,12 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 Err(code) => return code,
             };
             client.register(&subject, &text).await.map(|id| {
-                println!("{id}");
+                crate::out!("{id}");
                 ExitCode::SUCCESS
             })
         }
         SchemaCmd::Get { id: Some(id), .. } => client.schema_by_id(id).await.map(|s| {
-            println!("{}", pretty(&s));
+            crate::out!("{}", pretty(&s));
             ExitCode::SUCCESS
         }),
         SchemaCmd::Get {
@@ -228,7 +228,7 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             let subject = subject.unwrap_or_default();
             client.version(&subject, version).await.map(|r| {
                 eprintln!("subject {} version {} id {}", r.subject, r.version, r.id);
-                println!("{}", pretty(&r.schema));
+                crate::out!("{}", pretty(&r.schema));
                 ExitCode::SUCCESS
             })
         }
@@ -250,17 +250,17 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             };
             match answer {
                 Ok(c) if c.is_compatible => {
-                    println!("compatible");
+                    crate::out!("compatible");
                     Ok(ExitCode::SUCCESS)
                 }
                 Ok(c) => {
-                    println!("incompatible");
+                    crate::out!("incompatible");
                     for m in &c.messages {
-                        println!("  {m}");
+                        crate::out!("  {m}");
                     }
                     // The offline checker names every problem and its path.
                     match reasons(client, &subject, &text, version.as_deref()).await {
-                        Ok(lines) => lines.iter().for_each(|l| println!("  {l}")),
+                        Ok(lines) => lines.iter().for_each(|l| crate::out!("  {l}")),
                         Err(e) => eprintln!("(no details: {e})"),
                     }
                     Ok(ExitCode::from(INCOMPATIBLE))
@@ -270,7 +270,7 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
         }
         SchemaCmd::Delete { subject, permanent } => {
             client.delete_subject(&subject, permanent).await.map(|v| {
-                println!(
+                crate::out!(
                     "{}",
                     v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
                 );
@@ -286,8 +286,8 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             };
             answer.map(|l| {
                 match l {
-                    Some(l) => println!("{l}"),
-                    None => println!("(none; the global level applies)"),
+                    Some(l) => crate::out!("{l}"),
+                    None => crate::out!("(none; the global level applies)"),
                 }
                 ExitCode::SUCCESS
             })

@@ -65,7 +65,7 @@ const FLAGS: &[(&str, Option<char>, &str, Option<&str>)] = &[
 
 /// Flags that take `KEY=VALUE`.
 const KV_FLAGS: &[(&str, Option<char>)] = &[
-    ("--set", Some('X')),
+    ("--property", Some('X')),
     ("--producer-prop", None),
     ("--consumer-prop", None),
 ];
@@ -111,9 +111,9 @@ pub(crate) fn explicit_settings(argv: &[String]) -> Result<Vec<(String, String)>
                 v
             })
         };
-        if let Some((long, _)) = KV_FLAGS.iter().find(|(l, s)| matches(l, *s)) {
+        if KV_FLAGS.iter().any(|(l, s)| matches(l, *s)) {
             let Some(v) = value(attached) else { break };
-            out.push(key_value(long, &v)?);
+            out.push(key_value(&name, &v)?);
         } else if let Some((_, _, key, fixed)) = FLAGS.iter().find(|(l, s, _, _)| matches(l, *s)) {
             let v = match fixed {
                 Some(f) => f.to_string(),
@@ -131,6 +131,8 @@ pub(crate) fn explicit_settings(argv: &[String]) -> Result<Vec<(String, String)>
 /// Every setting of this run, lowest precedence first.
 pub(crate) struct Global {
     settings: Vec<(String, String)>,
+    /// Keys that came from the environment (applied where used, never warned about).
+    from_env: Vec<String>,
     /// The subcommand's name, for messages.
     command: String,
 }
@@ -143,6 +145,7 @@ impl Global {
         registry_config: Option<&PathBuf>,
     ) -> Result<Global> {
         let mut settings = Vec::new();
+        let mut from_env = Vec::new();
         for f in [config_file, registry_config].into_iter().flatten() {
             settings.extend(kafka_ingest::config::load_properties(f)?);
         }
@@ -154,12 +157,17 @@ impl Global {
             if let Ok(v) = std::env::var(var) {
                 if !v.trim().is_empty() {
                     settings.push((key.to_owned(), v));
+                    from_env.push(key.to_owned());
                 }
             }
         }
-        settings.extend(explicit_settings(argv)?);
+        let explicit = explicit_settings(argv)?;
+        // A key set on the command line is no longer the environment's.
+        from_env.retain(|k| !explicit.iter().any(|(e, _)| e == k));
+        settings.extend(explicit);
         Ok(Global {
             settings,
+            from_env,
             command: command.to_owned(),
         })
     }
@@ -170,7 +178,7 @@ impl Global {
     pub(crate) fn check(&self, used: &[Role]) -> Result<()> {
         let mut ignored: Vec<String> = Vec::new();
         for (k, _) in &self.settings {
-            if used.iter().any(|r| r.accepts(k)) {
+            if used.iter().any(|r| r.accepts(k)) || self.from_env.contains(k) {
                 continue;
             }
             let owners: Vec<&str> = Role::ALL
@@ -267,6 +275,16 @@ impl Global {
             );
         }
         connect.await
+    }
+}
+
+/// Writes one line to stdout; a closed stdout ends the process (exit 0, as
+/// a reader such as `head` has all it wanted).
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(args).and_then(|()| out.write_all(b"\n")).is_err() {
+        std::process::exit(0);
     }
 }
 

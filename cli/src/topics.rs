@@ -98,18 +98,18 @@ async fn topics(admin: &Admin, cmd: TopicsCmd) -> Result<ExitCode> {
                 topic = topic.config(k, v);
             }
             admin.create_topic(topic).await?;
-            println!(
+            crate::out!(
                 "created topic {name} ({}, replication factor {replication_factor})",
                 plural(partitions.max(0) as usize, "partition", "partitions")
             );
         }
         TopicsCmd::Delete { name } => {
             admin.delete_topic(&name).await?;
-            println!("deleted topic {name}");
+            crate::out!("deleted topic {name}");
         }
         TopicsCmd::List { internal } => {
             for t in admin.list_topics(internal).await? {
-                println!(
+                crate::out!(
                     "{}\t{}",
                     t.name,
                     plural(t.partitions.len(), "partition", "partitions")
@@ -122,14 +122,14 @@ async fn topics(admin: &Admin, cmd: TopicsCmd) -> Result<ExitCode> {
             let spec = |s: OffsetSpec| tps.iter().map(|tp| (tp.clone(), s)).collect::<Vec<_>>();
             let earliest = admin.list_offsets(&spec(OffsetSpec::Earliest)).await?;
             let latest = admin.list_offsets(&spec(OffsetSpec::Latest)).await?;
-            println!(
+            crate::out!(
                 "Topic: {}\tTopicId: {}\tPartitionCount: {}",
                 t.name,
                 t.id,
                 t.partitions.len()
             );
             for (p, tp) in t.partitions.iter().zip(&tps) {
-                println!(
+                crate::out!(
                     "\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tEarliest: {}\tLatest: {}",
                     p.partition,
                     p.leader.map_or("none".to_owned(), |l| l.to_string()),
@@ -145,7 +145,7 @@ async fn topics(admin: &Admin, cmd: TopicsCmd) -> Result<ExitCode> {
             if let Some((_, r)) = r.pop() {
                 r?;
             }
-            println!(
+            crate::out!(
                 "topic {name} now has {}",
                 plural(partitions.max(0) as usize, "partition", "partitions")
             );
@@ -178,7 +178,7 @@ async fn topics(admin: &Admin, cmd: TopicsCmd) -> Result<ExitCode> {
             let before: BTreeMap<TopicPartition, i64> =
                 tps.into_iter().map(|tp| (tp, offset)).collect();
             for (tp, low) in admin.delete_records(&before).await? {
-                println!("{}\t{}\tlow watermark {low}", tp.topic, tp.partition);
+                crate::out!("{}\t{}\tlow watermark {low}", tp.topic, tp.partition);
             }
         }
     }
@@ -206,12 +206,12 @@ pub(crate) async fn metadata(global: &Global, args: MetadataArgs) -> Result<Exit
         admin.describe_topics(&args.topic).await?
     };
     client.close();
-    println!(
+    crate::out!(
         "Cluster: {}\tController: {}",
         cluster.cluster_id.as_deref().unwrap_or("-"),
         cluster.controller_id.map_or("-".into(), |c| c.to_string())
     );
-    println!("{}:", plural(cluster.brokers.len(), "broker", "brokers"));
+    crate::out!("{}:", plural(cluster.brokers.len(), "broker", "brokers"));
     for b in &cluster.brokers {
         let controller = if Some(b.id) == cluster.controller_id {
             " (controller)"
@@ -219,17 +219,17 @@ pub(crate) async fn metadata(global: &Global, args: MetadataArgs) -> Result<Exit
             ""
         };
         let rack = b.rack.as_deref().map(|r| format!(" rack {r}")).unwrap_or_default();
-        println!("  broker {} at {}:{}{rack}{controller}", b.id, b.host, b.port);
+        crate::out!("  broker {} at {}:{}{rack}{controller}", b.id, b.host, b.port);
     }
-    println!("{}:", plural(topics.len(), "topic", "topics"));
+    crate::out!("{}:", plural(topics.len(), "topic", "topics"));
     for t in &topics {
-        println!(
+        crate::out!(
             "  topic \"{}\" with {}:",
             t.name,
             plural(t.partitions.len(), "partition", "partitions")
         );
         for p in &t.partitions {
-            println!(
+            crate::out!(
                 "    partition {}, leader {}, replicas: {}, isrs: {}",
                 p.partition,
                 p.leader.map_or("none".to_owned(), |l| l.to_string()),
