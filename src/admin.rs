@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::engine::{admin, Cluster};
 use crate::error::{Error, Result};
-use crate::topic_name::{validate_all, validate_topic_name};
+use crate::topic_name::{validate_all, validate_partitions, validate_topic_name};
 use crate::types::{
     AlterConfigOp, ApiSupport, ClientQuotaAlteration, ClientQuotaFilter, ClientQuotas,
     ClusterDescription, ConfigResource, ConfigResourceDescription, ConfigResourceType,
@@ -17,7 +17,9 @@ use crate::types::{
 type Outcomes = Vec<(String, Result<()>)>;
 
 fn outcomes(r: Vec<(String, std::result::Result<(), crate::engine::ClusterError>)>) -> Outcomes {
-    r.into_iter().map(|(n, r)| (n, r.map_err(Error::from))).collect()
+    r.into_iter()
+        .map(|(n, r)| (n, r.map_err(Error::from)))
+        .collect()
 }
 
 fn check_resources<'a>(resources: impl IntoIterator<Item = &'a ConfigResource>) -> Result<()> {
@@ -142,7 +144,10 @@ impl Admin {
     /// cannot be described.
     pub async fn describe_groups(&self, groups: &[String]) -> Result<Vec<GroupDescription>> {
         let all = groups.iter().map(|g| self.describe_group(g));
-        futures_util::future::join_all(all).await.into_iter().collect()
+        futures_util::future::join_all(all)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Every group the cluster knows (every broker is asked), sorted by id,
@@ -158,8 +163,12 @@ impl Admin {
 
     /// Deletes a group's committed offsets of these partitions (Kafka
     /// refuses while the group is subscribed to their topic).
-    pub async fn delete_group_offsets(&self, group: &str, partitions: &[TopicPartition]) -> Result<()> {
-        validate_all(&partitions.iter().map(|tp| tp.topic.as_str()).collect::<Vec<_>>())?;
+    pub async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        validate_partitions(partitions.iter())?;
         Ok(admin::delete_group_offsets(&self.cluster, group, partitions).await?)
     }
 
@@ -171,7 +180,7 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<()> {
-        validate_all(&offsets.keys().map(|tp| tp.topic.as_str()).collect::<Vec<_>>())?;
+        validate_partitions(offsets.keys())?;
         if let Some((tp, o)) = offsets.iter().find(|(_, o)| **o < 0) {
             return Err(Error::invalid(format!(
                 "cannot set the offset of {tp} to {o}: offsets are >= 0"
@@ -197,7 +206,7 @@ impl Admin {
         &self,
         before: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        validate_all(&before.keys().map(|tp| tp.topic.as_str()).collect::<Vec<_>>())?;
+        validate_partitions(before.keys())?;
         if let Some((tp, o)) = before.iter().find(|(_, o)| **o < -1) {
             return Err(Error::invalid(format!(
                 "cannot delete records of {tp} before offset {o}"

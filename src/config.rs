@@ -386,7 +386,11 @@ mod tests {
 
     #[test]
     fn every_listed_key_is_known_to_set() {
-        for key in ClientConfig::KEYS.iter().chain(SECURITY_KEYS).chain(TLS_KEYS) {
+        for key in ClientConfig::KEYS
+            .iter()
+            .chain(SECURITY_KEYS)
+            .chain(TLS_KEYS)
+        {
             assert!(ClientConfig::accepts(key));
             if let Err(e) = ClientConfig::default().set(key, "\u{0}") {
                 assert!(!e.to_string().contains("unknown"), "{key}: {e}");

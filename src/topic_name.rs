@@ -9,7 +9,11 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Checks `name` against Kafka's rules: 1 to 249 characters of ASCII
 /// letters, digits, `.`, `_` and `-`, and neither `.` nor `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::invalid(format!("topic name `{name}` is illegal: {why}")));
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "topic name `{name}` is illegal: {why}"
+        )))
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -40,6 +44,14 @@ pub(crate) fn validate_all<S: AsRef<str>>(names: &[S]) -> Result<()> {
         .try_for_each(|n| validate_topic_name(n.as_ref()))
 }
 
+/// Checks the topic of every partition.
+pub(crate) fn validate_partitions<'a>(
+    tps: impl IntoIterator<Item = &'a crate::types::TopicPartition>,
+) -> Result<()> {
+    tps.into_iter()
+        .try_for_each(|tp| validate_topic_name(&tp.topic))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,7 +62,15 @@ mod tests {
             validate_topic_name(ok).unwrap();
         }
         let long = "x".repeat(250);
-        for bad in ["", ".", "..", "has space", "slash/y", "ümlaut", long.as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/y",
+            "ümlaut",
+            long.as_str(),
+        ] {
             let e = validate_topic_name(bad).unwrap_err();
             assert!(matches!(e, Error::InvalidArgument { .. }), "{bad}: {e}");
             assert!(e.to_string().contains("is illegal"), "{e}");

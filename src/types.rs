@@ -295,7 +295,9 @@ impl fmt::Display for ConfigResource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             ConfigResourceType::Topic => write!(f, "topic `{}`", self.name),
-            ConfigResourceType::Broker if self.name.is_empty() => f.write_str("the broker defaults"),
+            ConfigResourceType::Broker if self.name.is_empty() => {
+                f.write_str("the broker defaults")
+            }
             ConfigResourceType::Broker => write!(f, "broker {}", self.name),
             ConfigResourceType::BrokerLogger => write!(f, "the loggers of broker {}", self.name),
         }

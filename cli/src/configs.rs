@@ -169,9 +169,12 @@ async fn configs(admin: &Admin, cmd: ConfigsCmd) -> Result<ExitCode> {
                 None => {
                     let mut ops = Vec::new();
                     for (k, v) in sets {
-                        let n = v.trim().parse::<f64>().map_err(|_| Error::InvalidArgument {
-                            message: format!("--set {k}: `{v}` is not a number"),
-                        })?;
+                        let n = v
+                            .trim()
+                            .parse::<f64>()
+                            .map_err(|_| Error::InvalidArgument {
+                                message: format!("--set {k}: `{v}` is not a number"),
+                            })?;
                         ops.push((k, Some(n)));
                     }
                     ops.extend(delete.into_iter().map(|k| (k, None)));

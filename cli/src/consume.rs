@@ -23,7 +23,12 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, short, required_unless_present = "pattern")]
     topic: Vec<String>,
     /// Subscribe to every topic matching this regex (whole name; needs -g).
-    #[arg(long, requires = "group", conflicts_with = "topic", value_name = "REGEX")]
+    #[arg(
+        long,
+        requires = "group",
+        conflicts_with = "topic",
+        value_name = "REGEX"
+    )]
     pattern: Option<String>,
     /// Consumer group: commits after printing and leaves the group on exit.
     #[arg(long, short)]
@@ -36,7 +41,12 @@ pub(crate) struct ConsumeArgs {
     partitions: Vec<i32>,
     /// Start offset (without -g): beginning, end, N, -N (the last N), or
     /// @TIMESTAMP (ms since the epoch or RFC 3339, e.g. @2024-05-01T12:00:00Z).
-    #[arg(long, short = 'o', allow_hyphen_values = true, conflicts_with = "group")]
+    #[arg(
+        long,
+        short = 'o',
+        allow_hyphen_values = true,
+        conflicts_with = "group"
+    )]
     offset: Option<String>,
     /// Exit once every partition is read to the end it had at start (without -g).
     #[arg(short = 'e', long = "exit-at-end", conflicts_with = "group")]
@@ -118,7 +128,7 @@ fn parse_start(s: &str) -> Result<Start> {
                 Ok(n) if n < 0 => Ok(Start::Last(-n)),
                 Ok(n) => Ok(Start::At(n)),
                 Err(_) => Err(bad(
-                    "expected beginning, end, N, -N or @TIMESTAMP".to_owned(),
+                    "expected beginning, end, N, -N or @TIMESTAMP".to_owned()
                 )),
             }
         }
@@ -324,7 +334,9 @@ async fn assign(
     consumer.assign(&tps).await?;
     let specs = |s: OffsetSpec| tps.iter().map(|tp| (tp.clone(), s)).collect::<Vec<_>>();
     let ends = if consumer.config().read_committed {
-        admin.list_offsets_committed(&specs(OffsetSpec::Latest)).await?
+        admin
+            .list_offsets_committed(&specs(OffsetSpec::Latest))
+            .await?
     } else {
         admin.list_offsets(&specs(OffsetSpec::Latest)).await?
     };
@@ -404,7 +416,9 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
         .transpose()?;
     let dlq: Option<(Producer, String)> = match &args.on_error {
         OnError::Dlq(t) => Some((
-            global.reaching(global.producer_builder(&[]).build()).await?,
+            global
+                .reaching(global.producer_builder(&[]).build())
+                .await?,
             t.clone(),
         )),
         _ => None,
@@ -467,7 +481,8 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
             if args.exit_at_end && done.contains(&TopicPartition::new(&r.topic, r.partition)) {
                 continue;
             }
-            let (key_json, value_json) = match decode(&r, key_de.as_ref(), value_de.as_ref()).await {
+            let (key_json, value_json) = match decode(&r, key_de.as_ref(), value_de.as_ref()).await
+            {
                 Ok(d) => d,
                 Err(why) => {
                     eprintln!("error: {}-{}@{}: {why}", r.topic, r.partition, r.offset);
@@ -580,8 +595,14 @@ mod tests {
     #[test]
     fn formats_like_kcat() {
         let p = compile("%t/%p@%o %k=%v [%h] %T %S 100%%\\n").unwrap();
-        assert_eq!(render(&p, &record(), false), b"t/2@7 =v\xff [a=1] 99 2 100%\n");
-        assert_eq!(render(&compile("%k|%v").unwrap(), &record(), true), b"NULL|v\xff");
+        assert_eq!(
+            render(&p, &record(), false),
+            b"t/2@7 =v\xff [a=1] 99 2 100%\n"
+        );
+        assert_eq!(
+            render(&compile("%k|%v").unwrap(), &record(), true),
+            b"NULL|v\xff"
+        );
         for bad in ["%x", "%", "\\q"] {
             assert!(compile(bad).is_err(), "{bad}");
         }
@@ -589,7 +610,8 @@ mod tests {
 
     #[test]
     fn json_envelope_marks_binary() {
-        let v: serde_json::Value = serde_json::from_str(&envelope(&record(), None, Some("{\"a\":1}"))).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&envelope(&record(), None, Some("{\"a\":1}"))).unwrap();
         assert_eq!(v["key"], serde_json::Value::Null);
         assert_eq!(v["value"]["a"], 1);
         assert_eq!(v["headers"][0]["value"], "1");
@@ -601,11 +623,23 @@ mod tests {
     fn start_offsets() {
         assert_eq!(parse_start("-5").unwrap(), Start::Last(5));
         assert_eq!(parse_start("12").unwrap(), Start::At(12));
-        assert_eq!(parse_start("beginning").unwrap(), Start::Spec(OffsetSpec::Earliest));
-        assert_eq!(parse_start("@1700000000000").unwrap(), Start::Spec(OffsetSpec::Timestamp(1_700_000_000_000)));
-        assert_eq!(parse_start("@1970-01-01T00:00:01Z").unwrap(), Start::Spec(OffsetSpec::Timestamp(1000)));
+        assert_eq!(
+            parse_start("beginning").unwrap(),
+            Start::Spec(OffsetSpec::Earliest)
+        );
+        assert_eq!(
+            parse_start("@1700000000000").unwrap(),
+            Start::Spec(OffsetSpec::Timestamp(1_700_000_000_000))
+        );
+        assert_eq!(
+            parse_start("@1970-01-01T00:00:01Z").unwrap(),
+            Start::Spec(OffsetSpec::Timestamp(1000))
+        );
         assert!(parse_start("soon").is_err());
-        assert_eq!(parse_on_error("dlq:dead").unwrap(), OnError::Dlq("dead".into()));
+        assert_eq!(
+            parse_on_error("dlq:dead").unwrap(),
+            OnError::Dlq("dead".into())
+        );
         assert!(parse_on_error("dlq:bad name").is_err());
     }
 }

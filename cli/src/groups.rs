@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use kafka_ingest::{
-    Admin, Error, GroupDescription, OffsetSpec, Result, TopicPartition,
-};
+use kafka_ingest::{Admin, Error, GroupDescription, OffsetSpec, Result, TopicPartition};
 
 use crate::Global;
 
@@ -125,16 +123,19 @@ async fn partitions(admin: &Admin, specs: &[String]) -> Result<Vec<TopicPartitio
         match spec.rsplit_once(':') {
             Some((t, ps)) => {
                 for p in ps.split(',') {
-                    let p = p
-                        .trim()
-                        .parse::<i32>()
-                        .map_err(|_| invalid(format!("--topic `{spec}`: `{p}` is not a partition")))?;
+                    let p = p.trim().parse::<i32>().map_err(|_| {
+                        invalid(format!("--topic `{spec}`: `{p}` is not a partition"))
+                    })?;
                     out.push(TopicPartition::new(t, p));
                 }
             }
             None => {
                 let t = admin.describe_topic(spec).await?;
-                out.extend(t.partitions.iter().map(|p| TopicPartition::new(spec, p.partition)));
+                out.extend(
+                    t.partitions
+                        .iter()
+                        .map(|p| TopicPartition::new(spec, p.partition)),
+                );
             }
         }
     }
@@ -192,12 +193,23 @@ async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
         GroupsCmd::List => {
             crate::out!("GROUP\tTYPE\tSTATE\tPROTOCOL-TYPE");
             for g in admin.list_groups().await? {
-                crate::out!("{}\t{}\t{}\t{}", g.group, g.group_type, g.state, g.protocol_type);
+                crate::out!(
+                    "{}\t{}\t{}\t{}",
+                    g.group,
+                    g.group_type,
+                    g.state,
+                    g.protocol_type
+                );
             }
         }
         GroupsCmd::Describe { groups, all } => {
             let groups = if all {
-                admin.list_groups().await?.into_iter().map(|g| g.group).collect()
+                admin
+                    .list_groups()
+                    .await?
+                    .into_iter()
+                    .map(|g| g.group)
+                    .collect()
             } else {
                 groups
             };
@@ -227,7 +239,11 @@ async fn groups(admin: &Admin, cmd: GroupsCmd) -> Result<ExitCode> {
             let tps = partitions(admin, &topic).await?;
             admin.delete_group_offsets(&group, &tps).await?;
             for tp in tps {
-                crate::out!("deleted offset of {}\t{}\tin group {group}", tp.topic, tp.partition);
+                crate::out!(
+                    "deleted offset of {}\t{}\tin group {group}",
+                    tp.topic,
+                    tp.partition
+                );
             }
         }
         GroupsCmd::ResetOffsets(args) => return reset(admin, args).await,
@@ -305,11 +321,18 @@ async fn reset(admin: &Admin, args: ResetArgs) -> Result<ExitCode> {
             n
         } else if let Some(n) = args.shift_by {
             let c = current.ok_or_else(|| {
-                invalid(format!("{tp} has no committed offset to shift (group `{}`)", args.group))
+                invalid(format!(
+                    "{tp} has no committed offset to shift (group `{}`)",
+                    args.group
+                ))
             })?;
             c + n
         } else if at_time.is_some() {
-            by_time.get(tp).map(|o| o.offset).filter(|o| *o >= 0).unwrap_or(hi)
+            by_time
+                .get(tp)
+                .map(|o| o.offset)
+                .filter(|o| *o >= 0)
+                .unwrap_or(hi)
         } else {
             current.unwrap_or(lo)
         };
@@ -321,7 +344,11 @@ async fn reset(admin: &Admin, args: ResetArgs) -> Result<ExitCode> {
     }
     if args.execute {
         admin.alter_group_offsets(&args.group, &plan).await?;
-        eprintln!("reset {} offsets of group {} (was {state})", plan.len(), args.group);
+        eprintln!(
+            "reset {} offsets of group {} (was {state})",
+            plan.len(),
+            args.group
+        );
     } else {
         eprintln!("dry run: nothing changed; add --execute to apply");
     }

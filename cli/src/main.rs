@@ -37,14 +37,25 @@ pub(crate) use out;
 struct Cli {
     /// Bootstrap servers, comma-separated host:port (default 127.0.0.1:9092).
     /// Wins over KAFKA_BOOTSTRAP and the config file.
-    #[arg(long, short = 'b', global = true, env = "KAFKA_BOOTSTRAP", value_name = "HOST:PORT,...")]
+    #[arg(
+        long,
+        short = 'b',
+        global = true,
+        env = "KAFKA_BOOTSTRAP",
+        value_name = "HOST:PORT,..."
+    )]
     bootstrap: Option<String>,
     /// Java-style .properties file with client settings (Kafka and registry
     /// keys may share one file: each client takes the keys it knows).
     #[arg(long, global = true, value_name = "FILE.properties")]
     config_file: Option<PathBuf>,
     /// Client property KEY=VALUE (repeatable); later settings win.
-    #[arg(long = "property", short = 'X', global = true, value_name = "KEY=VALUE")]
+    #[arg(
+        long = "property",
+        short = 'X',
+        global = true,
+        value_name = "KEY=VALUE"
+    )]
     set: Vec<String>,
     #[command(subcommand)]
     command: Command,
@@ -93,9 +104,10 @@ impl Command {
     /// The clients the command uses (each takes the settings it knows).
     fn roles(&self) -> &'static [Role] {
         match self {
-            Command::Metadata(_) | Command::Topics(_) | Command::Groups(_) | Command::Configs(_) => {
-                &[Role::Admin]
-            }
+            Command::Metadata(_)
+            | Command::Topics(_)
+            | Command::Groups(_)
+            | Command::Configs(_) => &[Role::Admin],
             Command::Produce(_) => &[Role::Producer, Role::Registry],
             Command::Consume(_) => &[Role::Consumer, Role::Producer, Role::Registry],
             Command::Perf(perf::PerfCmd::Produce { .. }) => &[Role::Producer],

@@ -15,10 +15,13 @@ use crate::Global;
 pub(crate) enum PerfCmd {
     /// Send NUM records of SIZE bytes as fast as possible (or at --throughput/s).
     Produce {
+        /// Topic to write to.
         #[arg(long, short)]
         topic: String,
+        /// How many records to send.
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
+        /// Value size of each record in bytes.
         #[arg(long, default_value_t = 100)]
         record_size: usize,
         /// Records per second; -1 for no limit.
@@ -32,8 +35,10 @@ pub(crate) enum PerfCmd {
     },
     /// Read NUM records from the start of every partition (no group).
     Consume {
+        /// Topic to read.
         #[arg(long, short)]
         topic: String,
+        /// How many records to read.
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
         /// Consumer property KEY=VALUE (repeatable).
@@ -53,7 +58,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             throughput,
             props: _,
         } => {
-            let producer = global.reaching(global.producer_builder(&[]).build()).await?;
+            let producer = global
+                .reaching(global.producer_builder(&[]).build())
+                .await?;
             // Random-looking but fixed payload, like ProducerPerformance's.
             let payload = Bytes::from(
                 (0..record_size)
@@ -122,7 +129,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 .iter()
                 .map(|p| TopicPartition::new(&topic, p.partition))
                 .collect();
-            let consumer = global.reaching(global.consumer_builder(&[]).build()).await?;
+            let consumer = global
+                .reaching(global.consumer_builder(&[]).build())
+                .await?;
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
             let start = Instant::now();

@@ -25,7 +25,12 @@ pub(crate) struct ProduceArgs {
     #[arg(long, short)]
     topic: String,
     /// Record delimiter, any byte sequence (escapes: \n \t \r \0 \\ \xHH).
-    #[arg(short = 'D', long = "delimiter", default_value = "\\n", value_name = "DELIM")]
+    #[arg(
+        short = 'D',
+        long = "delimiter",
+        default_value = "\\n",
+        value_name = "DELIM"
+    )]
     delimiter: String,
     /// Text before the first SEP is the key; records without SEP get a null
     /// key (escapes as for -D).
@@ -164,7 +169,10 @@ fn read_stdin(delim: Vec<u8>, tx: mpsc::Sender<Input>) {
                 let end = searched + i;
                 let rest = buf.split_off(end + delim.len());
                 buf.truncate(end);
-                if tx.blocking_send(Ok(std::mem::replace(&mut buf, rest))).is_err() {
+                if tx
+                    .blocking_send(Ok(std::mem::replace(&mut buf, rest)))
+                    .is_err()
+                {
                     return;
                 }
                 searched = 0;
@@ -204,8 +212,11 @@ struct Parser {
 
 type Header = (String, Option<Bytes>);
 
+/// A record split into its headers, key and value (still encoded).
+type Split = (Vec<Header>, Option<Vec<u8>>, Vec<u8>);
+
 impl Parser {
-    fn split(&self, record: Vec<u8>) -> std::result::Result<(Vec<Header>, Option<Vec<u8>>, Vec<u8>), String> {
+    fn parts(&self, record: Vec<u8>) -> std::result::Result<Split, String> {
         let mut rest = record;
         let mut headers = Vec::new();
         if let Some((delim, sep, key_sep)) = &self.headers {
@@ -233,7 +244,9 @@ impl Parser {
         use base64::Engine as _;
         match self.format {
             InputFormat::Text => Ok(b),
-            InputFormat::Hex => hex::decode(b.trim_ascii()).map_err(|e| format!("{what} is not hex: {e}")),
+            InputFormat::Hex => {
+                hex::decode(b.trim_ascii()).map_err(|e| format!("{what} is not hex: {e}"))
+            }
             InputFormat::Base64 => base64::engine::general_purpose::STANDARD
                 .decode(b.trim_ascii())
                 .map_err(|e| format!("{what} is not base64: {e}")),
@@ -245,11 +258,7 @@ impl Parser {
     }
 }
 
-async fn avro(
-    global: &Global,
-    file: &std::path::Path,
-    part: RecordPart,
-) -> Result<AvroSerializer> {
+async fn avro(global: &Global, file: &std::path::Path, part: RecordPart) -> Result<AvroSerializer> {
     let text = std::fs::read_to_string(file).map_err(|source| Error::File {
         path: file.display().to_string(),
         source,
@@ -273,7 +282,10 @@ struct Tally {
 impl Tally {
     fn fail(&self, unit: &str, n: usize, why: &str, stop_on_error: bool) {
         eprintln!("error: {unit} {n}: {why}");
-        self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(n);
         if stop_on_error {
             self.stop.store(true, Ordering::Release);
         }
@@ -314,7 +326,9 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
         Some(f) => Some(avro(global, f, RecordPart::Key).await?),
         None => None,
     };
-    let producer: Producer = global.reaching(global.producer_builder(&[]).build()).await?;
+    let producer: Producer = global
+        .reaching(global.producer_builder(&[]).build())
+        .await?;
     let (tx, mut rx) = mpsc::channel::<Input>(256);
     let unit = if args.value_files.is_empty() && delim == b"\n" {
         "line"
@@ -360,7 +374,16 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
             None => break,
         };
         n += 1;
-        let record = match build(&args, &parser, &headers, raw, key_avro.as_ref(), value_avro.as_ref()).await {
+        let record = match build(
+            &args,
+            &parser,
+            &headers,
+            raw,
+            key_avro.as_ref(),
+            value_avro.as_ref(),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(why) => {
                 tally.fail(unit, n, &why, args.stop_on_error);
@@ -392,7 +415,11 @@ pub(crate) async fn run(global: &Global, args: ProduceArgs) -> Result<ExitCode> 
     let flushed = producer.flush().await;
     let report = producer.close(Duration::from_secs(30)).await;
     let ok = tally.ok.load(Ordering::Relaxed);
-    let failed = tally.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let failed = tally
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     eprintln!("produced {ok} records to {}", args.topic);
     let lost = n.saturating_sub(ok + failed.len()).max(report.undelivered);
     if !failed.is_empty() || lost > 0 {
@@ -436,20 +463,29 @@ async fn build(
     key_avro: Option<&AvroSerializer>,
     value_avro: Option<&AvroSerializer>,
 ) -> std::result::Result<ProducerRecord, String> {
-    let (mut own, key, value) = parser.split(raw)?;
+    let (mut own, key, value) = parser.parts(raw)?;
     let key = key.map(|k| parser.decode("key", k)).transpose()?;
     let value = parser.decode("value", value)?;
     let key = match (key, key_avro) {
         (Some(k), Some(ser)) => {
             let json = String::from_utf8(k).map_err(|_| "key is not UTF-8 JSON".to_owned())?;
-            Some(ser.serialize_json(&args.topic, &json).await.map_err(|e| format!("Avro key: {e}"))?)
+            Some(
+                ser.serialize_json(&args.topic, &json)
+                    .await
+                    .map_err(|e| format!("Avro key: {e}"))?,
+            )
         }
         (k, _) => k.and_then(|k| parser.bytes(k)),
     };
     let value = match value_avro {
         Some(ser) => {
-            let json = String::from_utf8(value).map_err(|_| "value is not UTF-8 JSON".to_owned())?;
-            Some(ser.serialize_json(&args.topic, &json).await.map_err(|e| format!("Avro value: {e}"))?)
+            let json =
+                String::from_utf8(value).map_err(|_| "value is not UTF-8 JSON".to_owned())?;
+            Some(
+                ser.serialize_json(&args.topic, &json)
+                    .await
+                    .map_err(|e| format!("Avro value: {e}"))?,
+            )
         }
         None => parser.bytes(value),
     };
@@ -481,12 +517,12 @@ mod tests {
             null_empty: true,
             headers: Some((b"\t".to_vec(), ",".into(), ":".into())),
         };
-        let (h, k, v) = p.split(b"a:1,b:2\tk::v::w".to_vec()).unwrap();
+        let (h, k, v) = p.parts(b"a:1,b:2\tk::v::w".to_vec()).unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(h[1], ("b".into(), Some(Bytes::from_static(b"2"))));
         assert_eq!(k.as_deref(), Some(&b"k"[..]));
         assert_eq!(v, b"v::w");
-        assert!(p.split(b"no headers".to_vec()).is_err());
+        assert!(p.parts(b"no headers".to_vec()).is_err());
         assert_eq!(p.bytes(Vec::new()), None);
     }
 }

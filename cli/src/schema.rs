@@ -25,7 +25,12 @@ pub(crate) struct SchemaArgs {
     /// Basic auth for the registry, USER:PASSWORD (default
     /// SCHEMA_REGISTRY_USER_INFO). Same as -X basic.auth.user.info=...
     #[allow(dead_code)]
-    #[arg(long, global = true, hide_env_values = true, value_name = "USER:PASSWORD")]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
     registry_user_info: Option<String>,
     /// Registry client properties (schema.registry.url, basic.auth.*,
     /// bearer.auth.*, schema.registry.ssl.*), read after --config-file.
@@ -132,11 +137,11 @@ pub(crate) async fn run(global: &Global, args: SchemaArgs) -> ExitCode {
             previous,
         } => check(level, &new, &previous),
         cmd => {
-            let client = match global
-                .registry_config()
-                .and_then(|c| SchemaRegistryClient::new(&c).map_err(|e| kafka_ingest::Error::InvalidArgument {
+            let client = match global.registry_config().and_then(|c| {
+                SchemaRegistryClient::new(&c).map_err(|e| kafka_ingest::Error::InvalidArgument {
                     message: e.to_string(),
-                })) {
+                })
+            }) {
                 Ok(c) => c,
                 Err(e) => return fail(USAGE, crate::settings::report(&e)),
             };
@@ -345,7 +350,9 @@ async fn reasons(
             let old = &names[p.previous];
             let who = match p.direction {
                 Direction::NewReadsOld => format!("new schema cannot read data written with {old}"),
-                Direction::OldReadsNew => format!("{old} cannot read data written with the new schema"),
+                Direction::OldReadsNew => {
+                    format!("{old} cannot read data written with the new schema")
+                }
             };
             format!("{who} ({level}): {}", p.incompatibility)
         })

@@ -57,8 +57,18 @@ const FLAGS: &[(&str, Option<char>, &str, Option<&str>)] = &[
     ("--acks", None, "acks", None),
     ("--linger-ms", None, "linger.ms", None),
     ("--batch-size", None, "batch.size", None),
-    ("--no-idempotence", None, "enable.idempotence", Some("false")),
-    ("--from-beginning", None, "auto.offset.reset", Some("earliest")),
+    (
+        "--no-idempotence",
+        None,
+        "enable.idempotence",
+        Some("false"),
+    ),
+    (
+        "--from-beginning",
+        None,
+        "auto.offset.reset",
+        Some("earliest"),
+    ),
     ("--registry", None, "schema.registry.url", None),
     ("--registry-user-info", None, "basic.auth.user.info", None),
 ];
@@ -283,7 +293,11 @@ impl Global {
 pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if out.write_fmt(args).and_then(|()| out.write_all(b"\n")).is_err() {
+    if out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .is_err()
+    {
         std::process::exit(0);
     }
 }
@@ -399,7 +413,13 @@ mod tests {
                 self.1.as_deref().map(|e| e as _)
             }
         }
-        let e = E("timed out (last error: refused)", Some(Box::new(E("refused", Some(Box::new(E("os error 111", None)))))));
+        let e = E(
+            "timed out (last error: refused)",
+            Some(Box::new(E(
+                "refused",
+                Some(Box::new(E("os error 111", None))),
+            ))),
+        );
         assert_eq!(report(&e), "timed out (last error: refused): os error 111");
     }
 }

@@ -18,7 +18,11 @@ pub(crate) enum TopicsCmd {
         #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
         partitions: i32,
         /// Copies of each partition (-1: the broker's default.replication.factor).
-        #[arg(long = "replication-factor", default_value_t = 1, allow_negative_numbers = true)]
+        #[arg(
+            long = "replication-factor",
+            default_value_t = 1,
+            allow_negative_numbers = true
+        )]
         replication_factor: i16,
         /// Topic config KEY=VALUE (repeatable), e.g. retention.ms=3600000.
         #[arg(long = "config", value_name = "KEY=VALUE")]
@@ -141,7 +145,9 @@ async fn topics(admin: &Admin, cmd: TopicsCmd) -> Result<ExitCode> {
             }
         }
         TopicsCmd::AddPartitions { name, partitions } => {
-            let mut r = admin.create_partitions(&[(name.clone(), partitions)]).await?;
+            let mut r = admin
+                .create_partitions(&[(name.clone(), partitions)])
+                .await?;
             if let Some((_, r)) = r.pop() {
                 r?;
             }
@@ -218,8 +224,17 @@ pub(crate) async fn metadata(global: &Global, args: MetadataArgs) -> Result<Exit
         } else {
             ""
         };
-        let rack = b.rack.as_deref().map(|r| format!(" rack {r}")).unwrap_or_default();
-        crate::out!("  broker {} at {}:{}{rack}{controller}", b.id, b.host, b.port);
+        let rack = b
+            .rack
+            .as_deref()
+            .map(|r| format!(" rack {r}"))
+            .unwrap_or_default();
+        crate::out!(
+            "  broker {} at {}:{}{rack}{controller}",
+            b.id,
+            b.host,
+            b.port
+        );
     }
     crate::out!("{}:", plural(topics.len(), "topic", "topics"));
     for t in &topics {

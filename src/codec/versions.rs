@@ -56,8 +56,7 @@ pub(crate) const OFFSET_DELETE: ApiVersionRange = r(ApiKey::OffsetDelete, 0, 0);
 pub(crate) const DESCRIBE_CLIENT_QUOTAS: ApiVersionRange = r(ApiKey::DescribeClientQuotas, 0, 1);
 pub(crate) const ALTER_CLIENT_QUOTAS: ApiVersionRange = r(ApiKey::AlterClientQuotas, 0, 1);
 // KIP-848 groups (group.protocol=consumer).
-pub(crate) const CONSUMER_GROUP_DESCRIBE: ApiVersionRange =
-    r(ApiKey::ConsumerGroupDescribe, 0, 1);
+pub(crate) const CONSUMER_GROUP_DESCRIBE: ApiVersionRange = r(ApiKey::ConsumerGroupDescribe, 0, 1);
 // v0 sent raw tokens outside Kafka framing; 4.0 dropped it (KIP-896). v1 + SaslAuthenticate (KIP-152).
 pub(crate) const SASL_HANDSHAKE: ApiVersionRange = r(ApiKey::SaslHandshake, 1, 1);
 // v1 adds session_lifetime_ms (KIP-368); v2 is flexible.

@@ -370,12 +370,7 @@ impl Consumer {
     /// Consumes exactly these partitions, without group management.
     pub async fn assign(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.check_open()?;
-        crate::topic_name::validate_all(
-            &partitions
-                .iter()
-                .map(|tp| tp.topic.as_str())
-                .collect::<Vec<_>>(),
-        )?;
+        crate::topic_name::validate_partitions(partitions)?;
         if self.mode() == Mode::Subscribed {
             return Err(Error::config(
                 "assign",
@@ -751,9 +746,7 @@ impl Consumer {
         times: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, Option<ListedOffset>>> {
         if let Some((tp, t)) = times.iter().find(|(_, t)| **t < 0) {
-            return Err(Error::invalid(format!(
-                "timestamp {t} of {tp} is negative"
-            )));
+            return Err(Error::invalid(format!("timestamp {t} of {tp} is negative")));
         }
         let specs: Vec<_> = times
             .iter()

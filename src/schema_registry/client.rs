@@ -822,7 +822,10 @@ fn snippet(bytes: &[u8]) -> String {
 fn html_summary(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
     let head = text.trim_start().get(..15)?.to_ascii_lowercase();
-    if !(head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")) {
+    if !(head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head"))
+    {
         return None;
     }
     let lower = text.to_ascii_lowercase();
@@ -830,7 +833,9 @@ fn html_summary(bytes: &[u8]) -> Option<String> {
         .find("<title>")
         .and_then(|i| {
             let start = i + "<title>".len();
-            lower[start..].find("</title>").map(|j| text[start..start + j].trim().to_owned())
+            lower[start..]
+                .find("</title>")
+                .map(|j| text[start..start + j].trim().to_owned())
         })
         .filter(|t| !t.is_empty());
     Some(match title {

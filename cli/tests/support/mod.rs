@@ -33,7 +33,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn schema_file(name: &str) -> String {
-    repo().join("schemas").join(format!("{name}.avsc")).display().to_string()
+    repo()
+        .join("schemas")
+        .join(format!("{name}.avsc"))
+        .display()
+        .to_string()
 }
 
 /// The binary with `--bootstrap` set.
@@ -152,7 +156,11 @@ pub fn java(class: &str, args: &[&str]) -> String {
 
 /// The Python with the librdkafka peer installed (`scripts/peers`).
 pub fn peer_python() -> String {
-    let o = run_cmd_with(Command::new(repo().join("scripts/peers")), b"", Duration::from_secs(900));
+    let o = run_cmd_with(
+        Command::new(repo().join("scripts/peers")),
+        b"",
+        Duration::from_secs(900),
+    );
     assert_eq!(o.code, 0, "scripts/peers: {}", o.stderr);
     o.text().trim().to_owned()
 }
@@ -191,7 +199,13 @@ pub fn latest_total(topic: &str) -> i64 {
 pub fn topic(prefix: &str, partitions: u32) -> String {
     let t = unique(prefix);
     must(
-        &["topics", "create", &t, "--partitions", &partitions.to_string()],
+        &[
+            "topics",
+            "create",
+            &t,
+            "--partitions",
+            &partitions.to_string(),
+        ],
         "",
     );
     t
@@ -199,22 +213,31 @@ pub fn topic(prefix: &str, partitions: u32) -> String {
 
 /// The harness broker's log directory of one partition (for DumpLogSegments).
 pub fn partition_dir(topic: &str, partition: i32) -> PathBuf {
-    let cache = std::env::var("KAFKA_INGEST_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/kafka-ingest")
-    });
+    let cache = std::env::var("KAFKA_INGEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/kafka-ingest")
+        });
     let d = cache.join(format!("run/single/data/{topic}-{partition}"));
-    assert!(d.is_dir(), "{} is not the harness broker's log dir", d.display());
+    assert!(
+        d.is_dir(),
+        "{} is not the harness broker's log dir",
+        d.display()
+    );
     d
 }
 
 /// DumpLogSegments of one partition's first segment: one line per batch.
 pub fn batches(topic: &str, partition: i32) -> Vec<String> {
     let f = partition_dir(topic, partition).join("00000000000000000000.log");
-    java("kafka.tools.DumpLogSegments", &["--files", &f.display().to_string()])
-        .lines()
-        .filter(|l| l.starts_with("baseOffset:"))
-        .map(str::to_owned)
-        .collect()
+    java(
+        "kafka.tools.DumpLogSegments",
+        &["--files", &f.display().to_string()],
+    )
+    .lines()
+    .filter(|l| l.starts_with("baseOffset:"))
+    .map(str::to_owned)
+    .collect()
 }
 
 /// Sends `sig` (e.g. "-INT") to a child.
@@ -225,4 +248,15 @@ pub fn signal(child: &Child, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok, "kill {sig}");
+}
+
+/// `kafka-ingest` with a command line split on whitespace (topic and group
+/// names have none); fails unless it exits 0; returns stdout.
+pub fn sh(line: &str) -> String {
+    must(&line.split_whitespace().collect::<Vec<_>>(), "")
+}
+
+/// Like [`sh`], returning (exit code, stdout, stderr) whatever the outcome.
+pub fn sh_run(line: &str) -> (i32, String, String) {
+    run(&line.split_whitespace().collect::<Vec<_>>(), "")
 }

@@ -26,7 +26,10 @@ async fn connect(cluster: &Cluster, target: Option<i32>) -> Result<Connection, C
 }
 
 /// Splits resources by the broker they must go to, keeping their indexes.
-fn by_target<T>(items: &[T], res: impl Fn(&T) -> &ConfigResource) -> BTreeMap<Option<i32>, Vec<usize>> {
+fn by_target<T>(
+    items: &[T],
+    res: impl Fn(&T) -> &ConfigResource,
+) -> BTreeMap<Option<i32>, Vec<usize>> {
     let mut out: BTreeMap<Option<i32>, Vec<usize>> = BTreeMap::new();
     for (i, it) in items.iter().enumerate() {
         out.entry(target(res(it))).or_default().push(i);

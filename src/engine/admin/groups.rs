@@ -7,8 +7,8 @@ use super::{item_error, list_offsets, name, s};
 use crate::cluster::{codes, msg, versions, Cluster, ClusterError, Connection, ErrorCode, Topics};
 use crate::engine::consumer::group::find_coordinator;
 use crate::engine::consumer::offsets::{self, Committer};
-use crate::types::{GroupDescription, GroupListing, GroupMember, GroupOffset, OffsetSpec};
 use crate::types::TopicPartition;
+use crate::types::{GroupDescription, GroupListing, GroupMember, GroupOffset, OffsetSpec};
 
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
@@ -281,7 +281,11 @@ pub(crate) async fn delete_groups(
                 let (_, conn) = coordinator(cluster, g).await?;
                 let req = msg::DeleteGroupsRequest::default().with_groups_names(vec![gid(g)]);
                 let (resp, _) = conn.send(&req, versions::DELETE_GROUPS).await?;
-                let r = resp.results.into_iter().next().ok_or_else(|| empty("DeleteGroups"))?;
+                let r = resp
+                    .results
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| empty("DeleteGroups"))?;
                 if r.error_code == GROUP_ID_NOT_FOUND {
                     return Err(ClusterError::UnknownGroup(g.clone()));
                 }
@@ -338,7 +342,12 @@ pub(crate) async fn delete_group_offsets(
             for t in resp.topics {
                 for p in t.partitions {
                     item_error(
-                        || format!("deleting the offset of {}-{} in group `{group}`", t.name.0, p.partition_index),
+                        || {
+                            format!(
+                                "deleting the offset of {}-{} in group `{group}`",
+                                t.name.0, p.partition_index
+                            )
+                        },
                         p.error_code,
                         None,
                     )?;
@@ -365,17 +374,19 @@ pub(crate) async fn alter_group_offsets(
     cluster
         .retrying("OffsetCommit", || async {
             let (_, conn) = coordinator(cluster, group).await?;
-            offsets::commit(&conn, &who, offsets).await.map_err(|e| match e {
-                // The coordinator's word for "members are active".
-                ClusterError::Broker { code, .. } if code.0 == codes::UNKNOWN_MEMBER_ID => {
-                    ClusterError::broker(
-                        format!("altering offsets of group `{group}`"),
-                        code,
-                        Some("the group has active members; stop them first".into()),
-                    )
-                }
-                e => e,
-            })
+            offsets::commit(&conn, &who, offsets)
+                .await
+                .map_err(|e| match e {
+                    // The coordinator's word for "members are active".
+                    ClusterError::Broker { code, .. } if code.0 == codes::UNKNOWN_MEMBER_ID => {
+                        ClusterError::broker(
+                            format!("altering offsets of group `{group}`"),
+                            code,
+                            Some("the group has active members; stop them first".into()),
+                        )
+                    }
+                    e => e,
+                })
         })
         .await
 }

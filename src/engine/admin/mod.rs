@@ -151,10 +151,18 @@ pub(crate) async fn create_topics(
 /// metadata shows at least the given partition count (each with a leader)
 /// for every topic, so the topic is usable at once whichever broker a later
 /// request reaches.
-pub(super) async fn wait_for_leaders(cluster: &Cluster, counts: &[(String, i32)]) -> Result<(), ClusterError> {
+pub(super) async fn wait_for_leaders(
+    cluster: &Cluster,
+    counts: &[(String, i32)],
+) -> Result<(), ClusterError> {
     let topics: Vec<String> = counts.iter().map(|(t, _)| t.clone()).collect();
     let topics = &topics[..];
-    let want = |t: &str| counts.iter().find(|(n, _)| n == t).map_or(1, |(_, c)| (*c).max(1));
+    let want = |t: &str| {
+        counts
+            .iter()
+            .find(|(n, _)| n == t)
+            .map_or(1, |(_, c)| (*c).max(1))
+    };
     let req = msg::MetadataRequest::default()
         .with_allow_auto_topic_creation(false)
         .with_topics(Some(

@@ -49,7 +49,12 @@ pub(crate) async fn describe_client_quotas(
             entity: e
                 .entity
                 .into_iter()
-                .map(|d| (d.entity_type.to_string(), d.entity_name.map(|n| n.to_string())))
+                .map(|d| {
+                    (
+                        d.entity_type.to_string(),
+                        d.entity_name.map(|n| n.to_string()),
+                    )
+                })
                 .collect(),
             values: e
                 .values

@@ -93,7 +93,9 @@ async fn delete_records_once(
     let mut topics: Vec<String> = before.keys().map(|tp| tp.topic.clone()).collect();
     topics.dedup();
     let m = cluster.metadata(Topics::Some(&topics)).await?;
-    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<(i32, i64)>>> = BTreeMap::new();
+    // leader -> topic -> (partition, offset)
+    type ByTopic<'a> = BTreeMap<&'a str, Vec<(i32, i64)>>;
+    let mut by_leader: BTreeMap<i32, ByTopic<'_>> = BTreeMap::new();
     for (tp, off) in before {
         let leader = crate::cluster::leader_of(&m, &tp.topic, tp.partition)?;
         by_leader
