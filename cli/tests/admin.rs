@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
@@ -288,11 +287,7 @@ fn consumer_protocol_groups_are_described() {
         "--protocol",
         "consumer",
     ]);
-    let child = member
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(&mut member, false);
     let described = eventually("the member joins", Duration::from_secs(40), || {
         let (code, out, _) = run(&["groups", "describe", &g], "");
         (code == 0 && out.contains("Members: 1") && out.contains("Partitions: ")).then_some(out)
@@ -315,8 +310,8 @@ fn consumer_protocol_groups_are_described() {
     ));
     assert_eq!(code, 1);
     assert!(err.contains("inactive"), "{err}");
-    signal(&child, "-TERM");
-    let _ = finish(child, "librdkafka member", Duration::from_secs(30));
+    signal(child.child(), "-TERM");
+    let _ = child.finish("librdkafka member", Duration::from_secs(30));
     let (code, _, err) = run(&["groups", "describe", &unique("no-such-group")], "");
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -147,11 +146,10 @@ fn sigint_commits_and_leaves() {
     let input: String = (0..10).map(|i| format!("{i}\n")).collect();
     must(&["produce", "-t", &topic], &input);
     let group = unique("cli-int-g");
-    let child = cmd(&["consume", "-t", &topic, "-g", &group, "--from-beginning"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        &mut cmd(&["consume", "-t", &topic, "-g", &group, "--from-beginning"]),
+        false,
+    );
     // Wait until all ten are printed and committed, then interrupt.
     let start = Instant::now();
     loop {
@@ -171,8 +169,8 @@ fn sigint_commits_and_leaves() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    signal(&child, "-INT");
-    let out = finish(child, "consume", Duration::from_secs(30));
+    signal(child.child(), "-INT");
+    let out = child.finish("consume", Duration::from_secs(30));
     assert_eq!(out.code, 130, "exit code of SIGINT: {}", out.stderr);
     assert_eq!(out.text().lines().count(), 10);
     let g = must(&["groups", "describe", &group], "");

@@ -112,21 +112,16 @@ fn settings_follow_javas_precedence_and_command_line_order() {
 fn signals_stop_an_idle_produce_after_flushing() {
     let t = topic("d2", 1);
     for (sig, code, expected) in [("-INT", 130, 2), ("-TERM", 143, 4)] {
-        let mut child = cmd(&["produce", "-t", &t])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
+        let mut child = Running::spawn(&mut cmd(&["produce", "-t", &t]), true);
+        let mut stdin = child.child().stdin.take().unwrap();
         stdin.write_all(b"a\nb\n").unwrap();
         stdin.flush().unwrap();
         // stdin stays open and idle: only the signal can end the run.
         eventually("records written", Duration::from_secs(30), || {
             (latest_total(&t) == expected).then_some(())
         });
-        signal(&child, sig);
-        let o = finish(child, "produce", Duration::from_secs(15));
+        signal(child.child(), sig);
+        let o = child.finish("produce", Duration::from_secs(15));
         drop(stdin);
         assert_eq!(o.code, code, "{sig}: {}", o.stderr);
         assert!(

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
@@ -152,24 +151,23 @@ fn pattern_subscription_follows_new_topics_and_partitions() {
     must(&["produce", "-t", &first], "one\n");
     let g = unique("pat-g");
     let pattern = format!("{prefix}-.*");
-    let child = cmd(&[
-        "consume",
-        "--pattern",
-        &pattern,
-        "-g",
-        &g,
-        "--from-beginning",
-        "--max-messages",
-        "3",
-        "-X",
-        "metadata.max.age.ms=1000",
-        "-f",
-        "%t %v",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = Running::spawn(
+        &mut cmd(&[
+            "consume",
+            "--pattern",
+            &pattern,
+            "-g",
+            &g,
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "-X",
+            "metadata.max.age.ms=1000",
+            "-f",
+            "%t %v",
+        ]),
+        false,
+    );
     let committed = |topic: &str| {
         // Before the first commit the group does not exist yet.
         let (_, out, _) = run(&["groups", "describe", &g], "");
@@ -193,7 +191,7 @@ fn pattern_subscription_follows_new_topics_and_partitions() {
     );
     sh(&format!("topics add-partitions {second} --partitions 2"));
     must(&["produce", "-t", &second, "-p", "1"], "three\n");
-    let o = finish(child, "consume --pattern", Duration::from_secs(60));
+    let o = child.finish("consume --pattern", Duration::from_secs(60));
     assert_eq!(o.code, 0, "{}", o.stderr);
     let out = o.text();
     assert!(

@@ -260,3 +260,39 @@ pub fn sh(line: &str) -> String {
 pub fn sh_run(line: &str) -> (i32, String, String) {
     run(&line.split_whitespace().collect::<Vec<_>>(), "")
 }
+
+/// A spawned process that is killed if the test fails before [`Running::finish`].
+pub struct Running(Option<Child>);
+
+impl Running {
+    /// Spawns `c` with piped stdout and stderr (and stdin, if `stdin`).
+    pub fn spawn(c: &mut Command, stdin: bool) -> Running {
+        if stdin {
+            c.stdin(Stdio::piped());
+        }
+        let child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        Running(Some(child))
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// Waits for the process, bounded as [`finish`].
+    pub fn finish(mut self, what: &str, limit: Duration) -> Out {
+        finish(self.0.take().expect("running"), what, limit)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
