@@ -78,6 +78,15 @@ impl ClientConfig {
         "receive.message.max.bytes",
     ];
 
+    /// Whether `key` is a property every client accepts (connection and
+    /// security settings).
+    pub fn accepts(key: &str) -> bool {
+        let key = key.trim();
+        [Self::KEYS, SECURITY_KEYS, TLS_KEYS]
+            .iter()
+            .any(|keys| keys.contains(&key))
+    }
+
     /// Sets one property by its Java name. Unknown keys and bad values are
     /// errors that name the key.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
@@ -373,6 +382,21 @@ mod tests {
     #[test]
     fn defaults_validate() {
         ClientConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn every_listed_key_is_known_to_set() {
+        for key in ClientConfig::KEYS
+            .iter()
+            .chain(SECURITY_KEYS)
+            .chain(TLS_KEYS)
+        {
+            assert!(ClientConfig::accepts(key));
+            if let Err(e) = ClientConfig::default().set(key, "\u{0}") {
+                assert!(!e.to_string().contains("unknown"), "{key}: {e}");
+            }
+        }
+        assert!(!ClientConfig::accepts("acks"));
     }
 
     #[test]

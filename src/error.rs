@@ -104,6 +104,9 @@ pub enum Error {
     /// The partition does not exist.
     #[error("partition {topic}-{partition} does not exist")]
     UnknownPartition { topic: String, partition: i32 },
+    /// The consumer group does not exist (no members, no committed offsets).
+    #[error("group `{0}` does not exist")]
+    UnknownGroup(String),
     /// The partition currently has no leader.
     #[error("partition {topic}-{partition} has no leader right now")]
     LeaderNotAvailable { topic: String, partition: i32 },
@@ -157,7 +160,9 @@ impl Error {
             Error::CorruptRecords { .. } => Class::CorruptData,
             Error::UnsupportedVersion(_) => Class::Unsupported,
             Error::Broker { code, .. } => Class::Broker(code.0),
-            Error::UnknownTopic(_) | Error::UnknownPartition { .. } => Class::Missing,
+            Error::UnknownTopic(_) | Error::UnknownPartition { .. } | Error::UnknownGroup(_) => {
+                Class::Missing
+            }
             Error::LeaderNotAvailable { .. } | Error::UnknownBroker(_) => Class::Routing,
             Error::Closed | Error::Background { .. } | Error::NoOffset { .. } => Class::Final,
             Error::File { .. } => Class::Invalid,
@@ -269,6 +274,7 @@ impl From<ClusterError> for Error {
                 last: last.map(cause),
             },
             ClusterError::UnknownTopic(t) => Error::UnknownTopic(t),
+            ClusterError::UnknownGroup(g) => Error::UnknownGroup(g),
             ClusterError::UnknownPartition { topic, partition } => {
                 Error::UnknownPartition { topic, partition }
             }

@@ -119,6 +119,42 @@ macro_rules! by_api {
                 type $R = msg::DescribeConfigsRequest;
                 $body
             }
+            37 => {
+                type $R = msg::CreatePartitionsRequest;
+                $body
+            }
+            44 => {
+                type $R = msg::IncrementalAlterConfigsRequest;
+                $body
+            }
+            21 => {
+                type $R = msg::DeleteRecordsRequest;
+                $body
+            }
+            16 => {
+                type $R = msg::ListGroupsRequest;
+                $body
+            }
+            42 => {
+                type $R = msg::DeleteGroupsRequest;
+                $body
+            }
+            47 => {
+                type $R = msg::OffsetDeleteRequest;
+                $body
+            }
+            48 => {
+                type $R = msg::DescribeClientQuotasRequest;
+                $body
+            }
+            49 => {
+                type $R = msg::AlterClientQuotasRequest;
+                $body
+            }
+            69 => {
+                type $R = msg::ConsumerGroupDescribeRequest;
+                $body
+            }
             17 => {
                 type $R = msg::SaslHandshakeRequest;
                 $body

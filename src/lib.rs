@@ -23,6 +23,7 @@ pub mod producer;
 pub mod retry;
 pub mod schema_registry;
 pub mod security;
+mod topic_name;
 mod types;
 
 pub use admin::Admin;
@@ -38,4 +39,5 @@ pub use error::{Error, ErrorCode, Result, RetryAction};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 pub use types::*;

@@ -216,16 +216,221 @@ pub struct GroupOffset {
 pub struct GroupDescription {
     /// Group id.
     pub group: String,
-    /// Coordinator's state name (Stable, PreparingRebalance, Empty, Dead...).
+    /// `classic` (JoinGroup/SyncGroup) or `consumer` (KIP-848, `group.protocol=consumer`).
+    pub group_type: String,
+    /// Coordinator's state name (Stable, PreparingRebalance, Empty, Reconciling...).
     pub state: String,
     /// Broker id of the group's coordinator.
     pub coordinator: i32,
-    /// Chosen assignor.
+    /// Chosen assignor (the broker-side assignor of a `consumer` group).
     pub protocol: String,
     /// Members.
     pub members: Vec<GroupMember>,
     /// Offsets by partition.
     pub offsets: Vec<GroupOffset>,
+}
+
+/// A group as listed by [`list_groups`](crate::Admin::list_groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group: String,
+    /// `consumer` for consumer groups (either protocol), else e.g. `connect`.
+    pub protocol_type: String,
+    /// State (Stable, Empty, ...); empty when the broker predates ListGroups v4.
+    pub state: String,
+    /// `classic` or `consumer` (KIP-848); empty before ListGroups v5.
+    pub group_type: String,
+}
+
+/// The kind of a [`ConfigResource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigResourceType {
+    /// A topic's configs.
+    Topic,
+    /// A broker's configs (name: the broker id; empty for the cluster-wide default).
+    Broker,
+    /// A broker's log4j loggers.
+    BrokerLogger,
+}
+
+impl ConfigResourceType {
+    pub(crate) fn wire(self) -> i8 {
+        match self {
+            ConfigResourceType::Topic => 2,
+            ConfigResourceType::Broker => 4,
+            ConfigResourceType::BrokerLogger => 8,
+        }
+    }
+}
+
+/// A topic or broker whose configs are described or altered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConfigResource {
+    /// Topic, broker or broker logger.
+    pub kind: ConfigResourceType,
+    /// Topic name or broker id.
+    pub name: String,
+}
+
+impl ConfigResource {
+    /// A topic's configs.
+    pub fn topic(name: impl Into<String>) -> Self {
+        ConfigResource {
+            kind: ConfigResourceType::Topic,
+            name: name.into(),
+        }
+    }
+
+    /// One broker's configs.
+    pub fn broker(id: i32) -> Self {
+        ConfigResource {
+            kind: ConfigResourceType::Broker,
+            name: id.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ConfigResourceType::Topic => write!(f, "topic `{}`", self.name),
+            ConfigResourceType::Broker if self.name.is_empty() => {
+                f.write_str("the broker defaults")
+            }
+            ConfigResourceType::Broker => write!(f, "broker {}", self.name),
+            ConfigResourceType::BrokerLogger => write!(f, "the loggers of broker {}", self.name),
+        }
+    }
+}
+
+/// Where a config value comes from (Java's `ConfigEntry.ConfigSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// Set on the topic.
+    DynamicTopic,
+    /// Set dynamically for this broker.
+    DynamicBroker,
+    /// Set dynamically as the cluster-wide broker default.
+    DynamicDefaultBroker,
+    /// From the broker's server.properties.
+    StaticBroker,
+    /// Kafka's built-in default.
+    Default,
+    /// A dynamic logger level.
+    DynamicBrokerLogger,
+    /// Anything else the broker reports.
+    Unknown,
+}
+
+impl ConfigSource {
+    pub(crate) fn from_wire(v: i8) -> Self {
+        match v {
+            1 => ConfigSource::DynamicTopic,
+            2 => ConfigSource::DynamicBroker,
+            3 => ConfigSource::DynamicDefaultBroker,
+            4 => ConfigSource::StaticBroker,
+            5 => ConfigSource::Default,
+            6 => ConfigSource::DynamicBrokerLogger,
+            _ => ConfigSource::Unknown,
+        }
+    }
+
+    /// Java's name, e.g. `DYNAMIC_TOPIC_CONFIG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSource::DynamicTopic => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBroker => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBroker => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            ConfigSource::StaticBroker => "STATIC_BROKER_CONFIG",
+            ConfigSource::Default => "DEFAULT_CONFIG",
+            ConfigSource::DynamicBrokerLogger => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            ConfigSource::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One config of a described resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Config name, e.g. `retention.ms`.
+    pub name: String,
+    /// Value; `None` for sensitive configs (and unset ones).
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Whether the value is Kafka's default.
+    pub is_default: bool,
+    /// Whether the value is a secret (the broker never sends it).
+    pub is_sensitive: bool,
+    /// Whether it cannot be changed at run time.
+    pub read_only: bool,
+}
+
+/// The configs of one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigResourceDescription {
+    /// The resource.
+    pub resource: ConfigResource,
+    /// Its configs, sorted by name.
+    pub entries: Vec<ConfigEntry>,
+}
+
+/// One change of [`incremental_alter_configs`](crate::Admin::incremental_alter_configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    /// Sets `name` to `value`.
+    Set(String, String),
+    /// Removes the override, so the default applies again.
+    Delete(String),
+    /// Adds `value` to a list config.
+    Append(String, String),
+    /// Removes `value` from a list config.
+    Subtract(String, String),
+}
+
+/// A client-quota entity: entity types (`user`, `client-id`, `ip`) to a
+/// name, `None` meaning the type's default entity.
+pub type QuotaEntity = BTreeMap<String, Option<String>>;
+
+/// How a [`ClientQuotaFilter`] component matches an entity type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaMatch {
+    /// Exactly this name.
+    Exact(String),
+    /// The type's default entity.
+    Default,
+    /// Any name, the default included.
+    Any,
+}
+
+/// Which quotas [`describe_client_quotas`](crate::Admin::describe_client_quotas) returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientQuotaFilter {
+    /// Entity type (`user`, `client-id`, `ip`) and how it must match.
+    pub components: Vec<(String, QuotaMatch)>,
+    /// Only entities with no other entity types than the components name.
+    pub strict: bool,
+}
+
+/// The quotas of one entity (e.g. `producer_byte_rate`, `consumer_byte_rate`,
+/// `request_percentage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientQuotas {
+    /// The entity.
+    pub entity: QuotaEntity,
+    /// Quota name to value.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// Changes to one entity's quotas: `Some(v)` sets, `None` removes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientQuotaAlteration {
+    /// The entity.
+    pub entity: QuotaEntity,
+    /// Quota name to new value, or `None` to remove it.
+    pub ops: Vec<(String, Option<f64>)>,
 }
 
 /// A committed offset with its metadata string (Java's `OffsetAndMetadata`).
@@ -246,48 +451,6 @@ impl OffsetAndMetadata {
             metadata: metadata.into(),
         }
     }
-}
-
-/// A resource whose configs [`describe_configs`](crate::Admin::describe_configs) reads.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConfigResource {
-    /// A topic's configs.
-    Topic(String),
-    /// One broker's configs, by broker id.
-    Broker(i32),
-}
-
-impl ConfigResource {
-    pub(crate) fn wire(&self) -> (i8, String) {
-        match self {
-            ConfigResource::Topic(t) => (2, t.clone()),
-            ConfigResource::Broker(id) => (4, id.to_string()),
-        }
-    }
-}
-
-impl fmt::Display for ConfigResource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigResource::Topic(t) => write!(f, "topic `{t}`"),
-            ConfigResource::Broker(id) => write!(f, "broker {id}"),
-        }
-    }
-}
-
-/// One config value as the broker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
-    /// Config name, e.g. `retention.ms`.
-    pub name: String,
-    /// The value; `None` when sensitive or unset.
-    pub value: Option<String>,
-    /// Whether the value cannot be changed at runtime.
-    pub read_only: bool,
-    /// Whether the value is the default (not set on the resource or broker).
-    pub is_default: bool,
-    /// Whether the value is sensitive (and therefore hidden).
-    pub sensitive: bool,
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ impl Reader {
             )
             .await?;
         let consumer = g
-            .consumer_builder()?
+            .consumer_builder(&[])
             .set("enable.auto.commit", "false")
             .build()
             .await?;
@@ -201,7 +201,7 @@ pub(crate) async fn run(g: &Global, cmd: DlqCmd) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let client = g.builder()?.build().await?;
+    let client = g.client().await?;
     let admin = client.admin();
     let start = move |_: &TopicPartition| since.map_or(OffsetSpec::Earliest, OffsetSpec::Timestamp);
 
@@ -239,7 +239,7 @@ pub(crate) async fn run(g: &Global, cmd: DlqCmd) -> Result<ExitCode> {
     }
 
     // Pass 2: replay.
-    let producer = g.producer_builder()?.build().await?;
+    let producer = g.reaching(g.producer_builder(&[]).build()).await?;
     let mut limiter = a.rate.map(|r| {
         Limiter::new(
             RateLimits {

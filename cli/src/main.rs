@@ -1,58 +1,86 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
+mod configs;
 mod consume;
 mod dlq;
+mod groups;
 mod perf;
 mod pipeline;
 mod produce;
 mod schema;
+mod settings;
 mod topics;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use kafka_ingest::{Client, ClientBuilder, Consumer, ConsumerBuilder, Producer, ProducerBuilder};
+use clap::{Parser, Subcommand};
+
+pub(crate) use settings::{shutdown_signal, Global, Role};
+
+/// `println!` that ends the process quietly when stdout is closed (e.g.
+/// piped to `head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::settings::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
 
 #[derive(Parser)]
 #[command(
     name = "kafka-ingest",
     version,
-    about = "Pure-Rust Kafka toolkit: topics, produce, consume, schemas"
+    about = "Pure-Rust Kafka toolkit: topics, produce, consume, groups, configs, schemas",
+    after_help = "Settings, lowest precedence first: built-in defaults, --config-file, \
+                  environment (KAFKA_BOOTSTRAP, SCHEMA_REGISTRY_URL), then flags and -X in \
+                  command-line order. Logs: KAFKA_INGEST_LOG=debug (any tracing filter) on stderr."
 )]
 struct Cli {
-    /// Bootstrap servers, comma-separated host:port. Wins over --config-file's
-    /// bootstrap.servers; KAFKA_BOOTSTRAP and the default do not.
+    /// Bootstrap servers, comma-separated host:port (default 127.0.0.1:9092).
+    /// Wins over KAFKA_BOOTSTRAP and the config file.
     #[arg(
         long,
         short = 'b',
         global = true,
         env = "KAFKA_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
+        value_name = "HOST:PORT,..."
     )]
-    bootstrap: String,
-    /// Java-style .properties file with client settings.
-    #[arg(long, global = true)]
-    config_file: Option<std::path::PathBuf>,
-    /// Extra client property, KEY=VALUE (repeatable).
-    #[arg(long = "set", short = 'X', global = true, value_name = "KEY=VALUE")]
+    bootstrap: Option<String>,
+    /// Java-style .properties file with client settings (Kafka and registry
+    /// keys may share one file: each client takes the keys it knows).
+    #[arg(long, global = true, value_name = "FILE.properties")]
+    config_file: Option<PathBuf>,
+    /// Client property KEY=VALUE (repeatable); later settings win.
+    #[arg(
+        long = "property",
+        short = 'X',
+        global = true,
+        value_name = "KEY=VALUE"
+    )]
     set: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+// Subcommands, one block (each names its module's entry point below).
 #[derive(Subcommand)]
 enum Command {
-    /// Create, delete, list and describe topics.
+    /// Cluster metadata: brokers, controller, topics and partitions (kcat -L).
+    Metadata(topics::MetadataArgs),
+    /// Create, delete, list, describe, grow and truncate topics.
     #[command(subcommand)]
     Topics(topics::TopicsCmd),
-    /// Produce stdin lines as records.
+    /// Produce records from stdin or files.
     Produce(produce::ProduceArgs),
-    /// Print records, one line each.
+    /// Print records, one per line (or as JSON).
     Consume(consume::ConsumeArgs),
-    /// Consumer groups.
+    /// List, describe, delete consumer groups; delete and reset their offsets.
     #[command(subcommand)]
-    Groups(consume::GroupsCmd),
+    Groups(groups::GroupsCmd),
+    /// Describe and alter topic, broker and client-quota configs.
+    #[command(subcommand)]
+    Configs(configs::ConfigsCmd),
     /// Burst load and throughput measurement.
     #[command(subcommand)]
     Perf(perf::PerfCmd),
@@ -65,67 +93,55 @@ enum Command {
     Dlq(dlq::DlqCmd),
 }
 
-/// Client settings shared by every subcommand.
-pub(crate) struct Global {
-    bootstrap: String,
-    /// Whether --bootstrap was given on the command line.
-    bootstrap_explicit: bool,
-    config_file: Option<std::path::PathBuf>,
-    set: Vec<String>,
-}
-
-impl Global {
-    /// `--bootstrap` (or KAFKA_BOOTSTRAP, the default) unless the file sets
-    /// bootstrap.servers, the file, an explicit `--bootstrap`, then `-X` overrides.
-    fn props(&self) -> kafka_ingest::Result<Vec<(String, String)>> {
-        let bootstrap = ("bootstrap.servers".to_owned(), self.bootstrap.clone());
-        let mut p = vec![bootstrap.clone()];
-        if let Some(f) = &self.config_file {
-            p.extend(kafka_ingest::config::load_properties(f)?);
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Metadata(_) => "metadata",
+            Command::Topics(_) => "topics",
+            Command::Produce(_) => "produce",
+            Command::Consume(_) => "consume",
+            Command::Groups(_) => "groups",
+            Command::Configs(_) => "configs",
+            Command::Perf(perf::PerfCmd::Produce { .. }) => "perf produce",
+            Command::Perf(perf::PerfCmd::Consume { .. }) => "perf consume",
+            Command::Schema(_) => "schema",
+            Command::Pipeline(_) => "pipeline",
+            Command::Dlq(_) => "dlq replay",
         }
-        if self.bootstrap_explicit {
-            p.push(bootstrap);
-        }
-        for kv in &self.set {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            p.push((k.to_owned(), v.to_owned()));
-        }
-        Ok(p)
     }
 
-    pub(crate) fn builder(&self) -> kafka_ingest::Result<ClientBuilder> {
-        Ok(Client::builder().properties(self.props()?))
-    }
-
-    pub(crate) fn consumer_builder(&self) -> kafka_ingest::Result<ConsumerBuilder> {
-        Ok(Consumer::builder().properties(self.props()?))
-    }
-
-    pub(crate) fn producer_builder(&self) -> kafka_ingest::Result<ProducerBuilder> {
-        Ok(Producer::builder().properties(self.props()?))
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    Box::pin(async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => return std::future::pending().await,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    /// The clients the command uses (each takes the settings it knows).
+    fn roles(&self) -> &'static [Role] {
+        match self {
+            Command::Metadata(_)
+            | Command::Topics(_)
+            | Command::Groups(_)
+            | Command::Configs(_) => &[Role::Admin],
+            Command::Produce(_) => &[Role::Producer, Role::Registry],
+            Command::Consume(_) => &[Role::Consumer, Role::Producer, Role::Registry],
+            Command::Perf(perf::PerfCmd::Produce { .. }) => &[Role::Producer],
+            Command::Perf(perf::PerfCmd::Consume { .. }) => &[Role::Consumer],
+            Command::Schema(_) => &[Role::Registry],
+            Command::Pipeline(_) | Command::Dlq(_) => {
+                &[Role::Consumer, Role::Producer, Role::Admin]
             }
         }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn run(self, global: &Global) -> kafka_ingest::Result<ExitCode> {
+        match self {
+            Command::Metadata(args) => topics::metadata(global, args).await,
+            Command::Topics(cmd) => topics::run(global, cmd).await,
+            Command::Produce(args) => produce::run(global, args).await,
+            Command::Consume(args) => consume::run(global, args).await,
+            Command::Groups(cmd) => groups::run(global, cmd).await,
+            Command::Configs(cmd) => configs::run(global, cmd).await,
+            Command::Perf(cmd) => perf::run(global, cmd).await,
+            Command::Schema(args) => Ok(schema::run(global, args).await),
+            Command::Pipeline(args) => pipeline::run(global, args).await,
+            Command::Dlq(cmd) => dlq::run(global, cmd).await,
         }
-    })
+    }
 }
 
 fn main() -> ExitCode {
@@ -133,17 +149,25 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAFKA_INGEST_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let matches = Cli::command().get_matches();
-    let bootstrap_explicit = matches.value_source("bootstrap") == Some(ValueSource::CommandLine);
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
+    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    let registry_config = match &cli.command {
+        Command::Schema(s) => s.registry_config.clone(),
+        _ => None,
     };
-    let global = Global {
-        bootstrap: cli.bootstrap,
-        bootstrap_explicit,
-        config_file: cli.config_file,
-        set: cli.set,
+    let global = match Global::new(
+        &argv,
+        cli.command.name(),
+        cli.config_file.as_ref(),
+        registry_config.as_ref(),
+    )
+    .and_then(|g| g.check(cli.command.roles()).map(|()| g))
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {}", settings::report(&e));
+            return ExitCode::from(2);
+        }
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -152,22 +176,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Topics(cmd) => topics::run(&global, cmd).await,
-            Command::Produce(args) => produce::run(&global, args).await,
-            Command::Consume(args) => consume::run(&global, args).await,
-            Command::Groups(cmd) => consume::groups(&global, cmd).await,
-            Command::Perf(cmd) => perf::run(&global, cmd).await,
-            Command::Schema(args) => Ok(schema::run(args).await),
-            Command::Pipeline(args) => pipeline::run(&global, args).await,
-            Command::Dlq(cmd) => dlq::run(&global, cmd).await,
-        }
-    });
+    let result = rt.block_on(cli.command.run(&global));
+    // A stdin reader may still block in a read: do not wait for it.
+    rt.shutdown_background();
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", settings::report(&e));
             ExitCode::FAILURE
         }
     }

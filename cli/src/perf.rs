@@ -15,36 +15,38 @@ use crate::Global;
 pub(crate) enum PerfCmd {
     /// Send NUM records of SIZE bytes as fast as possible (or at --throughput/s).
     Produce {
+        /// Topic to write to.
         #[arg(long, short)]
         topic: String,
+        /// How many records to send.
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
+        /// Value size of each record in bytes.
         #[arg(long, default_value_t = 100)]
         record_size: usize,
         /// Records per second; -1 for no limit.
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         throughput: i64,
         /// Producer property KEY=VALUE (repeatable), e.g. acks=1, compression.type=lz4.
+        // Applied in command-line order with -X (settings::explicit_settings).
+        #[allow(dead_code)]
         #[arg(long = "producer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
     },
     /// Read NUM records from the start of every partition (no group).
     Consume {
+        /// Topic to read.
         #[arg(long, short)]
         topic: String,
+        /// How many records to read.
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
         /// Consumer property KEY=VALUE (repeatable).
+        // Applied in command-line order with -X (settings::explicit_settings).
+        #[allow(dead_code)]
         #[arg(long = "consumer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
     },
-}
-
-fn kv(props: &[String]) -> Vec<(String, String)> {
-    props
-        .iter()
-        .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
 }
 
 pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
@@ -54,12 +56,10 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             num_records,
             record_size,
             throughput,
-            props,
+            props: _,
         } => {
             let producer = global
-                .producer_builder()?
-                .properties(kv(&props))
-                .build()
+                .reaching(global.producer_builder(&[]).build())
                 .await?;
             // Random-looking but fixed payload, like ProducerPerformance's.
             let payload = Bytes::from(
@@ -101,7 +101,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     .unwrap_or_default()
             };
             let secs = elapsed.as_secs_f64();
-            println!(
+            crate::out!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
                  {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th. errors: {}",
                 lat.len(),
@@ -119,9 +119,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
         PerfCmd::Consume {
             topic,
             num_records,
-            props,
+            props: _,
         } => {
-            let client = global.builder()?.build().await?;
+            let client = global.client().await?;
             let t = client.admin().describe_topic(&topic).await?;
             client.close();
             let tps: Vec<TopicPartition> = t
@@ -130,9 +130,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 .map(|p| TopicPartition::new(&topic, p.partition))
                 .collect();
             let consumer = global
-                .consumer_builder()?
-                .properties(kv(&props))
-                .build()
+                .reaching(global.consumer_builder(&[]).build())
                 .await?;
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
@@ -152,7 +150,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             }
             let secs = start.elapsed().as_secs_f64();
             consumer.close().await;
-            println!(
+            crate::out!(
                 "{n} records consumed in {secs:.2} s: {:.1} records/sec, {:.2} MB/sec",
                 n as f64 / secs,
                 bytes as f64 / secs / 1_048_576.0

@@ -148,16 +148,13 @@ fn status_line(h: &PipelineHandle) -> String {
 }
 
 pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
-    let mut consumer = g.consumer_builder()?.set("group.id", &a.group);
-    if !g
-        .set
-        .iter()
-        .any(|kv| kv.trim_start().starts_with("auto.offset.reset"))
-    {
-        consumer = consumer.set("auto.offset.reset", "earliest");
-    }
+    let consumer = g
+        .consumer_builder(&[("auto.offset.reset", "earliest")])
+        .set("group.id", &a.group);
     // Every forward and output record is awaited: lingering only adds latency.
-    let producer = g.producer_builder()?.set("linger.ms", "0").build().await?;
+    let producer = g
+        .reaching(g.producer_builder(&[("linger.ms", "0")]).build())
+        .await?;
     let status = std::io::stderr().is_terminal();
     let retry = Retry::exponential(
         Duration::from_millis(a.backoff_ms),

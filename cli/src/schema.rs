@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use kafka_ingest::schema_registry::compat::{check_compatibility, CompatibilityLevel, Direction};
-use kafka_ingest::schema_registry::{
-    parse_schema, SchemaRegistryClient, SchemaRegistryConfig, Version, DEFAULT_URL,
-};
+use kafka_ingest::schema_registry::{parse_schema, SchemaRegistryClient, Version};
+
+use crate::Global;
 
 /// Exit code for an incompatible schema.
 const INCOMPATIBLE: u8 = 1;
@@ -16,21 +16,26 @@ const USAGE: u8 = 2;
 
 #[derive(Args)]
 pub(crate) struct SchemaArgs {
-    /// Schema registry base URL (Confluent-compatible API).
-    #[arg(long, global = true, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_URL)]
-    registry: String,
-    /// Basic auth for the registry, USER:PASSWORD.
+    /// Schema registry base URL (Confluent-compatible API; default
+    /// SCHEMA_REGISTRY_URL, else the local one). Same as -X schema.registry.url=URL.
+    // Read in command-line order with -X by settings::explicit_settings.
+    #[allow(dead_code)]
+    #[arg(long, global = true, value_name = "URL")]
+    registry: Option<String>,
+    /// Basic auth for the registry, USER:PASSWORD (default
+    /// SCHEMA_REGISTRY_USER_INFO). Same as -X basic.auth.user.info=...
+    #[allow(dead_code)]
     #[arg(
         long,
         global = true,
-        env = "SCHEMA_REGISTRY_USER_INFO",
-        hide_env_values = true
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
     )]
     registry_user_info: Option<String>,
     /// Registry client properties (schema.registry.url, basic.auth.*,
-    /// bearer.auth.*, schema.registry.ssl.*); applied after --registry.
+    /// bearer.auth.*, schema.registry.ssl.*), read after --config-file.
     #[arg(long, global = true, value_name = "FILE.properties")]
-    registry_config: Option<PathBuf>,
+    pub(crate) registry_config: Option<PathBuf>,
     #[command(subcommand)]
     command: SchemaCmd,
 }
@@ -51,24 +56,31 @@ enum SchemaCmd {
     },
     /// Register FILE under SUBJECT and print its id.
     Register {
+        /// Subject name, e.g. events-value.
         #[arg(long)]
         subject: String,
+        /// The schema (.avsc).
         file: PathBuf,
     },
     /// Print a schema by global id, or a subject's version.
     Get {
+        /// Global schema id.
         #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
         id: Option<u32>,
+        /// Subject name.
         #[arg(long)]
         subject: Option<String>,
         /// A version number or `latest` (with --subject).
         #[arg(long, default_value = "latest", requires = "subject")]
         version: String,
     },
-    /// Ask the registry whether FILE may be registered under SUBJECT. Exit 0 compatible, 1 not.
+    /// Ask the registry whether FILE may be registered under SUBJECT (with
+    /// the reasons when not). Exit 0 compatible, 1 not.
     Compat {
+        /// Subject name.
         #[arg(long)]
         subject: String,
+        /// The candidate schema (.avsc).
         file: PathBuf,
         /// Test against one version (a number or `latest`) instead of what the subject's level names.
         #[arg(long)]
@@ -76,15 +88,20 @@ enum SchemaCmd {
     },
     /// Delete a subject (soft; --permanent purges it too) and print the versions it had.
     Delete {
+        /// Subject name.
         #[arg(long)]
         subject: String,
+        /// Purge it for good (also works on an already soft-deleted subject).
         #[arg(long)]
         permanent: bool,
     },
     /// Show the compatibility level (global or of --subject), or set it with --level.
     Config {
+        /// Subject name (default: the global level).
         #[arg(long)]
         subject: Option<String>,
+        /// Set this level: NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD,
+        /// FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE (any case).
         #[arg(long, value_parser = parse_level)]
         level: Option<CompatibilityLevel>,
     },
@@ -112,7 +129,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
+pub(crate) async fn run(global: &Global, args: SchemaArgs) -> ExitCode {
     match args.command {
         SchemaCmd::Check {
             level,
@@ -120,26 +137,13 @@ pub(crate) async fn run(args: SchemaArgs) -> ExitCode {
             previous,
         } => check(level, &new, &previous),
         cmd => {
-            let mut config = SchemaRegistryConfig::new(&args.registry);
-            if let Some(info) = &args.registry_user_info {
-                if let Err(e) = config.set("basic.auth.user.info", info) {
-                    return fail(USAGE, e);
-                }
-            }
-            if let Some(file) = &args.registry_config {
-                let props = match kafka_ingest::config::load_properties(file) {
-                    Ok(p) => p,
-                    Err(e) => return fail(USAGE, e),
-                };
-                for (k, v) in props {
-                    if let Err(e) = config.set(&k, &v) {
-                        return fail(USAGE, e);
-                    }
-                }
-            }
-            let client = match SchemaRegistryClient::new(&config) {
+            let client = match global.registry_config().and_then(|c| {
+                SchemaRegistryClient::new(&c).map_err(|e| kafka_ingest::Error::InvalidArgument {
+                    message: e.to_string(),
+                })
+            }) {
                 Ok(c) => c,
-                Err(e) => return fail(USAGE, e),
+                Err(e) => return fail(USAGE, crate::settings::report(&e)),
             };
             remote(&client, cmd).await
         }
@@ -181,17 +185,17 @@ fn check(level: CompatibilityLevel, new: &Path, previous: &[PathBuf]) -> ExitCod
         format!("against {}", against.join(", "))
     };
     if report.is_compatible() {
-        println!("compatible: {} under {level} ({against})", new.display());
+        crate::out!("compatible: {} under {level} ({against})", new.display());
         return ExitCode::SUCCESS;
     }
-    println!("incompatible: {} under {level} ({against})", new.display());
+    crate::out!("incompatible: {} under {level} ({against})", new.display());
     for p in &report.problems {
         let old = previous[p.previous].display();
         let who = match p.direction {
             Direction::NewReadsOld => format!("new schema cannot read data written with {old}"),
             Direction::OldReadsNew => format!("{old} cannot read data written with the new schema"),
         };
-        println!("  {who}: {}", p.incompatibility);
+        crate::out!("  {who}: {}", p.incompatibility);
     }
     ExitCode::from(INCOMPATIBLE)
 }
@@ -211,12 +215,12 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 Err(code) => return code,
             };
             client.register(&subject, &text).await.map(|id| {
-                println!("{id}");
+                crate::out!("{id}");
                 ExitCode::SUCCESS
             })
         }
         SchemaCmd::Get { id: Some(id), .. } => client.schema_by_id(id).await.map(|s| {
-            println!("{}", pretty(&s));
+            crate::out!("{}", pretty(&s));
             ExitCode::SUCCESS
         }),
         SchemaCmd::Get {
@@ -229,7 +233,7 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             let subject = subject.unwrap_or_default();
             client.version(&subject, version).await.map(|r| {
                 eprintln!("subject {} version {} id {}", r.subject, r.version, r.id);
-                println!("{}", pretty(&r.schema));
+                crate::out!("{}", pretty(&r.schema));
                 ExitCode::SUCCESS
             })
         }
@@ -242,35 +246,36 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            let answer = match version {
-                Some(v) => match parse_version(&v) {
+            let answer = match &version {
+                Some(v) => match parse_version(v) {
                     Ok(v) => client.test_compatibility(&subject, &text, v).await,
                     Err(e) => return fail(USAGE, e),
                 },
                 None => client.test_compatibility_all(&subject, &text).await,
             };
-            answer.map(|c| {
-                println!(
-                    "{}",
-                    if c.is_compatible {
-                        "compatible"
-                    } else {
-                        "incompatible"
+            match answer {
+                Ok(c) if c.is_compatible => {
+                    crate::out!("compatible");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(c) => {
+                    crate::out!("incompatible");
+                    for m in &c.messages {
+                        crate::out!("  {m}");
                     }
-                );
-                for m in &c.messages {
-                    println!("  {m}");
+                    // The offline checker names every problem and its path.
+                    match reasons(client, &subject, &text, version.as_deref()).await {
+                        Ok(lines) => lines.iter().for_each(|l| crate::out!("  {l}")),
+                        Err(e) => eprintln!("(no details: {e})"),
+                    }
+                    Ok(ExitCode::from(INCOMPATIBLE))
                 }
-                if c.is_compatible {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(INCOMPATIBLE)
-                }
-            })
+                Err(e) => Err(e),
+            }
         }
         SchemaCmd::Delete { subject, permanent } => {
             client.delete_subject(&subject, permanent).await.map(|v| {
-                println!(
+                crate::out!(
                     "{}",
                     v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
                 );
@@ -286,14 +291,72 @@ async fn remote(client: &SchemaRegistryClient, cmd: SchemaCmd) -> ExitCode {
             };
             answer.map(|l| {
                 match l {
-                    Some(l) => println!("{l}"),
-                    None => println!("(none; the global level applies)"),
+                    Some(l) => crate::out!("{l}"),
+                    None => crate::out!("(none; the global level applies)"),
                 }
                 ExitCode::SUCCESS
             })
         }
     };
     result.unwrap_or_else(|e| fail(1, e))
+}
+
+/// Why `text` is incompatible with `subject`, from the offline checker at
+/// the subject's level, against the versions that level names.
+async fn reasons(
+    client: &SchemaRegistryClient,
+    subject: &str,
+    text: &str,
+    version: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let e = |e: kafka_ingest::schema_registry::Error| e.to_string();
+    let mut level = match client.subject_compatibility(subject).await.map_err(e)? {
+        Some(l) => l,
+        None => client.global_compatibility().await.map_err(e)?,
+    };
+    let versions: Vec<Version> = match version {
+        Some(v) => {
+            // One version against: the level's direction, not its transitivity.
+            level = match level {
+                CompatibilityLevel::BackwardTransitive => CompatibilityLevel::Backward,
+                CompatibilityLevel::ForwardTransitive => CompatibilityLevel::Forward,
+                CompatibilityLevel::FullTransitive => CompatibilityLevel::Full,
+                l => l,
+            };
+            vec![parse_version(v)?]
+        }
+        None if level.is_transitive() => client
+            .versions(subject)
+            .await
+            .map_err(e)?
+            .into_iter()
+            .map(Version::Number)
+            .collect(),
+        None => vec![Version::Latest],
+    };
+    let mut names = Vec::new();
+    let mut old = Vec::new();
+    for v in versions {
+        let r = client.version(subject, v).await.map_err(e)?;
+        old.push(parse_schema(&r.schema, None).map_err(e)?);
+        names.push(format!("version {}", r.version));
+    }
+    let new = parse_schema(text, None).map_err(e)?;
+    let report = check_compatibility(level, &new, &old);
+    Ok(report
+        .problems
+        .iter()
+        .map(|p| {
+            let old = &names[p.previous];
+            let who = match p.direction {
+                Direction::NewReadsOld => format!("new schema cannot read data written with {old}"),
+                Direction::OldReadsNew => {
+                    format!("{old} cannot read data written with the new schema")
+                }
+            };
+            format!("{who} ({level}): {}", p.incompatibility)
+        })
+        .collect())
 }
 
 fn pretty(text: &str) -> String {

@@ -1,59 +1,11 @@
 //! `kafka-ingest topics|produce|consume|groups` run as processes against the
 //! harness broker (`scripts/harness up`).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kafka-ingest"));
-    c.args(["--bootstrap", &bootstrap()]).args(args);
-    c
-}
-
-/// Runs to completion: (exit code, stdout, stderr).
-fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
-
-fn must(args: &[&str], stdin: &str) -> String {
-    let (code, out, err) = run(args, stdin);
-    assert_eq!(
-        code, 0,
-        "kafka-ingest {args:?} failed: {err}\n(is `scripts/harness up` running?)"
-    );
-    out
-}
+use support::*;
 
 #[test]
 fn topics_produce_consume_and_groups() {
@@ -180,7 +132,7 @@ fn bad_input_exits_non_zero_with_one_line() {
         "{err}"
     );
     let (code, _, err) = run(&["-X", "no.such.key=1", "topics", "list"], "");
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(err.contains("no.such.key"), "{err}");
     let (code, _, err) = run(&["produce", "-t", "x", "--partition", "99"], "v\n");
     assert_ne!(code, 0, "{err}");
@@ -194,15 +146,15 @@ fn sigint_commits_and_leaves() {
     let input: String = (0..10).map(|i| format!("{i}\n")).collect();
     must(&["produce", "-t", &topic], &input);
     let group = unique("cli-int-g");
-    let child = cmd(&["consume", "-t", &topic, "-g", &group, "--from-beginning"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        &mut cmd(&["consume", "-t", &topic, "-g", &group, "--from-beginning"]),
+        false,
+    );
     // Wait until all ten are printed and committed, then interrupt.
     let start = Instant::now();
     loop {
-        let g = must(&["groups", "describe", &group], "");
+        // The group does not exist until the consumer joins.
+        let (_, g, _) = run(&["groups", "describe", &group], "");
         let committed: i64 = g
             .lines()
             .filter(|l| l.starts_with(&format!("{topic}\t")))
@@ -217,20 +169,10 @@ fn sigint_commits_and_leaves() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "clean exit on SIGINT: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 10);
+    signal(child.child(), "-INT");
+    let out = child.finish("consume", Duration::from_secs(30));
+    assert_eq!(out.code, 130, "exit code of SIGINT: {}", out.stderr);
+    assert_eq!(out.text().lines().count(), 10);
     let g = must(&["groups", "describe", &group], "");
     assert!(g.contains("Members: 0"), "left the group:\n{g}");
 }

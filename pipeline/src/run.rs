@@ -755,14 +755,15 @@ async fn shutdown(s: &Arc<Shared>, consumer: &Consumer) {
 async fn metadata_limit(admin: &Admin) -> usize {
     let read = async {
         let broker = admin.describe_cluster().await.ok()?.brokers.first()?.id;
-        let res = ConfigResource::Broker(broker);
         let configs = admin
-            .describe_configs(std::slice::from_ref(&res))
+            .describe_configs(&[ConfigResource::broker(broker)])
             .await
             .ok()?;
         configs
-            .get(&res)?
-            .get("offset.metadata.max.bytes")?
+            .first()?
+            .entries
+            .iter()
+            .find(|e| e.name == "offset.metadata.max.bytes")?
             .value
             .as_deref()?
             .parse()

@@ -19,6 +19,8 @@ pub(crate) enum ClusterError {
     UnknownTopic(String),
     #[error("partition {topic}-{partition} does not exist")]
     UnknownPartition { topic: String, partition: i32 },
+    #[error("group `{0}` does not exist")]
+    UnknownGroup(String),
     #[error("partition {topic}-{partition} has no leader right now")]
     LeaderNotAvailable { topic: String, partition: i32 },
     #[error("broker {0} is not in the cluster metadata")]
@@ -92,7 +94,9 @@ impl ClusterError {
                 Class::Protocol
             }
             ClusterError::NoBrokerAvailable { .. } => Class::Network,
-            ClusterError::UnknownTopic(_) | ClusterError::UnknownPartition { .. } => Class::Missing,
+            ClusterError::UnknownTopic(_)
+            | ClusterError::UnknownPartition { .. }
+            | ClusterError::UnknownGroup(_) => Class::Missing,
             ClusterError::LeaderNotAvailable { .. } | ClusterError::UnknownBroker(_) => {
                 Class::Routing
             }

@@ -3,6 +3,87 @@
 
 use super::guard::{Fld, St, Tag, Ty};
 
+pub(super) static ALTER_CLIENT_QUOTAS_RESPONSE: St = St {
+    name: "AlterClientQuotasResponse",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&ALTER_CLIENT_QUOTAS__ENTRY_DATA)),
+        }, // entries
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&ALTER_CLIENT_QUOTAS__ENTRY_DATA)),
+        }, // entries
+    ],
+    tags: &[],
+};
+pub(super) static ALTER_CLIENT_QUOTAS__ENTITY_DATA: St = St {
+    name: "EntityData",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // entity_type
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // entity_type
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // entity_name
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // entity_name
+    ],
+    tags: &[],
+};
+pub(super) static ALTER_CLIENT_QUOTAS__ENTRY_DATA: St = St {
+    name: "EntryData",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&ALTER_CLIENT_QUOTAS__ENTITY_DATA)),
+        }, // entity
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&ALTER_CLIENT_QUOTAS__ENTITY_DATA)),
+        }, // entity
+    ],
+    tags: &[],
+};
 pub(super) static API_VERSIONS__API_VERSION: St = St {
     name: "ApiVersion",
     flex_from: 3,
@@ -121,6 +202,171 @@ pub(super) static API_VERSIONS__SUPPORTED_FEATURE_KEY: St = St {
     ],
     tags: &[],
 };
+pub(super) static CONSUMER_GROUP_DESCRIBE__ASSIGNMENT: St = St {
+    name: "Assignment",
+    flex_from: 0,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&CONSUMER_GROUP_DESCRIBE__TOPIC_PARTITIONS)),
+        }, // topic_partitions
+    ],
+    tags: &[],
+};
+pub(super) static CONSUMER_GROUP_DESCRIBE_RESPONSE: St = St {
+    name: "ConsumerGroupDescribeResponse",
+    flex_from: 0,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&CONSUMER_GROUP_DESCRIBE__DESCRIBED_GROUP)),
+        }, // groups
+    ],
+    tags: &[],
+};
+pub(super) static CONSUMER_GROUP_DESCRIBE__DESCRIBED_GROUP: St = St {
+    name: "DescribedGroup",
+    flex_from: 0,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // group_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // group_state
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // group_epoch
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // assignment_epoch
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // assignor_name
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&CONSUMER_GROUP_DESCRIBE__MEMBER)),
+        }, // members
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // authorized_operations
+    ],
+    tags: &[],
+};
+pub(super) static CONSUMER_GROUP_DESCRIBE__MEMBER: St = St {
+    name: "Member",
+    flex_from: 0,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // member_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // instance_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // rack_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // member_epoch
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // client_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // client_host
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CArr(&Ty::CStr),
+        }, // subscribed_topic_names
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // subscribed_topic_regex
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::S(&CONSUMER_GROUP_DESCRIBE__ASSIGNMENT),
+        }, // assignment
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::S(&CONSUMER_GROUP_DESCRIBE__ASSIGNMENT),
+        }, // target_assignment
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::I8,
+        }, // member_type
+    ],
+    tags: &[],
+};
+pub(super) static CONSUMER_GROUP_DESCRIBE__TOPIC_PARTITIONS: St = St {
+    name: "TopicPartitions",
+    flex_from: 0,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Uuid,
+        }, // topic_id
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // topic_name
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::CArr(&Ty::I32),
+        }, // partitions
+    ],
+    tags: &[],
+};
 pub(super) static CONSUMER_PROTOCOL_ASSIGNMENT: St = St {
     name: "ConsumerProtocolAssignment",
     flex_from: 4,
@@ -201,6 +447,60 @@ pub(super) static CONSUMER_PROTOCOL_SUBSCRIPTION__TOPIC_PARTITION: St = St {
             hi: 3,
             ty: Ty::Arr(&Ty::I32),
         }, // partitions
+    ],
+    tags: &[],
+};
+pub(super) static CREATE_PARTITIONS_RESPONSE: St = St {
+    name: "CreatePartitionsResponse",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Arr(&Ty::S(&CREATE_PARTITIONS_TOPIC_RESULT)),
+        }, // results
+        Fld {
+            lo: 2,
+            hi: 3,
+            ty: Ty::CArr(&Ty::S(&CREATE_PARTITIONS_TOPIC_RESULT)),
+        }, // results
+    ],
+    tags: &[],
+};
+pub(super) static CREATE_PARTITIONS_TOPIC_RESULT: St = St {
+    name: "CreatePartitionsTopicResult",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 2,
+            hi: 3,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 3,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 2,
+            hi: 3,
+            ty: Ty::CStr,
+        }, // error_message
     ],
     tags: &[],
 };
@@ -317,6 +617,121 @@ pub(super) static CREATE_TOPICS_RESPONSE: St = St {
     ],
     tags: &[],
 };
+pub(super) static DELETE_GROUPS__DELETABLE_GROUP_RESULT: St = St {
+    name: "DeletableGroupResult",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Str,
+        }, // group_id
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CStr,
+        }, // group_id
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I16,
+        }, // error_code
+    ],
+    tags: &[],
+};
+pub(super) static DELETE_GROUPS_RESPONSE: St = St {
+    name: "DeleteGroupsResponse",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Arr(&Ty::S(&DELETE_GROUPS__DELETABLE_GROUP_RESULT)),
+        }, // results
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CArr(&Ty::S(&DELETE_GROUPS__DELETABLE_GROUP_RESULT)),
+        }, // results
+    ],
+    tags: &[],
+};
+pub(super) static DELETE_RECORDS_PARTITION_RESULT: St = St {
+    name: "DeleteRecordsPartitionResult",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I64,
+        }, // low_watermark
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I16,
+        }, // error_code
+    ],
+    tags: &[],
+};
+pub(super) static DELETE_RECORDS_RESPONSE: St = St {
+    name: "DeleteRecordsResponse",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Arr(&Ty::S(&DELETE_RECORDS_TOPIC_RESULT)),
+        }, // topics
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CArr(&Ty::S(&DELETE_RECORDS_TOPIC_RESULT)),
+        }, // topics
+    ],
+    tags: &[],
+};
+pub(super) static DELETE_RECORDS_TOPIC_RESULT: St = St {
+    name: "DeleteRecordsTopicResult",
+    flex_from: 2,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CStr,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::Arr(&Ty::S(&DELETE_RECORDS_PARTITION_RESULT)),
+        }, // partitions
+        Fld {
+            lo: 2,
+            hi: 2,
+            ty: Ty::CArr(&Ty::S(&DELETE_RECORDS_PARTITION_RESULT)),
+        }, // partitions
+    ],
+    tags: &[],
+};
 pub(super) static DELETE_TOPICS__DELETABLE_TOPIC_RESULT: St = St {
     name: "DeletableTopicResult",
     flex_from: 4,
@@ -368,6 +783,119 @@ pub(super) static DELETE_TOPICS_RESPONSE: St = St {
             hi: 6,
             ty: Ty::CArr(&Ty::S(&DELETE_TOPICS__DELETABLE_TOPIC_RESULT)),
         }, // responses
+    ],
+    tags: &[],
+};
+pub(super) static DESCRIBE_CLIENT_QUOTAS_RESPONSE: St = St {
+    name: "DescribeClientQuotasResponse",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__ENTRY_DATA)),
+        }, // entries
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__ENTRY_DATA)),
+        }, // entries
+    ],
+    tags: &[],
+};
+pub(super) static DESCRIBE_CLIENT_QUOTAS__ENTITY_DATA: St = St {
+    name: "EntityData",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // entity_type
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // entity_type
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // entity_name
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // entity_name
+    ],
+    tags: &[],
+};
+pub(super) static DESCRIBE_CLIENT_QUOTAS__ENTRY_DATA: St = St {
+    name: "EntryData",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__ENTITY_DATA)),
+        }, // entity
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__ENTITY_DATA)),
+        }, // entity
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__VALUE_DATA)),
+        }, // values
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(&DESCRIBE_CLIENT_QUOTAS__VALUE_DATA)),
+        }, // values
+    ],
+    tags: &[],
+};
+pub(super) static DESCRIBE_CLIENT_QUOTAS__VALUE_DATA: St = St {
+    name: "ValueData",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // key
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // key
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I64,
+        }, // value
     ],
     tags: &[],
 };
@@ -1048,6 +1576,69 @@ pub(super) static HEARTBEAT_RESPONSE: St = St {
     ],
     tags: &[],
 };
+pub(super) static INCREMENTAL_ALTER_CONFIGS__ALTER_CONFIGS_RESOURCE_RESPONSE: St = St {
+    name: "AlterConfigsResourceResponse",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // error_message
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // error_message
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I8,
+        }, // resource_type
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // resource_name
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CStr,
+        }, // resource_name
+    ],
+    tags: &[],
+};
+pub(super) static INCREMENTAL_ALTER_CONFIGS_RESPONSE: St = St {
+    name: "IncrementalAlterConfigsResponse",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 1,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(
+                &INCREMENTAL_ALTER_CONFIGS__ALTER_CONFIGS_RESOURCE_RESPONSE,
+            )),
+        }, // responses
+        Fld {
+            lo: 1,
+            hi: 1,
+            ty: Ty::CArr(&Ty::S(
+                &INCREMENTAL_ALTER_CONFIGS__ALTER_CONFIGS_RESOURCE_RESPONSE,
+            )),
+        }, // responses
+    ],
+    tags: &[],
+};
 pub(super) static INIT_PRODUCER_ID_RESPONSE: St = St {
     name: "InitProducerIdResponse",
     flex_from: 2,
@@ -1250,6 +1841,70 @@ pub(super) static LEAVE_GROUP__MEMBER_RESPONSE: St = St {
             hi: 5,
             ty: Ty::I16,
         }, // error_code
+    ],
+    tags: &[],
+};
+pub(super) static LIST_GROUPS_RESPONSE: St = St {
+    name: "ListGroupsResponse",
+    flex_from: 3,
+    fields: &[
+        Fld {
+            lo: 1,
+            hi: 5,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 5,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::Arr(&Ty::S(&LIST_GROUPS__LISTED_GROUP)),
+        }, // groups
+        Fld {
+            lo: 3,
+            hi: 5,
+            ty: Ty::CArr(&Ty::S(&LIST_GROUPS__LISTED_GROUP)),
+        }, // groups
+    ],
+    tags: &[],
+};
+pub(super) static LIST_GROUPS__LISTED_GROUP: St = St {
+    name: "ListedGroup",
+    flex_from: 3,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::Str,
+        }, // group_id
+        Fld {
+            lo: 3,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // group_id
+        Fld {
+            lo: 0,
+            hi: 2,
+            ty: Ty::Str,
+        }, // protocol_type
+        Fld {
+            lo: 3,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // protocol_type
+        Fld {
+            lo: 4,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // group_state
+        Fld {
+            lo: 5,
+            hi: 5,
+            ty: Ty::CStr,
+        }, // group_type
     ],
     tags: &[],
 };
@@ -1599,6 +2254,62 @@ pub(super) static OFFSET_COMMIT_RESPONSE_TOPIC: St = St {
             lo: 8,
             hi: 10,
             ty: Ty::CArr(&Ty::S(&OFFSET_COMMIT_RESPONSE_PARTITION)),
+        }, // partitions
+    ],
+    tags: &[],
+};
+pub(super) static OFFSET_DELETE_RESPONSE: St = St {
+    name: "OffsetDeleteResponse",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::I16,
+        }, // error_code
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::I32,
+        }, // throttle_time_ms
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&OFFSET_DELETE_RESPONSE_TOPIC)),
+        }, // topics
+    ],
+    tags: &[],
+};
+pub(super) static OFFSET_DELETE_RESPONSE_PARTITION: St = St {
+    name: "OffsetDeleteResponsePartition",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::I32,
+        }, // partition_index
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::I16,
+        }, // error_code
+    ],
+    tags: &[],
+};
+pub(super) static OFFSET_DELETE_RESPONSE_TOPIC: St = St {
+    name: "OffsetDeleteResponseTopic",
+    flex_from: 1,
+    fields: &[
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Str,
+        }, // name
+        Fld {
+            lo: 0,
+            hi: 0,
+            ty: Ty::Arr(&Ty::S(&OFFSET_DELETE_RESPONSE_PARTITION)),
         }, // partitions
     ],
     tags: &[],
@@ -2068,13 +2779,22 @@ pub(super) fn response(api_key: i16) -> Option<&'static St> {
         13 => &LEAVE_GROUP_RESPONSE,
         14 => &SYNC_GROUP_RESPONSE,
         15 => &DESCRIBE_GROUPS_RESPONSE,
+        16 => &LIST_GROUPS_RESPONSE,
         17 => &SASL_HANDSHAKE_RESPONSE,
         18 => &API_VERSIONS_RESPONSE,
         19 => &CREATE_TOPICS_RESPONSE,
         20 => &DELETE_TOPICS_RESPONSE,
+        21 => &DELETE_RECORDS_RESPONSE,
         22 => &INIT_PRODUCER_ID_RESPONSE,
         32 => &DESCRIBE_CONFIGS_RESPONSE,
         36 => &SASL_AUTHENTICATE_RESPONSE,
+        37 => &CREATE_PARTITIONS_RESPONSE,
+        42 => &DELETE_GROUPS_RESPONSE,
+        44 => &INCREMENTAL_ALTER_CONFIGS_RESPONSE,
+        47 => &OFFSET_DELETE_RESPONSE,
+        48 => &DESCRIBE_CLIENT_QUOTAS_RESPONSE,
+        49 => &ALTER_CLIENT_QUOTAS_RESPONSE,
+        69 => &CONSUMER_GROUP_DESCRIBE_RESPONSE,
         _ => return None,
     })
 }

@@ -43,7 +43,20 @@ pub(crate) const LEAVE_GROUP: ApiVersionRange = r(ApiKey::LeaveGroup, 1, 5);
 pub(crate) const OFFSET_COMMIT: ApiVersionRange = r(ApiKey::OffsetCommit, 2, 8);
 // v8+ batches groups in a different layout; one group per request is enough.
 pub(crate) const OFFSET_FETCH: ApiVersionRange = r(ApiKey::OffsetFetch, 1, 7);
-pub(crate) const DESCRIBE_GROUPS: ApiVersionRange = r(ApiKey::DescribeGroups, 0, 5);
+// v6 answers GROUP_ID_NOT_FOUND for a group that does not exist (KIP-1043).
+pub(crate) const DESCRIBE_GROUPS: ApiVersionRange = r(ApiKey::DescribeGroups, 0, 6);
+pub(crate) const CREATE_PARTITIONS: ApiVersionRange = r(ApiKey::CreatePartitions, 0, 3);
+pub(crate) const INCREMENTAL_ALTER_CONFIGS: ApiVersionRange =
+    r(ApiKey::IncrementalAlterConfigs, 0, 1);
+pub(crate) const DELETE_RECORDS: ApiVersionRange = r(ApiKey::DeleteRecords, 0, 2);
+// v4 reports states, v5 group types (classic, consumer).
+pub(crate) const LIST_GROUPS: ApiVersionRange = r(ApiKey::ListGroups, 0, 5);
+pub(crate) const DELETE_GROUPS: ApiVersionRange = r(ApiKey::DeleteGroups, 0, 2);
+pub(crate) const OFFSET_DELETE: ApiVersionRange = r(ApiKey::OffsetDelete, 0, 0);
+pub(crate) const DESCRIBE_CLIENT_QUOTAS: ApiVersionRange = r(ApiKey::DescribeClientQuotas, 0, 1);
+pub(crate) const ALTER_CLIENT_QUOTAS: ApiVersionRange = r(ApiKey::AlterClientQuotas, 0, 1);
+// KIP-848 groups (group.protocol=consumer).
+pub(crate) const CONSUMER_GROUP_DESCRIBE: ApiVersionRange = r(ApiKey::ConsumerGroupDescribe, 0, 1);
 // v0 sent raw tokens outside Kafka framing; 4.0 dropped it (KIP-896). v1 + SaslAuthenticate (KIP-152).
 pub(crate) const SASL_HANDSHAKE: ApiVersionRange = r(ApiKey::SaslHandshake, 1, 1);
 // v1 adds session_lifetime_ms (KIP-368); v2 is flexible.
@@ -68,6 +81,15 @@ pub(crate) const ALL: &[ApiVersionRange] = &[
     OFFSET_COMMIT,
     OFFSET_FETCH,
     DESCRIBE_GROUPS,
+    CREATE_PARTITIONS,
+    INCREMENTAL_ALTER_CONFIGS,
+    DELETE_RECORDS,
+    LIST_GROUPS,
+    DELETE_GROUPS,
+    OFFSET_DELETE,
+    DESCRIBE_CLIENT_QUOTAS,
+    ALTER_CLIENT_QUOTAS,
+    CONSUMER_GROUP_DESCRIBE,
     SASL_HANDSHAKE,
     SASL_AUTHENTICATE,
 ];

@@ -84,6 +84,32 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Consumer property names, besides [`ClientConfig::accepts`]'s.
+    pub const KEYS: &'static [&'static str] = &[
+        "group.id",
+        "group.instance.id",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "max.poll.records",
+        "fetch.min.bytes",
+        "fetch.max.wait.ms",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "isolation.level",
+        "partition.assignment.strategy",
+        "allow.auto.create.topics",
+        "group.protocol",
+    ];
+
+    /// Whether `key` is a consumer property (its own or a client one).
+    pub fn accepts(key: &str) -> bool {
+        Self::KEYS.contains(&key.trim()) || ClientConfig::accepts(key)
+    }
+
     /// Sets one property by its Java name; client keys pass through.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let v = value.trim();
@@ -191,6 +217,17 @@ impl ConsumerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_key_is_known_to_set() {
+        for key in ConsumerConfig::KEYS {
+            if let Err(e) = ConsumerConfig::default().set(key, "\u{0}") {
+                assert!(!e.to_string().contains("unknown"), "{key}: {e}");
+            }
+        }
+        assert!(ConsumerConfig::accepts("isolation.level"));
+        assert!(!ConsumerConfig::accepts("acks"));
+    }
 
     #[test]
     fn defaults_validate_and_parse() {

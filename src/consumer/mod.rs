@@ -43,7 +43,7 @@ use crate::engine::consumer::group::{Group, GroupConfig, Joined};
 use crate::engine::consumer::{ConsumerEngine, FetchConfig};
 use crate::engine::{admin, Cluster, ClusterError};
 use crate::error::{Error, Result};
-use crate::types::{OffsetAndMetadata, OffsetSpec, TopicPartition};
+use crate::types::{ListedOffset, OffsetAndMetadata, OffsetSpec, TopicPartition};
 
 /// A record read from Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,17 @@ struct Inner {
     join: Mutex<Option<PendingJoin>>,
     mode: Mutex<Mode>,
     last_auto_commit: Mutex<Instant>,
+    /// What the subscription last saw in metadata (see `watch_metadata`).
+    watch: Mutex<Watch>,
     closed: AtomicBool,
+}
+
+/// Subscription state checked against metadata every `metadata.max.age.ms`:
+/// a pattern picks up new topics, and a partition-count change rejoins.
+struct Watch {
+    pattern: Option<regex::Regex>,
+    partitions: BTreeMap<String, usize>,
+    checked: Instant,
 }
 
 type PendingJoin = tokio::task::JoinHandle<std::result::Result<Joined, ClusterError>>;
@@ -202,6 +212,11 @@ impl Consumer {
                 join: Mutex::new(None),
                 mode: Mutex::new(Mode::None),
                 last_auto_commit: Mutex::new(Instant::now()),
+                watch: Mutex::new(Watch {
+                    pattern: None,
+                    partitions: BTreeMap::new(),
+                    checked: Instant::now(),
+                }),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -243,8 +258,39 @@ impl Consumer {
         Ok(())
     }
 
-    /// Joins the group and consumes `topics` (group management).
+    /// Joins the group and consumes `topics` (group management). When a
+    /// topic's partition count changes, the member rejoins so the new
+    /// partitions are assigned (checked every `metadata.max.age.ms`).
     pub async fn subscribe<S: AsRef<str>>(&self, topics: &[S]) -> Result<()> {
+        crate::topic_name::validate_all(topics)?;
+        let topics: Vec<String> = topics.iter().map(|t| t.as_ref().to_owned()).collect();
+        self.subscribe_with(topics, None).await
+    }
+
+    /// Joins the group and consumes every topic whose whole name matches
+    /// `pattern` (a [`regex`](https://docs.rs/regex) expression; internal
+    /// topics excluded, as Java's `exclude.internal.topics`). Topics created
+    /// later are picked up on the next metadata refresh
+    /// (`metadata.max.age.ms`), which also rejoins on partition-count changes.
+    pub async fn subscribe_pattern(&self, pattern: &str) -> Result<()> {
+        let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Error::invalid(format!("pattern `{pattern}`: {e}")))?;
+        let m = self
+            .inner
+            .cluster
+            .retrying("Metadata", || {
+                self.inner.cluster.refresh(crate::engine::Topics::All)
+            })
+            .await?;
+        let topics = matching(&re, &m);
+        self.subscribe_with(topics, Some(re)).await
+    }
+
+    async fn subscribe_with(
+        &self,
+        mut topics: Vec<String>,
+        pattern: Option<regex::Regex>,
+    ) -> Result<()> {
         self.check_open()?;
         if self.mode() == Mode::Assigned {
             return Err(Error::config(
@@ -253,22 +299,83 @@ impl Consumer {
             ));
         }
         let group = self.group()?;
-        let mut topics: Vec<String> = topics.iter().map(|t| t.as_ref().to_owned()).collect();
         topics.sort();
         topics.dedup();
-        self.inner
+        let m = self
+            .inner
             .cluster
             .refresh(crate::engine::Topics::Some(&topics))
             .await
             .map_err(Error::from)?;
+        {
+            let mut w = self.watch();
+            w.partitions = partition_counts(&topics, &m);
+            w.pattern = pattern;
+            w.checked = Instant::now();
+        }
         group.subscribe(topics);
         self.set_mode(Mode::Subscribed);
         Ok(())
     }
 
+    fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.inner.watch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every `metadata.max.age.ms`: re-matches the pattern and compares
+    /// partition counts; a change means a rejoin. Bounded by `left`; a
+    /// failed refresh is tried again next time.
+    async fn watch_metadata(&self, g: &Group, left: Duration) {
+        let (due, all) = {
+            let w = self.watch();
+            (
+                w.checked.elapsed() >= self.inner.config.client.metadata_max_age,
+                w.pattern.is_some(),
+            )
+        };
+        if !due {
+            return;
+        }
+        let subscribed = g.subscription();
+        let cluster = &self.inner.cluster;
+        let refresh = async {
+            if all {
+                cluster.refresh(crate::engine::Topics::All).await
+            } else {
+                cluster
+                    .refresh(crate::engine::Topics::Some(&subscribed))
+                    .await
+            }
+        };
+        let m = match tokio::time::timeout(left.max(Duration::from_millis(1)), refresh).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "subscription metadata refresh failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut w = self.watch();
+        w.checked = Instant::now();
+        let topics = match &w.pattern {
+            Some(re) => matching(re, &m),
+            None => subscribed.clone(),
+        };
+        let counts = partition_counts(&topics, &m);
+        if topics != subscribed {
+            tracing::debug!(?topics, "pattern subscription changed");
+            g.subscribe(topics);
+        } else if counts != w.partitions {
+            tracing::debug!(?counts, "partition counts changed; rejoining");
+            g.request_rejoin();
+        }
+        w.partitions = counts;
+    }
+
     /// Consumes exactly these partitions, without group management.
     pub async fn assign(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.check_open()?;
+        crate::topic_name::validate_partitions(partitions)?;
         if self.mode() == Mode::Subscribed {
             return Err(Error::config(
                 "assign",
@@ -290,6 +397,7 @@ impl Consumer {
         if self.mode() == Mode::Subscribed {
             let owned = self.assignment();
             self.revoke(&owned).await;
+            self.watch().pattern = None;
             if let Some(g) = &self.inner.group {
                 g.unsubscribe();
                 g.leave("the consumer unsubscribed").await;
@@ -336,8 +444,12 @@ impl Consumer {
                 if let Some(e) = g.fatal() {
                     return Err(e.into());
                 }
-                if self.mode() == Mode::Subscribed && self.step_rebalance(g).await? {
-                    continue;
+                if self.mode() == Mode::Subscribed {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.watch_metadata(g, left).await;
+                    if self.step_rebalance(g).await? {
+                        continue;
+                    }
                 }
             }
             self.update_positions().await?;
@@ -651,6 +763,35 @@ impl Consumer {
         }
     }
 
+    /// For each partition, the earliest offset whose timestamp is at least
+    /// the given one (ms since the epoch), as Java's `offsetsForTimes`;
+    /// `None` where no such record exists. Honors `isolation.level`.
+    pub async fn offsets_for_times(
+        &self,
+        times: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, Option<ListedOffset>>> {
+        if let Some((tp, t)) = times.iter().find(|(_, t)| **t < 0) {
+            return Err(Error::invalid(format!("timestamp {t} of {tp} is negative")));
+        }
+        let specs: Vec<_> = times
+            .iter()
+            .map(|(tp, t)| (tp.clone(), OffsetSpec::Timestamp(*t)))
+            .collect();
+        let found = admin::list_offsets(
+            &self.inner.cluster,
+            &specs,
+            self.inner.config.read_committed,
+        )
+        .await?;
+        Ok(times
+            .keys()
+            .map(|tp| {
+                let o = found.get(tp).copied().filter(|o| o.offset >= 0);
+                (tp.clone(), o)
+            })
+            .collect())
+    }
+
     /// Moves to the log start of these partitions.
     pub async fn seek_to_beginning(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.seek_to(partitions, OffsetSpec::Earliest).await
@@ -748,6 +889,25 @@ impl Consumer {
         self.close().await;
         r
     }
+}
+
+/// Non-internal topics whose whole name matches.
+fn matching(re: &regex::Regex, m: &crate::engine::Metadata) -> Vec<String> {
+    let mut out: Vec<String> = m
+        .topics
+        .values()
+        .filter(|t| !t.internal && t.error.is_none() && re.is_match(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+fn partition_counts(topics: &[String], m: &crate::engine::Metadata) -> BTreeMap<String, usize> {
+    topics
+        .iter()
+        .filter_map(|t| m.topics.get(t).map(|tm| (t.clone(), tm.partitions.len())))
+        .collect()
 }
 
 /// Builds a [`Consumer`]; keeps the first config error until `build()`.

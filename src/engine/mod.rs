@@ -13,6 +13,6 @@ pub(crate) use crate::cluster::tls;
 pub(crate) use crate::cluster::wire::OutRecord;
 pub(crate) use crate::cluster::{reauthentication_count, Security};
 pub(crate) use crate::cluster::{
-    too_large_limit, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Topics,
+    too_large_limit, Cluster, ClusterConfig, ClusterError, ConnConfig, ConnError, Metadata, Topics,
 };
 pub use crate::cluster::{Compression, ErrorCode};

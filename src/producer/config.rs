@@ -79,6 +79,26 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// Producer property names, besides [`ClientConfig::accepts`]'s.
+    pub const KEYS: &'static [&'static str] = &[
+        "acks",
+        "enable.idempotence",
+        "linger.ms",
+        "batch.size",
+        "buffer.memory",
+        "max.block.ms",
+        "max.in.flight.requests.per.connection",
+        "delivery.timeout.ms",
+        "retries",
+        "compression.type",
+        "max.request.size",
+    ];
+
+    /// Whether `key` is a producer property (its own or a client one).
+    pub fn accepts(key: &str) -> bool {
+        Self::KEYS.contains(&key.trim()) || ClientConfig::accepts(key)
+    }
+
     /// Sets one property by its Java name; client keys pass through to
     /// [`ClientConfig::set`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
@@ -204,6 +224,17 @@ mod tests {
         c.set("acks", "1").unwrap();
         c.validate().unwrap();
         assert!(!c.idempotent());
+    }
+
+    #[test]
+    fn every_listed_key_is_known_to_set() {
+        for key in ProducerConfig::KEYS {
+            if let Err(e) = ProducerConfig::default().set(key, "\u{0}") {
+                assert!(!e.to_string().contains("unknown"), "{key}: {e}");
+            }
+        }
+        assert!(ProducerConfig::accepts("linger.ms") && ProducerConfig::accepts("client.id"));
+        assert!(!ProducerConfig::accepts("group.id"));
     }
 
     #[test]

@@ -254,6 +254,7 @@ impl Producer {
         record: ProducerRecord,
         done: Box<dyn FnOnce(Result<RecordMetadata>) + Send>,
     ) -> Result<()> {
+        crate::validate_topic_name(&record.topic)?;
         let max_block = self.inner.config.max_block;
         let deadline = Instant::now() + max_block;
         let engine = &self.inner.engine;

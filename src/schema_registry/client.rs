@@ -343,11 +343,16 @@ impl SchemaRegistryClient {
             subject: Some(subject),
             ..Default::default()
         };
-        let versions: Vec<i32> = self
+        let soft: Result<Vec<i32>> = self
             .call(&op, Method::DELETE, &["subjects", subject], &[], None)
-            .await?;
+            .await;
+        let versions = match soft {
+            // Already soft-deleted (40404): purging is what is left to do.
+            Err(e) if permanent && e.code() == Some(40404) => None,
+            r => Some(r?),
+        };
         if permanent {
-            let _: Vec<i32> = self
+            let purged: Vec<i32> = self
                 .call(
                     &op,
                     Method::DELETE,
@@ -356,10 +361,16 @@ impl SchemaRegistryClient {
                     None,
                 )
                 .await?;
+            self.forget(subject);
+            return Ok(versions.unwrap_or(purged));
         }
+        self.forget(subject);
+        Ok(versions.unwrap_or_default())
+    }
+
+    fn forget(&self, subject: &str) {
         self.inner.ids.remove_where(|(s, _)| s == subject);
         self.inner.latest.remove_where(|s| s == subject);
-        Ok(versions)
     }
 
     /// Asks whether `schema` may be registered under `subject`, tested against
@@ -795,6 +806,9 @@ fn transport_error(
 }
 
 fn snippet(bytes: &[u8]) -> String {
+    if let Some(page) = html_summary(bytes) {
+        return page;
+    }
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
     if bytes.len() > 300 {
         s + "..."
@@ -803,10 +817,38 @@ fn snippet(bytes: &[u8]) -> String {
     }
 }
 
+/// An HTML error page (a proxy's, a web server's) as one line: its title,
+/// never the markup.
+fn html_summary(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let head = text.trim_start().get(..15)?.to_ascii_lowercase();
+    if !(head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head"))
+    {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .and_then(|i| {
+            let start = i + "<title>".len();
+            lower[start..]
+                .find("</title>")
+                .map(|j| text[start..start + j].trim().to_owned())
+        })
+        .filter(|t| !t.is_empty());
+    Some(match title {
+        Some(t) => format!("an HTML page titled `{t}` (not a registry answer)"),
+        None => "an HTML page (not a registry answer)".to_owned(),
+    })
+}
+
 fn answer_error(status: StatusCode, body: &[u8], op: &Op<'_>) -> Error {
     #[derive(Deserialize)]
     struct Answer {
         error_code: Option<i32>,
+        #[serde(alias = "detail")]
         message: Option<String>,
     }
     let parsed = serde_json::from_slice::<Answer>(body).ok();

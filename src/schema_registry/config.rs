@@ -225,6 +225,16 @@ impl SchemaRegistryConfig {
         "value.subject.name.strategy",
     ];
 
+    /// Whether `key` is a registry property (including `schema.registry.`
+    /// + a TLS key).
+    pub fn accepts(key: &str) -> bool {
+        let key = key.trim();
+        Self::KEYS.contains(&key)
+            || key
+                .strip_prefix("schema.registry.")
+                .is_some_and(|k| crate::config::TLS_KEYS.contains(&k))
+    }
+
     /// A default config for the registry at `url`.
     pub fn new(url: &str) -> Self {
         SchemaRegistryConfig {

@@ -101,7 +101,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Connection { .. } | Error::Timeout { .. } => true,
-            Error::Registry { status, .. } => *status >= 500,
+            Error::Registry { status, .. } => *status >= 500 && *status != 501,
             _ => false,
         }
     }

@@ -69,21 +69,28 @@ async fn describe_configs_of_topic_and_broker() {
     let broker = admin.describe_cluster().await.unwrap().brokers[0].id;
     let got = admin
         .describe_configs(&[
-            ConfigResource::Topic(topic.clone()),
-            ConfigResource::Broker(broker),
+            ConfigResource::topic(&topic),
+            ConfigResource::broker(broker),
         ])
         .await
         .unwrap();
-    let t = &got[&ConfigResource::Topic(topic.clone())];
-    assert_eq!(t["retention.ms"].value.as_deref(), Some("3600000"));
-    assert!(!t["retention.ms"].is_default);
-    assert!(t["cleanup.policy"].is_default, "{:?}", t["cleanup.policy"]);
-    let b = &got[&ConfigResource::Broker(broker)];
-    let max = &b["offset.metadata.max.bytes"];
+    let entry = |i: usize, name: &str| {
+        got[i]
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", got[i].resource))
+            .clone()
+    };
+    assert_eq!(got[0].resource, ConfigResource::topic(&topic));
+    assert_eq!(entry(0, "retention.ms").value.as_deref(), Some("3600000"));
+    assert!(!entry(0, "retention.ms").is_default);
+    assert!(entry(0, "cleanup.policy").is_default);
+    let max = entry(1, "offset.metadata.max.bytes");
     assert_eq!(max.value.as_deref(), Some("4096"), "{max:?}");
 
     let e = admin
-        .describe_configs(&[ConfigResource::Topic(unique("no-such"))])
+        .describe_configs(&[ConfigResource::topic(unique("no-such"))])
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no-such"), "{e}");

@@ -1,6 +1,7 @@
 """librdkafka (confluent-kafka) peer for interop tests. Subcommands:
   produce  --topic T --codec C --count N         records with keys, headers, timestamps; prints them as JSON lines
-  member   --topic T --group G --seconds S [--assignor A]   joins the group, consumes, commits; prints JSON summary
+  member   --topic T --group G --seconds S [--assignor A] [--protocol consumer]   joins the group
+           (classic, or KIP-848 with --protocol consumer), consumes, commits; prints JSON summary
   commit   --topic T --group G --offsets p:o,...  commits offsets for a group without joining
   committed --topic T --group G --partitions N   prints {partition: offset} committed for the group
   txn      --topic T --count N                   one aborted then one committed transaction of N records each
@@ -19,6 +20,7 @@ p.add_argument("--seconds", type=float, default=10)
 p.add_argument("--assignor", default="range")
 p.add_argument("--offsets", default="")
 p.add_argument("--partitions", type=int, default=0)
+p.add_argument("--protocol", default="classic")
 a = p.parse_args()
 h = lambda b: None if b is None else b.hex()
 
@@ -42,9 +44,12 @@ if a.cmd == "produce":
     for s in sent:
         print(json.dumps(s))
 elif a.cmd == "member":
-    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": a.group, "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "partition.assignment.strategy": a.assignor,
-                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 300})
+    conf = {"bootstrap.servers": a.bootstrap, "group.id": a.group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "group.protocol": a.protocol}
+    if a.protocol == "classic":  # the consumer protocol's assignor and timeouts are the broker's
+        conf.update({"partition.assignment.strategy": a.assignor,
+                     "session.timeout.ms": 6000, "heartbeat.interval.ms": 300})
+    c = Consumer(conf)
     c.subscribe([a.topic])
     records, assignment, end = [], set(), time.time() + a.seconds
     while time.time() < end:

@@ -10,7 +10,7 @@
 mod assignor;
 mod fetcher;
 pub(crate) mod group;
-mod offsets;
+pub(crate) mod offsets;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,4 +1,17 @@
-//! Admin requests: topics, cluster, offsets.
+//! Admin requests: topics, cluster, offsets; configs, groups, records and
+//! quotas in the submodules.
+
+mod configs;
+mod groups;
+mod quotas;
+mod records;
+
+pub(crate) use configs::{describe_configs, incremental_alter_configs};
+pub(crate) use groups::{
+    alter_group_offsets, delete_group_offsets, delete_groups, describe_group, list_groups,
+};
+pub(crate) use quotas::{alter_client_quotas, describe_client_quotas};
+pub(crate) use records::{create_partitions, delete_records};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -7,13 +20,32 @@ use crate::retry::{retry, Exhausted, RetryAction, RetryPolicy};
 
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Metadata, Topics};
 use crate::types::{
-    ApiSupport, BrokerDescription, ClusterDescription, ConfigEntry, ConfigResource,
-    GroupDescription, GroupMember, GroupOffset, ListedOffset, NewTopic, OffsetSpec,
+    ApiSupport, BrokerDescription, ClusterDescription, ListedOffset, NewTopic, OffsetSpec,
     PartitionDescription, TopicDescription, TopicId, TopicPartition,
 };
 
 fn name(n: &str) -> msg::TopicName {
     msg::TopicName(msg::StrBytes::from_string(n.to_owned()))
+}
+
+fn s(v: &str) -> msg::StrBytes {
+    msg::StrBytes::from_string(v.to_owned())
+}
+
+/// A per-item error code as a `ClusterError` naming the item (`None` on success).
+fn item_error(
+    what: impl FnOnce() -> String,
+    code: i16,
+    message: Option<msg::StrBytes>,
+) -> Result<(), ClusterError> {
+    match ErrorCode::check(code) {
+        None => Ok(()),
+        Some(code) => Err(ClusterError::broker(
+            what(),
+            code,
+            message.map(|m| m.to_string()),
+        )),
+    }
 }
 
 fn timeout_ms(d: Duration) -> i32 {
@@ -93,7 +125,12 @@ pub(crate) async fn create_topics(
         .map(|(n, _)| n.clone())
         .collect();
     if !validate_only && !created.is_empty() {
-        wait_for_leaders(cluster, &created).await?;
+        let counts: Vec<(String, i32)> = topics
+            .iter()
+            .filter(|t| created.contains(&t.name))
+            .map(|t| (t.name.clone(), t.partitions))
+            .collect();
+        wait_for_leaders(cluster, &counts).await?;
     }
     Ok(topics
         .iter()
@@ -111,9 +148,21 @@ pub(crate) async fn create_topics(
 }
 
 /// Topic creation is asynchronous in Kafka; wait until every broker's
-/// metadata shows a leader for every partition, so the topic is usable at
-/// once whichever broker a later request reaches.
-async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), ClusterError> {
+/// metadata shows at least the given partition count (each with a leader)
+/// for every topic, so the topic is usable at once whichever broker a later
+/// request reaches.
+pub(super) async fn wait_for_leaders(
+    cluster: &Cluster,
+    counts: &[(String, i32)],
+) -> Result<(), ClusterError> {
+    let topics: Vec<String> = counts.iter().map(|(t, _)| t.clone()).collect();
+    let topics = &topics[..];
+    let want = |t: &str| {
+        counts
+            .iter()
+            .find(|(n, _)| n == t)
+            .map_or(1, |(_, c)| (*c).max(1))
+    };
     let req = msg::MetadataRequest::default()
         .with_allow_auto_topic_creation(false)
         .with_topics(Some(
@@ -145,8 +194,9 @@ async fn wait_for_leaders(cluster: &Cluster, topics: &[String]) -> Result<(), Cl
                 };
                 let (resp, _) = conn.send(&req, versions::METADATA).await?;
                 let all = resp.topics.iter().all(|t| {
+                    let n = t.name.as_ref().map_or("", |n| n.0.as_str());
                     t.error_code == 0
-                        && !t.partitions.is_empty()
+                        && t.partitions.len() >= want(n) as usize
                         && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
                 });
                 if all {
@@ -503,202 +553,4 @@ async fn fetch_probe(
         return Err(ClusterError::broker(format!("fetching {tp}"), code, None));
     }
     Ok(p.records.is_some_and(|r| !r.is_empty()))
-}
-
-/// Members, assignments and committed offsets of a consumer group, with the
-/// log-end offset of every partition it has committed or been assigned.
-pub(crate) async fn describe_group(
-    cluster: &Cluster,
-    group: &str,
-) -> Result<GroupDescription, ClusterError> {
-    // A new coordinator answers COORDINATOR_LOAD_IN_PROGRESS while it loads offsets.
-    cluster
-        .retrying("DescribeGroups", || describe_group_once(cluster, group))
-        .await
-}
-
-async fn describe_group_once(
-    cluster: &Cluster,
-    group: &str,
-) -> Result<GroupDescription, ClusterError> {
-    let node = cluster
-        .retrying("FindCoordinator", || {
-            crate::engine::consumer::group::find_coordinator(cluster, group)
-        })
-        .await?;
-    let conn = cluster.broker(node).await?;
-    let gid = msg::GroupId(msg::StrBytes::from_string(group.to_owned()));
-    let req = msg::DescribeGroupsRequest::default().with_groups(vec![gid.clone()]);
-    let (resp, _) = conn.send(&req, versions::DESCRIBE_GROUPS).await?;
-    let g = resp.groups.into_iter().next().ok_or_else(|| {
-        ClusterError::broker(
-            "DescribeGroups",
-            ErrorCode(-1),
-            Some("empty response".into()),
-        )
-    })?;
-    if let Some(code) = ErrorCode::check(g.error_code) {
-        return Err(ClusterError::broker(
-            format!("describing group `{group}`"),
-            code,
-            g.error_message.map(|m| m.to_string()),
-        ));
-    }
-    let mut members = Vec::new();
-    let mut tps: Vec<TopicPartition> = Vec::new();
-    for m in g.members {
-        let assignment: Vec<TopicPartition> =
-            crate::cluster::wire::decode_assignment(m.member_assignment)
-                .map(|a| {
-                    a.partitions
-                        .into_iter()
-                        .flat_map(|(t, ps)| {
-                            ps.into_iter()
-                                .map(move |p| TopicPartition::new(t.clone(), p))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-        tps.extend(assignment.iter().cloned());
-        members.push(GroupMember {
-            member_id: m.member_id.to_string(),
-            instance_id: m.group_instance_id.map(|s| s.to_string()),
-            client_id: m.client_id.to_string(),
-            host: m.client_host.to_string(),
-            assignment,
-        });
-    }
-    // Every committed partition (topics: null = all).
-    let fetch = msg::OffsetFetchRequest::default()
-        .with_group_id(gid)
-        .with_topics(None);
-    let (offs, _) = conn.send(&fetch, versions::OFFSET_FETCH).await?;
-    if let Some(code) = ErrorCode::check(offs.error_code) {
-        return Err(ClusterError::broker(
-            format!("fetching offsets of group `{group}`"),
-            code,
-            None,
-        ));
-    }
-    let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    for t in offs.topics {
-        for p in t.partitions {
-            if p.committed_offset >= 0 {
-                committed.insert(
-                    TopicPartition::new(t.name.0.to_string(), p.partition_index),
-                    p.committed_offset,
-                );
-            }
-        }
-    }
-    tps.extend(committed.keys().cloned());
-    tps.sort();
-    tps.dedup();
-    let specs: Vec<_> = tps
-        .iter()
-        .map(|tp| (tp.clone(), OffsetSpec::Latest))
-        .collect();
-    let ends = if specs.is_empty() {
-        BTreeMap::new()
-    } else {
-        list_offsets(cluster, &specs, false).await?
-    };
-    let offsets = tps
-        .into_iter()
-        .map(|tp| {
-            let c = committed.get(&tp).copied();
-            let end = ends.get(&tp).map_or(-1, |o| o.offset);
-            let owner = members
-                .iter()
-                .find(|m| m.assignment.contains(&tp))
-                .map(|m| m.member_id.clone());
-            GroupOffset {
-                lag: c.map(|c| (end - c).max(0)),
-                partition: tp,
-                committed: c,
-                log_end: end,
-                owner,
-            }
-        })
-        .collect();
-    Ok(GroupDescription {
-        group: group.to_owned(),
-        state: g.group_state.to_string(),
-        coordinator: node,
-        protocol: g.protocol_data.to_string(),
-        members,
-        offsets,
-    })
-}
-
-/// Configs of topics and brokers. Topics are asked of any broker in one
-/// request; each broker resource of that broker itself (as Java does).
-pub(crate) async fn describe_configs(
-    cluster: &Cluster,
-    resources: &[ConfigResource],
-) -> Result<BTreeMap<ConfigResource, BTreeMap<String, ConfigEntry>>, ClusterError> {
-    let mut out = BTreeMap::new();
-    let (topics, brokers): (Vec<&ConfigResource>, Vec<&ConfigResource>) = resources
-        .iter()
-        .partition(|r| matches!(r, ConfigResource::Topic(_)));
-    let mut groups: Vec<(Option<i32>, Vec<&ConfigResource>)> = Vec::new();
-    if !topics.is_empty() {
-        groups.push((None, topics));
-    }
-    for b in brokers {
-        if let ConfigResource::Broker(id) = b {
-            groups.push((Some(*id), vec![b]));
-        }
-    }
-    for (node, group) in groups {
-        let req = msg::DescribeConfigsRequest::default().with_resources(
-            group
-                .iter()
-                .map(|r| {
-                    let (ty, name) = r.wire();
-                    msg::describe_configs_request::DescribeConfigsResource::default()
-                        .with_resource_type(ty)
-                        .with_resource_name(msg::StrBytes::from_string(name))
-                        .with_configuration_keys(None)
-                })
-                .collect(),
-        );
-        let resp = cluster
-            .retrying("DescribeConfigs", || async {
-                let conn = match node {
-                    Some(id) => cluster.broker(id).await?,
-                    None => cluster.any_broker().await?,
-                };
-                let (resp, _) = conn.send(&req, versions::DESCRIBE_CONFIGS).await?;
-                Ok(resp)
-            })
-            .await?;
-        for (resource, result) in group.into_iter().zip(resp.results) {
-            if let Some(code) = ErrorCode::check(result.error_code) {
-                return Err(ClusterError::broker(
-                    format!("describing the configs of {resource}"),
-                    code,
-                    result.error_message.map(|m| m.to_string()),
-                ));
-            }
-            let entries = result
-                .configs
-                .into_iter()
-                .map(|c| {
-                    let name = c.name.to_string();
-                    let entry = ConfigEntry {
-                        name: name.clone(),
-                        value: c.value.map(|v| v.to_string()),
-                        read_only: c.read_only,
-                        // ConfigSource DEFAULT_CONFIG (v1+).
-                        is_default: c.config_source == 5,
-                        sensitive: c.is_sensitive,
-                    };
-                    (name, entry)
-                })
-                .collect();
-            out.insert(resource.clone(), entries);
-        }
-    }
-    Ok(out)
 }
