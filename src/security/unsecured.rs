@@ -45,10 +45,15 @@ impl UnsecuredJwtProvider {
 
     /// A token as if issued at `issued_at` (a past time gives an expired token).
     pub fn token_at(&self, issued_at: SystemTime) -> OAuthBearerToken {
+        // Whole milliseconds, as Java's unsecured login handler writes them:
+        // the broker compares `iat * 1000` with its clock in whole ms, so a
+        // sub-millisecond fraction could put `iat` "in the future".
         let secs = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
+            let ms = t
+                .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default()
-                .as_secs_f64()
+                .as_millis();
+            ms as f64 / 1000.0
         };
         let exp = issued_at + self.lifetime;
         let mut claims = serde_json::json!({

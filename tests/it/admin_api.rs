@@ -64,14 +64,27 @@ async fn configs_partitions_and_records() {
         )])
         .await
         .unwrap();
-    let d = admin.describe_configs(&[r]).await.unwrap();
-    assert!(
-        d[0].entries
+    // Config changes reach the broker's view asynchronously.
+    let start = std::time::Instant::now();
+    loop {
+        let d = admin
+            .describe_configs(std::slice::from_ref(&r))
+            .await
+            .unwrap();
+        let e = d[0]
+            .entries
             .iter()
             .find(|e| e.name == "retention.ms")
-            .unwrap()
-            .is_default
-    );
+            .unwrap();
+        if e.is_default {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still set: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let bad = admin
         .describe_configs(&[ConfigResource::topic("bad name")])
         .await
