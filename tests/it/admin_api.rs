@@ -163,18 +163,32 @@ async fn groups_offsets_and_quotas() {
             .collect(),
         strict: true,
     };
-    let q = admin.describe_client_quotas(&filter).await.unwrap();
+    // Quota changes, like config changes, reach the broker's view asynchronously.
+    let start = std::time::Instant::now();
+    let q = loop {
+        let q = admin.describe_client_quotas(&filter).await.unwrap();
+        if !q.is_empty() {
+            break q;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "quota never showed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(q[0].values["producer_byte_rate"], 4096.0);
     let remove = ClientQuotaAlteration {
         entity,
         ops: vec![("producer_byte_rate".into(), None)],
     };
     admin.alter_client_quotas(&[remove]).await.unwrap();
-    assert!(admin
+    let start = std::time::Instant::now();
+    while !admin
         .describe_client_quotas(&filter)
         .await
         .unwrap()
-        .is_empty());
+        .is_empty()
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "quota never went");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
