@@ -231,6 +231,7 @@ impl Cluster {
     }
 
     /// Leader of a partition and a connection to it.
+    #[cfg(feature = "unstable-internals")]
     pub(crate) async fn leader(
         &self,
         topic: &str,

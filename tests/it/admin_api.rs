@@ -10,7 +10,7 @@ use kafka_ingest::{
     Consumer, Error, NewTopic, Producer, ProducerRecord, QuotaEntity, QuotaMatch, TopicPartition,
 };
 
-use crate::support::{bootstrap, client, unique};
+use crate::support::{bootstrap, client, eventually, unique};
 
 async fn produce(topic: &str, partition: i32, n: usize) {
     let p = Producer::builder()
@@ -40,10 +40,19 @@ async fn configs_partitions_and_records() {
         )])
         .await
         .unwrap();
-    let d = admin
-        .describe_configs(&[r.clone(), ConfigResource::broker(1)])
-        .await
-        .unwrap();
+    // Config and quota changes reach the broker's view asynchronously.
+    let d = eventually("retention.ms=1000", || async {
+        let d = admin
+            .describe_configs(&[r.clone(), ConfigResource::broker(1)])
+            .await
+            .unwrap();
+        let set = d[0]
+            .entries
+            .iter()
+            .any(|e| e.name == "retention.ms" && e.value.as_deref() == Some("1000"));
+        set.then_some(d)
+    })
+    .await;
     let e = d[0]
         .entries
         .iter()
@@ -64,27 +73,17 @@ async fn configs_partitions_and_records() {
         )])
         .await
         .unwrap();
-    // Config changes reach the broker's view asynchronously.
-    let start = std::time::Instant::now();
-    loop {
+    eventually("retention.ms back to its default", || async {
         let d = admin
             .describe_configs(std::slice::from_ref(&r))
             .await
             .unwrap();
-        let e = d[0]
-            .entries
+        d[0].entries
             .iter()
-            .find(|e| e.name == "retention.ms")
-            .unwrap();
-        if e.is_default {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "still set: {e:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .any(|e| e.name == "retention.ms" && e.is_default)
+            .then_some(())
+    })
+    .await;
     let bad = admin
         .describe_configs(&[ConfigResource::topic("bad name")])
         .await
@@ -163,32 +162,26 @@ async fn groups_offsets_and_quotas() {
             .collect(),
         strict: true,
     };
-    // Quota changes, like config changes, reach the broker's view asynchronously.
-    let start = std::time::Instant::now();
-    let q = loop {
+    let q = eventually("the quota", || async {
         let q = admin.describe_client_quotas(&filter).await.unwrap();
-        if !q.is_empty() {
-            break q;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "quota never showed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        (!q.is_empty()).then_some(q)
+    })
+    .await;
     assert_eq!(q[0].values["producer_byte_rate"], 4096.0);
     let remove = ClientQuotaAlteration {
         entity,
         ops: vec![("producer_byte_rate".into(), None)],
     };
     admin.alter_client_quotas(&[remove]).await.unwrap();
-    let start = std::time::Instant::now();
-    while !admin
-        .describe_client_quotas(&filter)
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(start.elapsed() < Duration::from_secs(30), "quota never went");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("the quota's removal", || async {
+        admin
+            .describe_client_quotas(&filter)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

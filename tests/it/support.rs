@@ -233,3 +233,24 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// Polls `check` every 200 ms until it yields a value, for state the
+/// broker applies asynchronously (configs, quotas); panics naming `what`
+/// after 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -494,6 +494,7 @@ pub(crate) async fn api_versions(
 
 /// Long-polls the leader of `tp` with a Fetch until a record at or after
 /// `offset` exists or `max_wait` passes; returns whether one exists.
+#[cfg(feature = "unstable-internals")]
 pub(crate) async fn wait_for_records(
     cluster: &Cluster,
     tp: &TopicPartition,
@@ -519,6 +520,7 @@ pub(crate) async fn wait_for_records(
     cluster.settle("Fetch", result)
 }
 
+#[cfg(feature = "unstable-internals")]
 async fn fetch_probe(
     cluster: &Cluster,
     tp: &TopicPartition,
