@@ -231,12 +231,9 @@ impl Producer {
     /// broker's acknowledgement.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let (tx, rx) = oneshot::channel();
-        self.send_with(
-            record,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )
+        self.send_with(record, move |r| {
+            let _ = tx.send(r);
+        })
         .await?;
         Ok(DeliveryFuture { rx })
     }
@@ -246,14 +243,14 @@ impl Producer {
     where
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        self.send_with(record, Box::new(callback)).await
+        self.send_with(record, callback).await
     }
 
-    async fn send_with(
-        &self,
-        record: ProducerRecord,
-        done: Box<dyn FnOnce(Result<RecordMetadata>) + Send>,
-    ) -> Result<()> {
+    // Generic so the caller's closure is boxed once, inside the Reply.
+    async fn send_with<F>(&self, record: ProducerRecord, done: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
         crate::validate_topic_name(&record.topic)?;
         let max_block = self.inner.config.max_block;
         let deadline = Instant::now() + max_block;
