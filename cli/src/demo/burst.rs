@@ -59,7 +59,7 @@ fn kind(i: u64) -> Kind {
 fn burst_record(topic: &str, i: u64) -> ProducerRecord {
     // A third of the records share one key: one at a time (key order),
     // so their partition fills the buffer and is paused.
-    let key = if i % 3 == 0 {
+    let key = if i.is_multiple_of(3) {
         "hot".to_owned()
     } else {
         format!("k{:02}", i % 30)
@@ -214,7 +214,7 @@ pub(crate) async fn part4(ctx: &Ctx<'_>, n: u64) -> Outcome<Part4> {
         let m = handle.metrics();
         buffer.sample(m.paused.get(&Reason::Buffer).copied().unwrap_or(0));
         limited.sample(m.paused.get(&Reason::RateLimit).copied().unwrap_or(0));
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             // Before the first join the group may not exist yet.
             if let Ok(rows) = lag::lag_rows(&ctx.admin, &ctx.names.burst_group).await {
                 let t = lag::total(&rows);
