@@ -380,3 +380,28 @@ fn print_dead(r: &ConsumerRecord) {
         headers::attempts(&r.headers)
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busiest_second_counts_calls_within_any_one_second() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let calls = [at(0), at(100), at(900), at(1000), at(1050), at(2500)];
+        // 100..1050 holds four calls; 0..999 three.
+        assert_eq!(busiest_second(&calls), 4);
+        assert_eq!(busiest_second(&[]), 0);
+    }
+
+    #[test]
+    fn poison_and_flaky_records_of_a_burst() {
+        let kinds: Vec<Kind> = (0..600).map(kind).collect();
+        let count = |k: Kind| kinds.iter().filter(|x| **x == k).count();
+        assert_eq!(count(Kind::Bad) + count(Kind::Always), 24);
+        assert_eq!(count(Kind::FailTimes(1)), 24);
+        assert_eq!(count(Kind::FailTimes(2)), 24);
+        assert_eq!(count(Kind::FailTimes(3)), 12);
+    }
+}

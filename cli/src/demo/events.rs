@@ -14,7 +14,11 @@ const SENSORS: u64 = 24;
 /// The key (its sensor) and the v1 JSON of event `id`.
 pub(crate) fn v1(id: u64) -> (String, String) {
     let sensor = format!("sensor-{:02}", id % SENSORS);
-    let status = if id.is_multiple_of(10) { "warning" } else { "ok" };
+    let status = if id.is_multiple_of(10) {
+        "warning"
+    } else {
+        "ok"
+    };
     let value = 20.0 + (id % 50) as f64 / 10.0;
     let json = format!(
         r#"{{"event_id":{id},"timestamp":{:.3},"status":"{status}","data":{{"sensor":"{sensor}","value":{value:.1}}}}}"#,

@@ -260,11 +260,31 @@ impl Group {
         Ok(())
     }
 
+    /// A member that stopped on its own failed: its error.
+    async fn check(&mut self) -> Outcome<()> {
+        for m in &mut self.members {
+            if m.task.as_ref().is_some_and(|t| t.is_finished()) {
+                if let Some(t) = m.task.take() {
+                    let name = &m.name;
+                    t.await
+                        .map_err(|e| Failure::Stalled(format!("member {name} failed: {e}")))??;
+                    return Err(Failure::Stalled(format!("member {name} stopped early")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until the group has committed all `total` records of the
     /// topic (committed offsets at the log end).
-    pub(crate) async fn caught_up(&self, ctx: &Ctx<'_>, total: u64) -> Outcome<Vec<lag::LagRow>> {
+    pub(crate) async fn caught_up(
+        &mut self,
+        ctx: &Ctx<'_>,
+        total: u64,
+    ) -> Outcome<Vec<lag::LagRow>> {
         let start = Instant::now();
         loop {
+            self.check().await?;
             let rows = lag::lag_rows(&ctx.admin, &ctx.names.group).await?;
             let end: i64 = rows.iter().map(|r| r.log_end).sum();
             let done = rows.iter().all(|r| r.committed.is_some() && r.lag == 0);
@@ -303,6 +323,7 @@ impl Group {
             .unwrap_or(0)
             < threshold
         {
+            self.check().await?;
             if start.elapsed() > PATIENCE {
                 return Err(Failure::Stalled(format!(
                     "member {leaver} did not process {threshold} records within {PATIENCE:?}"
@@ -376,9 +397,12 @@ impl Group {
             counts.join(", "),
             t.deliveries()
         );
+        let sizes = produced.per_partition.values().map(|d| d.0);
         out!(
-            "  (uneven: the 24 sensor keys hash unevenly over the partitions, and {leaver} \
-             handed its unprocessed records to the others)"
+            "  (uneven: the 24 sensor keys hash unevenly, so partitions hold {} to {} records, \
+             and {leaver} handed its unprocessed records to the others)",
+            sizes.clone().min().unwrap_or(0),
+            sizes.max().unwrap_or(0)
         );
         let commits: Vec<String> = t.commits.iter().map(|(m, c)| format!("{m} {c}")).collect();
         out!("commits: {}", commits.join(", "));
@@ -402,5 +426,46 @@ impl Group {
             self.leave(&n).await?;
         }
         Ok(self.tally())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(partition: i32, offset: i64) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "t".into(),
+            partition,
+            offset,
+            timestamp: 0,
+            log_append_time: false,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn event(id: i64) -> schema_registry::Result<(u32, Value)> {
+        Ok((1, Value::Record(vec![("event_id".into(), Value::Long(id))])))
+    }
+
+    #[test]
+    fn tally_counts_repeats_and_gaps_by_event_id_and_keeps_runs() {
+        let mut t = Tally::default();
+        t.record("C", &rec(0, 0), event(0), None);
+        t.record("C", &rec(0, 1), event(1), None);
+        // A takes over at offset 1: the record is processed twice.
+        t.record("A", &rec(0, 1), event(1), None);
+        t.record("A", &rec(0, 2), event(2), None);
+        assert_eq!(t.deliveries(), 4);
+        assert_eq!(t.duplicates_and_missing(4), (1, 1), "1 twice, 3 never");
+        let runs: Vec<(String, i64, i64)> = t.runs[&0]
+            .iter()
+            .map(|r| (r.member.clone(), r.first, r.last))
+            .collect();
+        assert_eq!(runs, [("C".into(), 0, 1), ("A".into(), 1, 2)]);
+        assert_eq!(t.by_writer[&1], 4);
+        assert_eq!(t.source_null[&1], 4, "no `source` field reads as null");
     }
 }

@@ -63,14 +63,6 @@ fn offline(new: &str, previous: &[&str]) -> Outcome<Vec<String>> {
     Ok(report.problems.iter().map(|p| p.to_string()).collect())
 }
 
-fn short(s: &str) -> String {
-    const MAX: usize = 240;
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
 pub(crate) async fn part3(
     ctx: &Ctx<'_>,
     group: &mut Group,
@@ -92,7 +84,7 @@ pub(crate) async fn part3(
         .register(&ctx.names.subject, events::INCOMPATIBLE)
         .await
     {
-        Err(e @ Error::IncompatibleSchema { .. }) => Some(e.to_string()),
+        Err(Error::IncompatibleSchema { message, .. }) => Some(message),
         Err(e) => return Err(e.into()),
         Ok(_) => None,
     };
@@ -155,7 +147,7 @@ pub(crate) async fn part3(
         out!("    - {p}");
     }
     match &refusal {
-        Some(e) => out!("  registry refused it (HTTP 409): {}", short(e)),
+        Some(e) => out!("  registry refused it (HTTP 409): {e}"),
         None => out!("  registry ACCEPTED it"),
     }
     Ok(Part3 {
