@@ -29,14 +29,14 @@ use crate::{out, Global};
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
-    /// IngestEvents written with schema v1 (parts 1 and 2).
-    #[arg(long, default_value_t = 3000)]
+    /// IngestEvents written with schema v1 (parts 1 and 2), at least 100.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
     events: u64,
-    /// IngestEvents written with schema v2 (part 3).
-    #[arg(long, default_value_t = 1000)]
+    /// IngestEvents written with schema v2 (part 3), at least 1.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     v2_events: u64,
-    /// Records of the pipeline burst (part 4); 1 in 25 is poison.
-    #[arg(long, default_value_t = 600)]
+    /// Records of the pipeline burst (part 4), at least 50; 1 in 25 is poison.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(50..))]
     burst: u64,
     /// Also print the summary as one JSON object, on the last line.
     #[arg(long)]
@@ -217,10 +217,10 @@ async fn story(g: &Global, a: &DemoArgs, start: Instant) -> Outcome<Summary> {
         n.group,
         ctx.registry_config.urls.join(",")
     );
+    let v1 = schema::register_v1(&ctx).await?;
     ctx.admin
         .create_topic(NewTopic::new(&n.topic, 6, 1))
         .await?;
-    let v1 = schema::register_v1(&ctx).await?;
     let mut members = group::Group::start(&ctx, 3).await?;
 
     let produced = producer::part1(&ctx, a.events).await?;
