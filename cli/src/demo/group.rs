@@ -175,7 +175,15 @@ fn list(parts: &[i32]) -> String {
 async fn settled(ctx: &Ctx<'_>, n: usize) -> Outcome<GroupDescription> {
     let start = Instant::now();
     loop {
-        let d = ctx.admin.describe_group(&ctx.names.group).await?;
+        let d = match ctx.admin.describe_group(&ctx.names.group).await {
+            Ok(d) => d,
+            // Until the first member's JoinGroup the group does not exist.
+            Err(kafka_ingest::Error::UnknownGroup(_)) if start.elapsed() < PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let owned: usize = d.members.iter().map(|m| m.assignment.len()).sum();
         if d.state == "Stable"
             && d.members.len() == n
