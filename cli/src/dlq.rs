@@ -78,14 +78,14 @@ fn parse_since(s: &str) -> std::result::Result<i64, String> {
 }
 
 /// Reads partitions from given offsets up to the log end seen at start.
-struct Reader {
+pub(crate) struct Reader {
     consumer: Consumer,
     ends: BTreeMap<TopicPartition, i64>,
     idle_since: Instant,
 }
 
 impl Reader {
-    async fn open(
+    pub(crate) async fn open(
         g: &Global,
         admin: &Admin,
         topic: &str,
@@ -142,7 +142,7 @@ impl Reader {
     }
 
     /// The next records before the ends; `None` once every partition is there.
-    async fn next(&mut self) -> Result<Option<Vec<ConsumerRecord>>> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<ConsumerRecord>>> {
         loop {
             if self.done() {
                 return Ok(None);
@@ -166,7 +166,7 @@ impl Reader {
         }
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.consumer.close().await;
     }
 }

@@ -2,6 +2,7 @@
 
 mod configs;
 mod consume;
+mod demo;
 mod dlq;
 mod groups;
 mod perf;
@@ -91,6 +92,8 @@ enum Command {
     /// Dead-letter topics: replay.
     #[command(subcommand)]
     Dlq(dlq::DlqCmd),
+    /// The guided demo: producer, group, schema evolution, pipeline, lag.
+    Demo(demo::DemoArgs),
 }
 
 impl Command {
@@ -107,6 +110,7 @@ impl Command {
             Command::Schema(_) => "schema",
             Command::Pipeline(_) => "pipeline",
             Command::Dlq(_) => "dlq replay",
+            Command::Demo(_) => "demo",
         }
     }
 
@@ -125,6 +129,7 @@ impl Command {
             Command::Pipeline(_) | Command::Dlq(_) => {
                 &[Role::Consumer, Role::Producer, Role::Admin]
             }
+            Command::Demo(_) => &[Role::Admin, Role::Producer, Role::Consumer, Role::Registry],
         }
     }
 
@@ -140,6 +145,7 @@ impl Command {
             Command::Schema(args) => Ok(schema::run(global, args).await),
             Command::Pipeline(args) => pipeline::run(global, args).await,
             Command::Dlq(cmd) => dlq::run(global, cmd).await,
+            Command::Demo(args) => demo::run(global, args).await,
         }
     }
 }

@@ -86,7 +86,11 @@ pub(crate) struct PipelineArgs {
 /// The demo handler: `bad` or non-JSON is fatal, `simulate_error` always
 /// fails, `fail_times: n` fails the first n attempts, the rest succeed
 /// after `process_ms` (and are written to the output topic).
-async fn demo(rec: Record, process: Duration, out: Option<(Producer, String)>) -> HandlerResult {
+pub(crate) async fn demo(
+    rec: Record,
+    process: Duration,
+    out: Option<(Producer, String)>,
+) -> HandlerResult {
     let value = rec.value.as_deref().unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(value).fatal()?;
     if json["bad"] == serde_json::Value::Bool(true) {

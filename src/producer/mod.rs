@@ -118,6 +118,16 @@ impl Future for DeliveryFuture {
     }
 }
 
+/// Counters of [`Producer::delivered_batches`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveredBatches {
+    /// Batches acknowledged (a batch holds records of one partition).
+    pub batches: u64,
+    /// Records in those batches.
+    pub records: u64,
+}
+
 /// What [`Producer::close`] could not deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReport {
@@ -224,6 +234,24 @@ impl Producer {
     /// Whether this producer runs idempotently.
     pub fn is_idempotent(&self) -> bool {
         self.inner.engine.config().idempotent
+    }
+
+    /// The producer id and epoch the broker assigned (InitProducerId), once
+    /// an idempotent producer has sent; `None` before that or when not
+    /// idempotent. The epoch grows when the producer restarts its sequences.
+    pub fn producer_id_and_epoch(&self) -> Option<(i64, i16)> {
+        self.inner
+            .engine
+            .id_and_epoch()
+            .filter(|_| self.is_idempotent())
+    }
+
+    /// Record batches the brokers acknowledged (with `acks=0`: written) so
+    /// far, and the records in them: records per batch shows how well
+    /// `linger.ms` and `batch.size` batch.
+    pub fn delivered_batches(&self) -> DeliveredBatches {
+        let (batches, records) = self.inner.engine.acked();
+        DeliveredBatches { batches, records }
     }
 
     /// Queues a record. Waits (up to `max.block.ms`) while the buffer is

@@ -174,6 +174,14 @@ async fn offsets_are_dense_and_ordered_per_partition() {
         .collect();
     let end = admin.list_offsets(&specs).await.unwrap();
     assert!(end.values().all(|o| o.offset == 2500));
+    // Every record was acknowledged in some batch, under one producer id.
+    let (id, epoch) = p
+        .producer_id_and_epoch()
+        .expect("an idempotent producer has an id");
+    assert!(id >= 0 && epoch >= 0, "{id}/{epoch}");
+    let b = p.delivered_batches();
+    assert_eq!(b.records, 5000, "{b:?}");
+    assert!(b.batches >= 2 && b.batches <= b.records, "{b:?}");
     p.close(Duration::from_secs(5)).await;
 }
 
@@ -205,6 +213,8 @@ async fn acks_zero_and_one() {
             assert_eq!(m.offset >= 0, want_offsets, "acks={acks}: {m:?}");
         }
         p.flush().await.unwrap();
+        assert_eq!(p.producer_id_and_epoch(), None, "not idempotent");
+        assert_eq!(p.delivered_batches().records, 100);
         p.close(Duration::from_secs(5)).await;
     }
     let end = admin
