@@ -1,12 +1,15 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
+mod burst;
 mod configs;
 mod consume;
 mod dlq;
 mod groups;
+mod lag;
 mod perf;
 mod pipeline;
 mod produce;
+mod prom;
 mod schema;
 mod settings;
 mod topics;
@@ -91,6 +94,10 @@ enum Command {
     /// Dead-letter topics: replay.
     #[command(subcommand)]
     Dlq(dlq::DlqCmd),
+    /// Open-loop load generator with coordinated-omission-corrected latency.
+    Burst(burst::BurstArgs),
+    /// A group's offset lag, time lag and Burrow status per partition (--watch: live).
+    Lag(lag::LagArgs),
 }
 
 impl Command {
@@ -107,6 +114,8 @@ impl Command {
             Command::Schema(_) => "schema",
             Command::Pipeline(_) => "pipeline",
             Command::Dlq(_) => "dlq replay",
+            Command::Lag(_) => "lag",
+            Command::Burst(_) => "burst",
         }
     }
 
@@ -116,10 +125,12 @@ impl Command {
             Command::Metadata(_)
             | Command::Topics(_)
             | Command::Groups(_)
-            | Command::Configs(_) => &[Role::Admin],
+            | Command::Configs(_)
+            | Command::Lag(_) => &[Role::Admin],
             Command::Produce(_) => &[Role::Producer, Role::Registry],
             Command::Consume(_) => &[Role::Consumer, Role::Producer, Role::Registry],
             Command::Perf(perf::PerfCmd::Produce { .. }) => &[Role::Producer],
+            Command::Burst(_) => &[Role::Producer, Role::Admin],
             Command::Perf(perf::PerfCmd::Consume { .. }) => &[Role::Consumer],
             Command::Schema(_) => &[Role::Registry],
             Command::Pipeline(_) | Command::Dlq(_) => {
@@ -140,6 +151,8 @@ impl Command {
             Command::Schema(args) => Ok(schema::run(global, args).await),
             Command::Pipeline(args) => pipeline::run(global, args).await,
             Command::Dlq(cmd) => dlq::run(global, cmd).await,
+            Command::Lag(args) => lag::run(global, args).await,
+            Command::Burst(args) => burst::run(global, args).await,
         }
     }
 }

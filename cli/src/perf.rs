@@ -9,6 +9,7 @@ use bytes::Bytes;
 use clap::Subcommand;
 use kafka_ingest::{ProducerRecord, Result, TopicPartition};
 
+use crate::prom::MetricsArg;
 use crate::Global;
 
 #[derive(Subcommand)]
@@ -32,6 +33,8 @@ pub(crate) enum PerfCmd {
         #[allow(dead_code)]
         #[arg(long = "producer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
+        #[command(flatten)]
+        metrics: MetricsArg,
     },
     /// Read NUM records from the start of every partition (no group).
     Consume {
@@ -46,6 +49,8 @@ pub(crate) enum PerfCmd {
         #[allow(dead_code)]
         #[arg(long = "consumer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
+        #[command(flatten)]
+        metrics: MetricsArg,
     },
 }
 
@@ -57,10 +62,15 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             record_size,
             throughput,
             props: _,
+            metrics,
         } => {
             let producer = global
                 .reaching(global.producer_builder(&[]).build())
                 .await?;
+            let endpoint = metrics.serve()?;
+            if let Some(e) = &endpoint {
+                e.add_producer("perf", &producer);
+            }
             // Random-looking but fixed payload, like ProducerPerformance's.
             let payload = Bytes::from(
                 (0..record_size)
@@ -120,6 +130,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             topic,
             num_records,
             props: _,
+            metrics,
         } => {
             let client = global.client().await?;
             let t = client.admin().describe_topic(&topic).await?;
@@ -132,6 +143,10 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             let consumer = global
                 .reaching(global.consumer_builder(&[]).build())
                 .await?;
+            let endpoint = metrics.serve()?;
+            if let Some(e) = &endpoint {
+                e.add_consumer("perf", &consumer);
+            }
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
             let start = Instant::now();

@@ -170,7 +170,10 @@ async fn groups_offsets_and_quotas() {
         if !q.is_empty() {
             break q;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "quota never showed");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "quota never showed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(q[0].values["producer_byte_rate"], 4096.0);
@@ -186,7 +189,10 @@ async fn groups_offsets_and_quotas() {
         .unwrap()
         .is_empty()
     {
-        assert!(start.elapsed() < Duration::from_secs(30), "quota never went");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "quota never went"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
