@@ -38,7 +38,7 @@ pub(crate) enum Rate {
     Max,
 }
 
-fn parse_rate(s: &str) -> std::result::Result<Rate, String> {
+pub(crate) fn parse_rate(s: &str) -> std::result::Result<Rate, String> {
     if s.eq_ignore_ascii_case("max") {
         return Ok(Rate::Max);
     }
@@ -48,7 +48,7 @@ fn parse_rate(s: &str) -> std::result::Result<Rate, String> {
     }
 }
 
-fn fraction(s: &str) -> std::result::Result<f64, String> {
+pub(crate) fn fraction(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
         _ => Err(format!("`{s}` is not a fraction between 0 and 1")),
@@ -297,6 +297,8 @@ pub(crate) struct Second {
 pub(crate) struct Live {
     state: Mutex<(Interval, Interval)>,
     seconds: Mutex<Vec<Second>>,
+    /// Ids of the records that failed (for the lab's accounting).
+    failed_ids: Mutex<Vec<u64>>,
 }
 
 impl Live {
@@ -330,26 +332,43 @@ impl Live {
         self.with(|_, t| (t.sent, t.acked, t.failed))
     }
 
+    /// Ids of the records that failed, in no particular order.
+    pub fn failed_ids(&self) -> Vec<u64> {
+        self.failed_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, id: u64, e: &Error) {
+        self.with(|cur, total| {
+            cur.fail(e.kind());
+            total.fail(e.kind());
+        });
+        self.failed_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+    }
+
     fn outcome(
         &self,
+        id: u64,
         intended: Instant,
         actual: Instant,
         r: &Result<kafka_ingest::RecordMetadata>,
     ) {
+        if let Err(e) = r {
+            return self.failed(id, e);
+        }
         let now = Instant::now();
-        self.with(|cur, total| match r {
-            Ok(_) => {
-                let c = now.saturating_duration_since(intended).as_micros() as u64;
-                let u = now.saturating_duration_since(actual).as_micros() as u64;
-                for i in [cur, total] {
-                    i.acked += 1;
-                    i.corrected.saturating_record(c);
-                    i.uncorrected.saturating_record(u);
-                }
-            }
-            Err(e) => {
-                cur.fail(e.kind());
-                total.fail(e.kind());
+        let c = now.saturating_duration_since(intended).as_micros() as u64;
+        let u = now.saturating_duration_since(actual).as_micros() as u64;
+        self.with(|cur, total| {
+            for i in [cur, total] {
+                i.acked += 1;
+                i.corrected.saturating_record(c);
+                i.uncorrected.saturating_record(u);
             }
         });
     }
@@ -449,15 +468,11 @@ pub(crate) async fn send(
         });
         let l = live.clone();
         let sent = producer
-            .send_with_callback(rec, move |r| l.outcome(intended, actual, &r))
+            .send_with_callback(rec, move |r| l.outcome(id, intended, actual, &r))
             .await;
         if let Err(e) = sent {
-            let closed = matches!(e, Error::Closed);
-            live.with(|cur, total| {
-                cur.fail(e.kind());
-                total.fail(e.kind());
-            });
-            if closed {
+            live.failed(id, &e);
+            if matches!(e, Error::Closed) {
                 break;
             }
         }

@@ -5,6 +5,7 @@ mod configs;
 mod consume;
 mod dlq;
 mod groups;
+mod lab;
 mod lag;
 mod perf;
 mod pipeline;
@@ -96,6 +97,8 @@ enum Command {
     Dlq(dlq::DlqCmd),
     /// Open-loop load generator with coordinated-omission-corrected latency.
     Burst(burst::BurstArgs),
+    /// The burst experiment end to end, with an HTML report (lab-report/report.html).
+    Lab(lab::LabArgs),
     /// A group's offset lag, time lag and Burrow status per partition (--watch: live).
     Lag(lag::LagArgs),
 }
@@ -116,6 +119,7 @@ impl Command {
             Command::Dlq(_) => "dlq replay",
             Command::Lag(_) => "lag",
             Command::Burst(_) => "burst",
+            Command::Lab(_) => "lab",
         }
     }
 
@@ -133,7 +137,7 @@ impl Command {
             Command::Burst(_) => &[Role::Producer, Role::Admin],
             Command::Perf(perf::PerfCmd::Consume { .. }) => &[Role::Consumer],
             Command::Schema(_) => &[Role::Registry],
-            Command::Pipeline(_) | Command::Dlq(_) => {
+            Command::Pipeline(_) | Command::Dlq(_) | Command::Lab(_) => {
                 &[Role::Consumer, Role::Producer, Role::Admin]
             }
         }
@@ -153,6 +157,7 @@ impl Command {
             Command::Dlq(cmd) => dlq::run(global, cmd).await,
             Command::Lag(args) => lag::run(global, args).await,
             Command::Burst(args) => burst::run(global, args).await,
+            Command::Lab(args) => lab::run(global, args).await,
         }
     }
 }

@@ -67,7 +67,11 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Sources> {
 impl MetricsArg {
     /// Starts the endpoint if the flag was given.
     pub fn serve(&self) -> Result<Option<Endpoint>> {
-        self.metrics_addr.map(serve).transpose()
+        let e = self.metrics_addr.map(serve).transpose()?;
+        if let Some(e) = &e {
+            eprintln!("metrics: http://{}/metrics", e.addr);
+        }
+        Ok(e)
     }
 }
 
