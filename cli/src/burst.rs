@@ -308,9 +308,11 @@ impl Live {
         f(cur, total)
     }
 
-    /// Closes the current second (numbered `t`) and returns it.
-    pub fn tick(&self, t: u64) -> Second {
+    /// Closes the current second and returns it (numbered from 1).
+    pub fn tick(&self) -> Second {
         let cur = self.with(|cur, _| std::mem::take(cur));
+        let mut seconds = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        let t = seconds.len() as u64 + 1;
         let s = Second {
             t,
             sent: cur.sent,
@@ -320,10 +322,7 @@ impl Live {
             corrected: Percentiles::of(&cur.corrected),
             uncorrected: Percentiles::of(&cur.uncorrected),
         };
-        self.seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(s.clone());
+        seconds.push(s.clone());
         s
     }
 
@@ -367,8 +366,10 @@ impl Live {
         self.with(|cur, total| {
             for i in [cur, total] {
                 i.acked += 1;
-                i.corrected.saturating_record(c);
-                i.uncorrected.saturating_record(u);
+                // `record` resizes; `saturating_record` would clamp at the
+                // initial 2048 µs range.
+                let _ = i.corrected.record(c);
+                let _ = i.uncorrected.record(u);
             }
         });
     }
@@ -462,6 +463,9 @@ pub(crate) async fn send(
             rec = rec.key(k);
         }
         let actual = Instant::now();
+        // Sent up to a millisecond early (timer granularity): the delay
+        // from the schedule then starts at the actual send.
+        let intended = intended.min(actual);
         live.with(|cur, total| {
             cur.sent += 1;
             total.sent += 1;
@@ -597,7 +601,7 @@ pub(crate) async fn run(global: &Global, a: BurstArgs) -> Result<ExitCode> {
             loop {
                 tokio::time::sleep_until((start + Duration::from_secs(t + 1)).into()).await;
                 t += 1;
-                let s = live.tick(t);
+                let s = live.tick();
                 let (sent, acked, failed) = live.totals();
                 match &bar {
                     Some(b) => {
@@ -619,7 +623,7 @@ pub(crate) async fn run(global: &Global, a: BurstArgs) -> Result<ExitCode> {
     let elapsed = start.elapsed();
     reporter.abort();
     // The last partial second.
-    let s = live.tick(elapsed.as_secs() + 1);
+    let s = live.tick();
     if bar.is_none() && (s.sent > 0 || s.acked > 0 || s.failed > 0) {
         eprintln!("{}", second_line(&s));
     }

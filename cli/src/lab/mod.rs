@@ -186,6 +186,15 @@ fn in_retry(m: &Metrics) -> u64 {
         .sum()
 }
 
+/// A tier topic's name without the source topic's: `retry-1000`.
+fn short(source: &str, topic: &str) -> String {
+    topic
+        .strip_prefix(source)
+        .and_then(|t| t.strip_prefix('-'))
+        .unwrap_or(topic)
+        .to_owned()
+}
+
 struct Sampler {
     live: Arc<Live>,
     handles: Vec<PipelineHandle>,
@@ -209,8 +218,8 @@ impl Sampler {
     }
 
     /// One sample; also whether the group has caught up.
-    async fn sample(&mut self, admin: &Admin, t_index: u64) -> (Sample, bool) {
-        let second = self.live.tick(t_index);
+    async fn sample(&mut self, admin: &Admin) -> (Sample, bool) {
+        let second = self.live.tick();
         let t = self.start.elapsed().as_secs_f64();
         let ms: Vec<Metrics> = self.handles.iter().map(|h| h.metrics()).collect();
         let m = totals(&ms);
@@ -233,7 +242,7 @@ impl Sampler {
             tiers: m
                 .tiers
                 .iter()
-                .map(|x| (x.topic.clone(), x.forwarded))
+                .map(|x| (short(&self.topic, &x.topic), x.forwarded))
                 .collect(),
             paused: m
                 .paused
@@ -258,22 +267,21 @@ impl Sampler {
         match self.monitor.sample(admin).await {
             Ok(g) => {
                 s.group_status = Some(g.status);
-                let source: Vec<_> = g
-                    .partitions
-                    .iter()
-                    .filter(|p| p.topic == self.topic)
-                    .collect();
-                for p in &source {
-                    s.partitions.insert(
-                        format!("{}-{}", p.topic, p.partition),
-                        PartitionSample {
-                            lag: p.lag.unwrap_or(p.log_end),
-                            time_lag_s: p.time_lag_s.unwrap_or(0.0),
-                            status: p.status,
-                        },
-                    );
+                for p in &g.partitions {
+                    let x = PartitionSample {
+                        lag: p.lag.unwrap_or(p.log_end),
+                        time_lag_s: p.time_lag_s.unwrap_or(0.0),
+                        status: p.status,
+                    };
+                    if p.topic == self.topic {
+                        s.partitions.insert(format!("p{}", p.partition), x);
+                    } else {
+                        let tier = short(&self.topic, &p.topic);
+                        s.tier_partitions
+                            .insert(format!("{tier} p{}", p.partition), x);
+                    }
                 }
-                let all_committed = !source.is_empty()
+                let all_committed = !s.partitions.is_empty()
                     && g.partitions.iter().all(|p| p.lag.unwrap_or(p.log_end) == 0);
                 caught_up = all_committed
                     && in_retry(&m) == 0
@@ -411,14 +419,16 @@ pub(crate) async fn run(g: &Global, a: LabArgs) -> Result<ExitCode> {
         };
         let (done, limit) = (burst_done.clone(), a.timeout);
         let admin = client.admin();
+        // A baseline at 0 s, before the first record.
+        let (baseline, _) = s.sample(&admin).await;
         tokio::spawn(async move {
-            let mut samples = Vec::new();
+            let mut samples = vec![baseline];
             let mut caught_up_since: Option<usize> = None;
             let mut t = 0;
             loop {
                 tokio::time::sleep_until((start + Duration::from_secs(t + 1)).into()).await;
                 t += 1;
-                let (sample, caught_up) = s.sample(&admin, t).await;
+                let (sample, caught_up) = s.sample(&admin).await;
                 eprintln!(
                     "lab {:>4.0}s produced {:>7} processed {:>7} dead-lettered {:>5} lag {:>7} group {}",
                     sample.t,

@@ -45,8 +45,10 @@ pub(crate) struct Sample {
     /// p50, p99, p99.9, max from the intended send; p99 from the actual send.
     pub latency: Option<[f64; 5]>,
     pub group_status: Option<Status>,
-    /// By `topic-partition`.
+    /// The source topic's partitions, by `p<N>`.
     pub partitions: BTreeMap<String, PartitionSample>,
+    /// The retry tiers' partitions, by `retry-<ms> p<N>`.
+    pub tier_partitions: BTreeMap<String, PartitionSample>,
 }
 
 /// The accounting at the end.
@@ -119,22 +121,27 @@ fn total_lag(s: &Sample) -> i64 {
     s.partitions.values().map(|p| p.lag).sum()
 }
 
-fn partitions(r: &Report) -> Vec<String> {
+/// Every label of `pick` over the samples, partitions in numeric order.
+fn labels(r: &Report, pick: impl Fn(&Sample) -> &BTreeMap<String, PartitionSample>) -> Vec<String> {
     let mut all: Vec<String> = r
         .samples
         .iter()
-        .flat_map(|s| s.partitions.keys().cloned())
+        .flat_map(|s| pick(s).keys().cloned())
         .collect();
     all.sort_by(|a, b| split(a).cmp(&split(b)));
     all.dedup();
     all
 }
 
-/// `topic-3` as (topic, 3), so partitions sort numerically.
-fn split(tp: &str) -> (String, i64) {
-    match tp.rsplit_once('-') {
-        Some((t, p)) => (t.to_owned(), p.parse().unwrap_or(0)),
-        None => (tp.to_owned(), 0),
+fn partitions(r: &Report) -> Vec<String> {
+    labels(r, |s| &s.partitions)
+}
+
+/// `retry-1000 p3` as ("retry-1000 ", 3), so partitions sort numerically.
+fn split(label: &str) -> (String, i64) {
+    match label.rsplit_once('p') {
+        Some((t, p)) if p.parse::<i64>().is_ok() => (t.to_owned(), p.parse().unwrap_or(0)),
+        _ => (label.to_owned(), 0),
     }
 }
 
@@ -171,6 +178,10 @@ fn csv(r: &Report) -> String {
     }
     for p in &parts {
         let _ = write!(out, ",lag:{p},time_lag_s:{p},status:{p}");
+    }
+    let tier_parts = labels(r, |s| &s.tier_partitions);
+    for p in &tier_parts {
+        let _ = write!(out, ",lag:{p},status:{p}");
     }
     out.push('\n');
     for s in &r.samples {
@@ -212,6 +223,14 @@ fn csv(r: &Report) -> String {
                     let _ = write!(out, ",{},{:.3},{}", x.lag, x.time_lag_s, x.status.name());
                 }
                 None => out.push_str(",,,"),
+            }
+        }
+        for p in &tier_parts {
+            match s.tier_partitions.get(p) {
+                Some(x) => {
+                    let _ = write!(out, ",{},{}", x.lag, x.status.name());
+                }
+                None => out.push_str(",,"),
             }
         }
         out.push('\n');
@@ -350,6 +369,17 @@ fn line_chart(id: &str, y_label: &str, series: &[Series], max_t: f64) -> String 
                 esc(&ser.name),
                 ser.points.len()
             );
+            // Markers, so short runs (a one-second burst) still show.
+            if ser.points.len() <= 120 {
+                for (pt, pv) in &ser.points {
+                    let _ = write!(
+                        s,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{color}"/>"#,
+                        x(*pt),
+                        y(*pv)
+                    );
+                }
+            }
         }
         let ly = T + 10.0 + i as f64 * 16.0;
         let _ = write!(
@@ -382,6 +412,8 @@ fn status_color(s: Status) -> &'static str {
 fn heatmap(id: &str, rows: &[(String, Vec<(f64, Option<Status>)>)], max_t: f64) -> String {
     let row_h = 18.0;
     let h = T + rows.len() as f64 * row_h + B;
+    // Room for labels such as `retry-1000 p5`.
+    const L: f64 = 120.0;
     let pw = W - L - R;
     let max_t = max_t.max(1.0);
     let n = rows.iter().map(|r| r.1.len()).max().unwrap_or(1).max(1) as f64;
@@ -625,8 +657,16 @@ svg text.tick{{font-size:11px;fill:#555}} svg text.axis{{font-size:12px;fill:#33
                 .collect(),
         ));
     }
+    for p in labels(r, |s| &s.tier_partitions) {
+        let cells = r
+            .samples
+            .iter()
+            .map(|s| (s.t, s.tier_partitions.get(&p).map(|x| x.status)))
+            .collect();
+        rows.push((p, cells));
+    }
     section(&mut out, "status", "Burrow status heat-map",
-        "Burrow's evaluation of each partition's sliding window of commits, every second: OK, WARN (lag not decreasing), STALL (committing the same offset with lag), STOP (not committing), REWIND (offset went back). The group row is the worst partition (ERR for STOP/STALL/REWIND).",
+        "Burrow's evaluation of each partition's sliding window of commits, every second: OK, WARN (lag not decreasing), STALL (committing the same offset with lag), STOP (not committing), REWIND (offset went back). The group row is the worst partition (ERR for STOP/STALL/REWIND). Retry-tier partitions hold records until their due time, so they show STALL while they wait: compare the paused-by-reason chart (retry-delay).",
         &heatmap("chart-status", &rows, max_t));
     out.push_str("</body></html>\n");
     out
@@ -641,7 +681,7 @@ mod tests {
             .map(|i| {
                 let mut partitions = BTreeMap::new();
                 partitions.insert(
-                    "t-0".to_owned(),
+                    "p0".to_owned(),
                     PartitionSample {
                         lag: 10 - 2 * i,
                         time_lag_s: 1.0,
@@ -678,7 +718,7 @@ mod tests {
     fn every_chart_has_a_path_with_points_and_the_page_is_self_contained() {
         let html = render(&report());
         assert_eq!(html.matches("<svg ").count(), 8);
-        assert!(html.contains(r#"data-series="t-0" data-points="5""#));
+        assert!(html.contains(r#"data-series="p0" data-points="5""#));
         assert!(html.contains(r#"data-series="p50 (intended)" data-points="4""#));
         assert_eq!(html.matches(r#"class="cell""#).count(), 10);
         assert!(html.contains("lab &lt;test&gt;"));

@@ -242,6 +242,7 @@ impl Window {
         }
     }
 
+    #[cfg(test)]
     pub fn last_commit(&self) -> Option<Commit> {
         self.commits.back().copied()
     }
