@@ -69,7 +69,8 @@ pub(crate) struct LabArgs {
     /// RNG seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Topic name (default lab-<unix ms>); its -out, -dlt and tier topics are created too.
+    /// Topic name (default lab-<unix ms>); its -out, -dlt and tier topics are created too
+    /// (records already in them count as duplicates).
     #[arg(long)]
     topic: Option<String>,
     /// Report directory.
@@ -97,7 +98,7 @@ async fn create_topics(admin: &Admin, topics: &[String], partitions: i32) -> Res
     let outcomes = admin.create_topics(new).await?;
     for (topic, r) in outcomes {
         if let Err(e) = r {
-            if !e.code().is_some_and(|c| c.name() == "TopicAlreadyExists") {
+            if e.code().is_none_or(|c| c.name() != "TopicAlreadyExists") {
                 return Err(Error::InvalidArgument {
                     message: format!("creating {topic}: {e}"),
                 });

@@ -128,7 +128,7 @@ fn labels(r: &Report, pick: impl Fn(&Sample) -> &BTreeMap<String, PartitionSampl
         .iter()
         .flat_map(|s| pick(s).keys().cloned())
         .collect();
-    all.sort_by(|a, b| split(a).cmp(&split(b)));
+    all.sort_by_key(|l| split(l));
     all.dedup();
     all
 }
@@ -409,7 +409,10 @@ fn status_color(s: Status) -> &'static str {
 }
 
 /// Rows of Burrow statuses over time, one `<rect>` per sample.
-fn heatmap(id: &str, rows: &[(String, Vec<(f64, Option<Status>)>)], max_t: f64) -> String {
+/// A heat-map row: its label and (time, status) cells.
+type Row = (String, Vec<(f64, Option<Status>)>);
+
+fn heatmap(id: &str, rows: &[Row], max_t: f64) -> String {
     let row_h = 18.0;
     let h = T + rows.len() as f64 * row_h + B;
     // Room for labels such as `retry-1000 p5`.
@@ -644,7 +647,7 @@ svg text.tick{{font-size:11px;fill:#555}} svg text.axis{{font-size:12px;fill:#33
     section(&mut out, "buffers", "Buffers, backpressure and throttling",
         "Producer buffer in use and sends waiting for it (the generator's backpressure), the consumers' buffered bytes, and the broker throttle time the clients honoured in each second (KIP-219 quotas).",
         &line_chart("chart-buffers", "KiB / ms / sends", &buf, max_t));
-    let mut rows: Vec<(String, Vec<(f64, Option<Status>)>)> = vec![(
+    let mut rows: Vec<Row> = vec![(
         "group".to_owned(),
         r.samples.iter().map(|s| (s.t, s.group_status)).collect(),
     )];
