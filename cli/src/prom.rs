@@ -31,6 +31,8 @@ pub(crate) struct Sources {
     pub producers: Vec<(String, Producer)>,
     pub consumers: Vec<(String, Consumer)>,
     pub pipelines: Vec<(String, PipelineHandle)>,
+    /// The latest `lag` report of each watched group.
+    pub groups: Vec<Arc<Mutex<Option<crate::lag::GroupLag>>>>,
 }
 
 pub(crate) type Shared = Arc<Mutex<Sources>>;
@@ -57,6 +59,12 @@ impl Endpoint {
     }
     pub fn add_pipeline(&self, name: &str, h: &PipelineHandle) {
         lock(&self.sources).pipelines.push((name.into(), h.clone()));
+    }
+    /// A slot the caller fills with each new report of a group.
+    pub fn add_group(&self) -> Arc<Mutex<Option<crate::lag::GroupLag>>> {
+        let slot = Arc::new(Mutex::new(None));
+        lock(&self.sources).groups.push(slot.clone());
+        slot
     }
 }
 
@@ -213,7 +221,59 @@ fn families(s: &Sources) -> Vec<Family> {
             .collect(),
     ));
     out.extend(pipeline_families(&s.pipelines));
+    out.extend(group_families(&s.groups));
     out
+}
+
+/// Burrow's status as a number (its enum: NOTFOUND 0, OK 1 ... REWIND 6).
+fn status_number(s: crate::lag::burrow::Status) -> f64 {
+    use crate::lag::burrow::Status::*;
+    match s {
+        NotFound => 0.0,
+        Ok => 1.0,
+        Warn => 2.0,
+        Err => 3.0,
+        Stop => 4.0,
+        Stall => 5.0,
+        Rewind => 6.0,
+    }
+}
+
+fn group_families(gs: &[Arc<Mutex<Option<crate::lag::GroupLag>>>]) -> Vec<Family> {
+    let mut f = [
+        fam!("group_lag", "Log end minus committed offset, per partition."),
+        fam!("group_time_lag_seconds", "Age of the next record to read (a lower bound when beyond the sampled window)."),
+        fam!("group_partition_status", "Burrow status per partition (0 NOTFOUND, 1 OK, 2 WARN, 3 ERR, 4 STOP, 5 STALL, 6 REWIND)."),
+        fam!("group_status", "Burrow status of the group (same numbers)."),
+        fam!("group_total_lag", "Sum of the partitions' lag."),
+    ];
+    for slot in gs {
+        let Some(g) = slot.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            continue;
+        };
+        let l: Labels = vec![("group".into(), g.group.clone())];
+        for r in &g.partitions {
+            let pl = with(
+                &l,
+                &[
+                    ("topic", r.topic.clone()),
+                    ("partition", r.partition.to_string()),
+                ],
+            );
+            if let Some(lag) = r.lag {
+                f[0].samples.push((pl.clone(), Value::Gauge(lag as f64)));
+            }
+            if let Some(t) = r.time_lag_s {
+                f[1].samples.push((pl.clone(), Value::Gauge(t)));
+            }
+            f[2].samples
+                .push((pl, Value::Gauge(status_number(r.status))));
+        }
+        f[3].samples
+            .push((l.clone(), Value::Gauge(status_number(g.status))));
+        f[4].samples.push((l, Value::Gauge(g.total_lag as f64)));
+    }
+    f.into()
 }
 
 fn ms_to_s(ms: u64) -> f64 {

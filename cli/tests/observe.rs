@@ -270,4 +270,43 @@ fn lag_shows_stop_for_a_stopped_consumer_then_ok_once_caught_up() {
         table.contains("BURROW") && table.contains(": OK"),
         "{table}"
     );
+    // --watch serves the same as Prometheus gauges.
+    let port = free_port();
+    let mut w = Running::spawn(
+        cmd(&[
+            "lag",
+            "--group",
+            &group,
+            "--watch",
+            "--json",
+            "--interval",
+            "300ms",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null()),
+        false,
+    );
+    let s = eventually("lag gauges served", LIMIT, || {
+        let (_, s) = scrape(port)?;
+        value(&s, "kafka_ingest_group_status", &[("group", &group)]).map(|_| s)
+    });
+    assert_eq!(
+        value(&s, "kafka_ingest_group_status", &[("group", &group)]),
+        Some(1.0)
+    );
+    let p = [
+        ("group", group.as_str()),
+        ("topic", topic.as_str()),
+        ("partition", "0"),
+    ];
+    assert_eq!(value(&s, "kafka_ingest_group_lag", &p), Some(0.0));
+    assert_eq!(
+        value(&s, "kafka_ingest_group_partition_status", &p),
+        Some(1.0)
+    );
+    signal(w.child(), "-INT");
+    let out = w.finish("lag --watch", LIMIT);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.text().lines().count() >= 1);
 }

@@ -52,6 +52,8 @@ pub(crate) struct LagArgs {
     /// One JSON document per report instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    metrics: crate::prom::MetricsArg,
 }
 
 /// One partition of a group.
@@ -336,6 +338,8 @@ pub(crate) async fn run(global: &Global, a: LagArgs) -> Result<ExitCode> {
     let mut m = Monitor::new(&a.group, a.window, a.interval, rules);
     let tty = std::io::stdout().is_terminal();
     let mut stop = crate::shutdown_signal();
+    let endpoint = a.metrics.serve()?;
+    let slot = endpoint.as_ref().map(|e| e.add_group());
     let mut n = 0;
     loop {
         let mut g = m.sample(&admin).await?;
@@ -348,6 +352,9 @@ pub(crate) async fn run(global: &Global, a: LagArgs) -> Result<ExitCode> {
                     None
                 }
             };
+        }
+        if let Some(s) = &slot {
+            *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.clone());
         }
         if a.watch || n >= a.samples {
             if a.json {
