@@ -148,6 +148,14 @@ fn pipeline_metrics_endpoint_scraped_and_parsed() {
             "partition {tp}"
         );
     }
+    // `lag` reads the pipeline's own state from the same endpoint.
+    let g = json(&sh(&format!(
+        "lag --group {group} --json --samples 1 --pipeline-metrics 127.0.0.1:{port}"
+    )));
+    assert_eq!(g["pipeline"]["retrying"], 0, "{g}");
+    assert_eq!(g["pipeline"]["breaker_open"], 0, "{g}");
+    assert!(g["pipeline"]["paused"].is_object(), "{g}");
+    assert_eq!(g["partitions"].as_array().map(Vec::len), Some(3), "{g}");
     signal(p.child(), "-INT");
     let out = p.finish("pipeline", LIMIT);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -309,4 +317,73 @@ fn lag_shows_stop_for_a_stopped_consumer_then_ok_once_caught_up() {
     let out = w.finish("lag --watch", LIMIT);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.text().lines().count() >= 1);
+}
+
+#[test]
+fn a_client_quota_shows_as_throttle_time_in_the_scraped_metrics() {
+    let topic = unique("burst-quota");
+    let client = unique("burst-quota-client");
+    sh(&format!("topics create {topic} --partitions 1"));
+    // The broker rates over ~10 s: 2000 records of ~250 bytes at 30 kB/s is over it.
+    sh(&format!(
+        "configs alter --client {client} --set producer_byte_rate=30000"
+    ));
+    // Quotas reach the broker asynchronously.
+    eventually("the quota is in force", LIMIT, || {
+        let d = sh(&format!("configs describe --client {client}"));
+        d.contains("producer_byte_rate=30000").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let port = free_port();
+    let mut b = Running::spawn(
+        cmd(&[
+            "-X",
+            &format!("client.id={client}"),
+            "burst",
+            "-t",
+            &topic,
+            "--rate",
+            "1000",
+            "--duration",
+            "2s",
+            "--size",
+            "200",
+            "--json",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null()),
+        false,
+    );
+    // Scrape while it runs: the throttle time is visible as it accrues.
+    let mut scraped = 0.0f64;
+    let start = std::time::Instant::now();
+    while b.child().try_wait().expect("wait").is_none() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "burst still running after {LIMIT:?}"
+        );
+        if let Some((_, s)) = scrape(port) {
+            let t = [("client", "burst")];
+            scraped = scraped
+                .max(value(&s, "kafka_ingest_producer_throttle_seconds_total", &t).unwrap_or(0.0));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = b.finish("burst", LIMIT);
+    sh(&format!(
+        "configs alter --client {client} --delete producer_byte_rate"
+    ));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = json(&out.text());
+    // Held back, not muted: every record delivered, none failed.
+    assert_eq!(s["acked"], 2000, "{}", s["errors"]);
+    assert_eq!(s["failed"], 0);
+    let ms = s["throttle_ms"].as_f64().unwrap();
+    assert!(scraped > 0.0, "no throttle time scraped (summary: {ms} ms)");
+    assert!(
+        ms >= scraped * 1000.0,
+        "summary {ms} ms, scraped {scraped} s"
+    );
+    assert_eq!(latest_total(&topic), 2000);
 }
