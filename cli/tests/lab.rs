@@ -136,7 +136,7 @@ fn lab_100k_accounts_for_every_record_and_its_report_renders_in_chromium() {
     headless(
         &html,
         &[
-            "--window-size=1040,4600",
+            "--window-size=1040,3800",
             &format!("--screenshot={}", shot.display()),
         ],
     );
