@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Table};
 use kafka_ingest::{Admin, Error, GroupDescription, Result, TopicPartition};
 
 pub(crate) mod burrow;
@@ -266,16 +266,6 @@ pub(crate) fn pipeline_view(s: &prometheus_parse::Scrape) -> PipelineView {
     v
 }
 
-fn status_cell(s: Status) -> Cell {
-    let c = Cell::new(s.name());
-    match s {
-        Status::Ok => c.fg(Color::Green),
-        Status::Warn => c.fg(Color::Yellow),
-        Status::NotFound => c,
-        _ => c.fg(Color::Red),
-    }
-}
-
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_owned(), T::to_string)
 }
@@ -307,7 +297,7 @@ pub(crate) fn render(g: &GroupLag) -> String {
             Cell::new(r.log_end),
             Cell::new(opt(&r.lag)),
             Cell::new(tl.text()),
-            status_cell(r.status),
+            Cell::new(r.status.name()),
             Cell::new(opt(&r.consumer)),
             Cell::new(opt(&r.host)),
         ]);
