@@ -175,6 +175,13 @@ impl Error {
         classify(self.class())
     }
 
+    /// A short label for counting errors by kind: the broker error code's
+    /// name (`NotLeaderOrFollower`), else the failure class (`network`,
+    /// `timeout`, `delivery_timeout`, `closed`, ...).
+    pub fn kind(&self) -> String {
+        self.class().kind()
+    }
+
     /// Whether retrying can help.
     pub fn is_retriable(&self) -> bool {
         self.retry_action() != RetryAction::NoRetry

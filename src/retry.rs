@@ -55,6 +55,28 @@ pub(crate) enum Class {
     Final,
 }
 
+impl Class {
+    /// A short label for metrics: the error code's name for broker errors,
+    /// else the class (`network`, `timeout`, ...).
+    pub(crate) fn kind(self) -> String {
+        match self {
+            Class::Broker(code) => crate::ErrorCode(code).name(),
+            Class::Network => "network".into(),
+            Class::Timeout => "timeout".into(),
+            Class::DeliveryTimeout => "delivery_timeout".into(),
+            Class::Routing => "routing".into(),
+            Class::Missing => "missing".into(),
+            Class::Protocol => "protocol".into(),
+            Class::Encode => "encode".into(),
+            Class::CorruptData => "corrupt_data".into(),
+            Class::Unsupported => "unsupported".into(),
+            Class::Authentication => "authentication".into(),
+            Class::Invalid => "invalid".into(),
+            Class::Final => "closed".into(),
+        }
+    }
+}
+
 /// The single decision: what a failure of `class` means for a retry.
 pub(crate) fn classify(class: Class) -> RetryAction {
     use crate::codec::codes;

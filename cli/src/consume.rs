@@ -81,6 +81,8 @@ pub(crate) struct ConsumeArgs {
     #[allow(dead_code)]
     #[arg(long, value_name = "URL")]
     registry: Option<String>,
+    #[command(flatten)]
+    metrics: crate::prom::MetricsArg,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,6 +430,10 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
         b = b.set("group.id", g);
     }
     let consumer: Consumer = global.reaching(b.build()).await?;
+    let endpoint = args.metrics.serve()?;
+    if let Some(e) = &endpoint {
+        e.add_consumer("consume", &consumer);
+    }
     let mut ends = BTreeMap::new();
     if args.group.is_some() {
         match &args.pattern {

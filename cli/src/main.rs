@@ -1,13 +1,17 @@
 //! `kafka-ingest`: a kcat-style command line over the kafka-ingest library.
 
+mod burst;
 mod configs;
 mod consume;
 mod demo;
 mod dlq;
 mod groups;
+mod lab;
+mod lag;
 mod perf;
 mod pipeline;
 mod produce;
+mod prom;
 mod schema;
 mod settings;
 mod topics;
@@ -94,6 +98,12 @@ enum Command {
     Dlq(dlq::DlqCmd),
     /// The guided demo: producer, group, schema evolution, pipeline, lag.
     Demo(demo::DemoArgs),
+    /// Open-loop load generator with coordinated-omission-corrected latency.
+    Burst(burst::BurstArgs),
+    /// The burst experiment end to end, with an HTML report (lab-report/report.html).
+    Lab(lab::LabArgs),
+    /// A group's offset lag, time lag and Burrow status per partition (--watch: live).
+    Lag(lag::LagArgs),
 }
 
 impl Command {
@@ -111,6 +121,9 @@ impl Command {
             Command::Pipeline(_) => "pipeline",
             Command::Dlq(_) => "dlq replay",
             Command::Demo(_) => "demo",
+            Command::Lag(_) => "lag",
+            Command::Burst(_) => "burst",
+            Command::Lab(_) => "lab",
         }
     }
 
@@ -120,13 +133,15 @@ impl Command {
             Command::Metadata(_)
             | Command::Topics(_)
             | Command::Groups(_)
-            | Command::Configs(_) => &[Role::Admin],
+            | Command::Configs(_)
+            | Command::Lag(_) => &[Role::Admin],
             Command::Produce(_) => &[Role::Producer, Role::Registry],
             Command::Consume(_) => &[Role::Consumer, Role::Producer, Role::Registry],
             Command::Perf(perf::PerfCmd::Produce { .. }) => &[Role::Producer],
+            Command::Burst(_) => &[Role::Producer, Role::Admin],
             Command::Perf(perf::PerfCmd::Consume { .. }) => &[Role::Consumer],
             Command::Schema(_) => &[Role::Registry],
-            Command::Pipeline(_) | Command::Dlq(_) => {
+            Command::Pipeline(_) | Command::Dlq(_) | Command::Lab(_) => {
                 &[Role::Consumer, Role::Producer, Role::Admin]
             }
             Command::Demo(_) => &[Role::Admin, Role::Producer, Role::Consumer, Role::Registry],
@@ -146,6 +161,9 @@ impl Command {
             Command::Pipeline(args) => pipeline::run(global, args).await,
             Command::Dlq(cmd) => dlq::run(global, cmd).await,
             Command::Demo(args) => demo::run(global, args).await,
+            Command::Lag(args) => lag::run(global, args).await,
+            Command::Burst(args) => burst::run(global, args).await,
+            Command::Lab(args) => lab::run(global, args).await,
         }
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use clap::Subcommand;
 use kafka_ingest::{ProducerRecord, Result, TopicPartition};
 
+use crate::prom::MetricsArg;
 use crate::Global;
 
 #[derive(Subcommand)]
@@ -32,6 +33,8 @@ pub(crate) enum PerfCmd {
         #[allow(dead_code)]
         #[arg(long = "producer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
+        #[command(flatten)]
+        metrics: MetricsArg,
     },
     /// Read NUM records from the start of every partition (no group).
     Consume {
@@ -46,6 +49,8 @@ pub(crate) enum PerfCmd {
         #[allow(dead_code)]
         #[arg(long = "consumer-prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
+        #[command(flatten)]
+        metrics: MetricsArg,
     },
 }
 
@@ -57,17 +62,25 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             record_size,
             throughput,
             props: _,
+            metrics,
         } => {
             let producer = global
                 .reaching(global.producer_builder(&[]).build())
                 .await?;
+            let endpoint = metrics.serve()?;
+            if let Some(e) = &endpoint {
+                e.add_producer("perf", &producer);
+            }
             // Random-looking but fixed payload, like ProducerPerformance's.
             let payload = Bytes::from(
                 (0..record_size)
                     .map(|i| b'A' + (i * 7 % 26) as u8)
                     .collect::<Vec<u8>>(),
             );
-            let latencies = Arc::new(Mutex::new(Vec::with_capacity(num_records as usize)));
+            // Microseconds; auto-resizing with 3 significant digits.
+            let latencies = Arc::new(Mutex::new(
+                hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid"),
+            ));
             let errors = Arc::new(Mutex::new(0u64));
             let start = Instant::now();
             for i in 0..num_records {
@@ -81,10 +94,11 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     .send_with_callback(
                         ProducerRecord::new(&topic).value(payload.clone()),
                         move |r| match r {
-                            Ok(_) => lat
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(sent_at.elapsed()),
+                            Ok(_) => {
+                                let us = sent_at.elapsed().as_micros() as u64;
+                                // `record` resizes; `saturating_record` would clamp.
+                                let _ = lat.lock().unwrap_or_else(|p| p.into_inner()).record(us);
+                            }
                             Err(_) => *err.lock().unwrap_or_else(|p| p.into_inner()) += 1,
                         },
                     )
@@ -93,13 +107,9 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             producer.flush().await?;
             let elapsed = start.elapsed();
             producer.close(Duration::from_secs(10)).await;
-            let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            lat.sort();
-            let pct = |p: f64| {
-                lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-                    .copied()
-                    .unwrap_or_default()
-            };
+            let lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let ms = |us: u64| us as f64 / 1000.0;
+            let pct = |p: f64| ms(lat.value_at_quantile(p));
             let secs = elapsed.as_secs_f64();
             crate::out!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
@@ -107,12 +117,12 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 lat.len(),
                 num_records as f64 / secs,
                 num_records as f64 * record_size as f64 / secs / 1_048_576.0,
-                lat.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / lat.len().max(1) as f64,
-                lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
-                pct(0.5).as_secs_f64() * 1000.0,
-                pct(0.95).as_secs_f64() * 1000.0,
-                pct(0.99).as_secs_f64() * 1000.0,
-                pct(0.999).as_secs_f64() * 1000.0,
+                lat.mean() / 1000.0,
+                ms(lat.max()),
+                pct(0.5),
+                pct(0.95),
+                pct(0.99),
+                pct(0.999),
                 errors.lock().unwrap_or_else(|p| p.into_inner()),
             );
         }
@@ -120,6 +130,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             topic,
             num_records,
             props: _,
+            metrics,
         } => {
             let client = global.client().await?;
             let t = client.admin().describe_topic(&topic).await?;
@@ -132,6 +143,10 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             let consumer = global
                 .reaching(global.consumer_builder(&[]).build())
                 .await?;
+            let endpoint = metrics.serve()?;
+            if let Some(e) = &endpoint {
+                e.add_consumer("perf", &consumer);
+            }
             consumer.assign(&tps).await?;
             consumer.seek_to_beginning(&tps).await?;
             let start = Instant::now();

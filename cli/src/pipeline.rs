@@ -13,6 +13,7 @@ use kafka_ingest_pipeline::{
     Pipeline, PipelineHandle, Rate, Record, ResultExt, Retry,
 };
 
+use crate::prom::MetricsArg;
 use crate::Global;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +82,46 @@ pub(crate) struct PipelineArgs {
     /// Commit interval (ms).
     #[arg(long, default_value_t = 1000)]
     commit_interval_ms: u64,
+    #[command(flatten)]
+    metrics: MetricsArg,
+}
+
+/// A pipeline member with the demo handler (for `lab`): its pipeline, its
+/// producer, and the handler to run it with.
+pub(crate) struct Member {
+    pub pipeline: Pipeline,
+    pub producer: Producer,
+    process: Duration,
+    out: Option<(Producer, String)>,
+}
+
+impl Member {
+    /// Runs until shutdown; returns the final metrics.
+    pub async fn run(
+        self,
+    ) -> std::result::Result<kafka_ingest_pipeline::Metrics, kafka_ingest_pipeline::Error> {
+        let (process, out) = (self.process, self.out);
+        self.pipeline
+            .run(move |rec| demo(rec, process, out.clone()))
+            .await
+    }
+}
+
+impl PipelineArgs {
+    /// Parses `pipeline` flags (so callers get the same defaults).
+    pub(crate) fn parse(args: &[&str]) -> Result<PipelineArgs> {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: PipelineArgs,
+        }
+        use clap::Parser;
+        Wrap::try_parse_from(std::iter::once("pipeline").chain(args.iter().copied()))
+            .map(|w| w.a)
+            .map_err(|e| kafka_ingest::Error::InvalidArgument {
+                message: e.to_string(),
+            })
+    }
 }
 
 /// The demo handler: `bad` or non-JSON is fatal, `simulate_error` always
@@ -151,7 +192,12 @@ fn status_line(h: &PipelineHandle) -> String {
     )
 }
 
-pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
+/// Builds a pipeline member from the flags; `on_event` sees its events.
+pub(crate) async fn build(
+    g: &Global,
+    a: &PipelineArgs,
+    on_event: impl Fn(&Event) + Send + Sync + 'static,
+) -> Result<Member> {
     let consumer = g
         .consumer_builder(&[("auto.offset.reset", "earliest")])
         .set("group.id", &a.group);
@@ -159,7 +205,6 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
     let producer = g
         .reaching(g.producer_builder(&[("linger.ms", "0")]).build())
         .await?;
-    let status = std::io::stderr().is_terminal();
     let retry = Retry::exponential(
         Duration::from_millis(a.backoff_ms),
         Duration::from_millis(a.max_backoff_ms),
@@ -182,7 +227,7 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
         .retry(retry)
         .retry_topics(&a.retry_tiers)
         .commit_interval(Duration::from_millis(a.commit_interval_ms))
-        .on_event(move |e| log(e, status));
+        .on_event(on_event);
     if let Some(r) = a.rate {
         b = b.rate_limit(Rate::per_second(r));
     }
@@ -198,13 +243,31 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
             ..BufferLimits::default()
         });
     }
-    let pipeline = match b.build() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
+    let pipeline = b
+        .build()
+        .map_err(|e| kafka_ingest::Error::InvalidArgument {
+            message: e.to_string(),
+        })?;
+    Ok(Member {
+        pipeline,
+        process: Duration::from_millis(a.process_ms),
+        out: a.output_topic.clone().map(|t| (producer.clone(), t)),
+        producer,
+    })
+}
+
+pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
+    let status = std::io::stderr().is_terminal();
+    let member = match build(g, &a, move |e| log(e, status)).await {
+        Ok(m) => m,
+        Err(kafka_ingest::Error::InvalidArgument { message }) => {
+            eprintln!("error: {message}");
             return Ok(ExitCode::FAILURE);
         }
+        Err(e) => return Err(e),
     };
+    let producer = member.producer.clone();
+    let pipeline = &member.pipeline;
     let handle = pipeline.handle();
     {
         let h = handle.clone();
@@ -212,6 +275,11 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
             crate::shutdown_signal().await;
             h.shutdown();
         });
+    }
+    let endpoint = a.metrics.serve()?;
+    if let Some(e) = &endpoint {
+        e.add_pipeline("pipeline", &handle);
+        e.add_producer("pipeline", &producer);
     }
     let ticker = status.then(|| {
         let h = handle.clone();
@@ -222,11 +290,7 @@ pub(crate) async fn run(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
             }
         })
     });
-    let process = Duration::from_millis(a.process_ms);
-    let out = a.output_topic.clone().map(|t| (producer.clone(), t));
-    let result = pipeline
-        .run(move |rec| demo(rec, process, out.clone()))
-        .await;
+    let result = member.run().await;
     if let Some(t) = ticker {
         t.abort();
         eprintln!();

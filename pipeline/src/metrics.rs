@@ -94,7 +94,9 @@ impl Lateness {
             self.early += 1;
             return;
         }
-        self.hist.saturating_record(late_ms as u64);
+        // `record` resizes the histogram; `saturating_record` would clamp
+        // every value at the initial range (2047 ms).
+        let _ = self.hist.record(late_ms as u64);
     }
 
     pub fn fill(&self, t: &mut TierMetrics) {
@@ -102,5 +104,21 @@ impl Lateness {
         t.lateness_ms_p99 = self.hist.value_at_quantile(0.99);
         t.lateness_ms_max = self.hist.max();
         t.early = self.early;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_beyond_the_initial_range_is_kept() {
+        let mut l = Lateness::default();
+        l.record(5_000);
+        l.record(-1);
+        let mut t = TierMetrics::default();
+        l.fill(&mut t);
+        assert!(t.lateness_ms_max >= 4_990, "{t:?}");
+        assert_eq!(t.early, 1);
     }
 }

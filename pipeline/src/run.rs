@@ -535,6 +535,12 @@ impl PipelineHandle {
         self.shared.core().metrics()
     }
 
+    /// The pipeline's consumer once [`Pipeline::run`] has connected it
+    /// (for its client metrics).
+    pub fn consumer(&self) -> Option<Consumer> {
+        self.shared.consumer.get().cloned()
+    }
+
     /// Pauses partitions (reason `manual`): nothing more of them is
     /// fetched or started.
     pub fn pause(&self, tps: &[TopicPartition]) {

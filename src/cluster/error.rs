@@ -114,6 +114,11 @@ impl ClusterError {
         classify(self.class())
     }
 
+    /// A short label for metrics (see [`Class::kind`]).
+    pub(crate) fn kind(&self) -> String {
+        self.class().kind()
+    }
+
     /// Whether trying again, perhaps after a metadata refresh, may succeed.
     pub(crate) fn is_retriable(&self) -> bool {
         self.retry_action() != RetryAction::NoRetry

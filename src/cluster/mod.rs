@@ -82,6 +82,13 @@ impl Cluster {
         }
     }
 
+    /// Requests awaiting a response now, and the round-trip histogram.
+    pub(crate) fn request_metrics(&self) -> (u64, crate::metrics::Histogram) {
+        let r = &self.cfg.conn.stats.requests;
+        let n = r.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+        (n.max(0) as u64, r.latency.snapshot())
+    }
+
     /// The current snapshot, however old.
     pub(crate) fn cached(&self) -> Arc<Metadata> {
         self.meta.read().unwrap_or_else(|p| p.into_inner()).clone()

@@ -61,6 +61,8 @@ pub(crate) struct ConnStats {
     pub throttled_responses: AtomicU64,
     /// Sum of the throttle times the brokers asked for, in ms.
     pub throttle_ms_total: AtomicU64,
+    /// In-flight requests and their latency.
+    pub requests: crate::metrics::RequestStats,
 }
 
 type Reply = oneshot::Sender<Result<Bytes, ConnError>>;
@@ -402,7 +404,14 @@ impl Connection {
             rx: Some(rx),
             api: codec::api_name(R::KEY),
             timeout: self.inner.cfg.request_timeout + extra.unwrap_or_default(),
+            started: Instant::now(),
         };
+        self.inner
+            .cfg
+            .stats
+            .requests
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
         self.enqueue(Outgoing {
             frame,
             written: None,
@@ -474,6 +483,7 @@ struct Pending {
     rx: Option<oneshot::Receiver<Result<Bytes, ConnError>>>,
     api: &'static str,
     timeout: Duration,
+    started: Instant,
 }
 
 impl Pending {
@@ -482,7 +492,13 @@ impl Pending {
             return Err(self.conn.closed_error());
         };
         match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => {
+                if r.is_ok() {
+                    let stats = &self.conn.inner.cfg.stats.requests;
+                    stats.latency.record(self.started.elapsed());
+                }
+                r
+            }
             Ok(Err(_)) => Err(self.conn.closed_error()),
             Err(_) => {
                 // The stream is out of step now; Java closes it too.
@@ -500,6 +516,8 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        let stats = &self.conn.inner.cfg.stats.requests;
+        stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         // Abandoned before the response: forget the id (a late response then
         // poisons the connection, as an unknown correlation id must).
         if self.rx.is_some() {

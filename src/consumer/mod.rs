@@ -232,9 +232,52 @@ impl Consumer {
         &self.inner.engine.tasks
     }
 
-    /// Broker throttling (KIP-219) this client has honoured so far.
+    /// Broker throttling (KIP-219) this client has honoured so far
+    /// (also in [`metrics`](Self::metrics)).
     pub fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
         self.inner.cluster.throttle_metrics()
+    }
+
+    /// A snapshot of this consumer's counters, gauges and per-partition lag.
+    pub fn metrics(&self) -> crate::metrics::ConsumerMetrics {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &self.inner.engine;
+        let s = &e.stats;
+        let (in_flight_requests, request_latency) = self.inner.cluster.request_metrics();
+        crate::metrics::ConsumerMetrics {
+            records_fetched: s.records_fetched.load(Relaxed),
+            bytes_fetched: s.bytes_fetched.load(Relaxed),
+            fetch_requests: s.fetch_requests.load(Relaxed),
+            errors: s.errors.snapshot(),
+            in_flight_requests,
+            request_latency,
+            rebalances: s.rebalances.load(Relaxed),
+            commits: s.commits.load(Relaxed),
+            commit_failures: s.commit_failures.load(Relaxed),
+            commit_latency: s.commit_latency.snapshot(),
+            lag: e.lag(),
+            throttle: self.inner.cluster.throttle_metrics(),
+        }
+    }
+
+    /// Times a commit and counts its outcome.
+    async fn counted_commit<F>(&self, commit: F) -> Result<()>
+    where
+        F: std::future::Future<Output = std::result::Result<(), ClusterError>>,
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.engine.stats;
+        let start = Instant::now();
+        let r = commit.await;
+        s.commit_latency.record(start.elapsed());
+        match &r {
+            Ok(()) => s.commits.fetch_add(1, Relaxed),
+            Err(e) => {
+                s.errors.add(e.kind(), 1);
+                s.commit_failures.fetch_add(1, Relaxed)
+            }
+        };
+        Ok(r?)
     }
 
     fn mode(&self) -> Mode {
@@ -577,6 +620,10 @@ impl Consumer {
             g.request_rejoin();
         }
         engine.add_partitions(&added);
+        engine
+            .stats
+            .rebalances
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(
             generation = joined.generation,
             added = added.len(),
@@ -696,7 +743,8 @@ impl Consumer {
     /// Commits explicit offsets (the next offset to read) and waits.
     pub async fn commit_offsets(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         self.check_open()?;
-        Ok(self.group()?.commit(offsets).await?)
+        let g = self.group()?;
+        self.counted_commit(g.commit(offsets)).await
     }
 
     /// Commits explicit offsets, each with a metadata string (at most the
@@ -707,7 +755,8 @@ impl Consumer {
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<()> {
         self.check_open()?;
-        Ok(self.group()?.commit_with_metadata(offsets).await?)
+        let g = self.group()?;
+        self.counted_commit(g.commit_with_metadata(offsets)).await
     }
 
     /// Commits the current positions in the background; the handle yields the outcome.

@@ -226,9 +226,15 @@ impl Producer {
         &self.inner.engine.tasks
     }
 
-    /// Broker throttling (KIP-219) this client has honoured so far.
+    /// Broker throttling (KIP-219) this client has honoured so far
+    /// (also in [`metrics`](Self::metrics)).
     pub fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
         self.inner.engine.cluster.throttle_metrics()
+    }
+
+    /// A snapshot of this producer's counters and gauges.
+    pub fn metrics(&self) -> crate::metrics::ProducerMetrics {
+        self.inner.engine.metrics()
     }
 
     /// Whether this producer runs idempotently.

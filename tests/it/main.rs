@@ -15,6 +15,7 @@ mod group_failover;
 mod hostile;
 mod interop;
 mod metadata;
+mod metrics;
 mod producer;
 mod schema;
 mod security;

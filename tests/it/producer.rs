@@ -345,6 +345,14 @@ async fn client_quota_throttles_and_the_producer_honours_it() {
     eprintln!("{N} KB in {elapsed:?} under a {RATE} B/s quota; {m:?}");
     assert!(m.throttled_responses > 0, "the broker throttled us: {m:?}");
     assert!(m.throttle_time_ms_total > 0);
+    // The same throttle shows in the metrics snapshot, and nothing failed.
+    let pm = p.metrics();
+    assert_eq!(pm.throttle, m, "{pm:?}");
+    assert_eq!(
+        (pm.records_sent, pm.records_failed),
+        (N as u64, 0),
+        "{pm:?}"
+    );
     // Held back by the quota (a generous bound: no timing is asserted tightly).
     assert!(
         elapsed > Duration::from_secs(2),

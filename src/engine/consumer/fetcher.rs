@@ -137,6 +137,7 @@ fn apply(
     match result {
         Err(err) => {
             tracing::debug!(leader, error = %err, "fetch failed");
+            e.stats.errors.add(err.kind(), 1);
             // A refused login will not heal: poll() reports it (once).
             if err.is_auth() && st.errors.is_empty() {
                 st.errors.push_back(err.clone());
@@ -149,6 +150,9 @@ fn apply(
             }
         }
         Ok(mut by_tp) => {
+            e.stats
+                .fetch_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Each partition on its own: one partition's error never holds
             // back the others of the same response.
             for (tp, epoch, offset) in parts {
@@ -180,6 +184,7 @@ fn apply(
                         }
                     }
                     Err(PartitionError::Corrupt(source)) => {
+                        e.stats.errors.add("corrupt_data".into(), 1);
                         tracing::warn!(%tp, offset, error = %source, "records cannot be read");
                         p.failed = Some(ClusterError::CorruptRecords {
                             tp: tp.clone(),
@@ -189,12 +194,14 @@ fn apply(
                         p.failure_reported = false;
                     }
                     Err(PartitionError::Code(code)) if code == OFFSET_OUT_OF_RANGE => {
+                        e.stats.errors.add(ErrorCode(code).name(), 1);
                         p.position = None;
                         p.reset_now = true;
                     }
                     Err(PartitionError::Code(code)) => {
                         let err =
                             ClusterError::broker(format!("fetching {tp}"), ErrorCode(code), None);
+                        e.stats.errors.add(err.kind(), 1);
                         match err.retry_action() {
                             RetryAction::RefreshMetadataAndRetry => refresh = true,
                             RetryAction::Retry => {}

@@ -23,6 +23,7 @@ pub use assignor::Strategy;
 use crate::cluster::wire::InRecord;
 use crate::cluster::{Cluster, ClusterError};
 use crate::engine::tasks::Tasks;
+use crate::metrics::{ConsumerStats, PartitionLag};
 use crate::types::TopicPartition;
 
 /// Fetch settings derived from the consumer config.
@@ -43,7 +44,6 @@ pub(crate) struct Buffered {
     pub next_offset: i64,
 }
 
-#[derive(Default)]
 pub(crate) struct PartState {
     /// Next offset to hand out; `None` until looked up.
     pub position: Option<i64>,
@@ -54,6 +54,7 @@ pub(crate) struct PartState {
     pub epoch: u64,
     pub fetching: bool,
     pub buffered: Option<Buffered>,
+    /// From the latest fetch response; -1 before the first.
     pub high_watermark: i64,
     /// Records at the position cannot be read (corrupt batch): the
     /// partition stops here until the application seeks.
@@ -63,6 +64,23 @@ pub(crate) struct PartState {
     pub failure_reported: bool,
     /// No fetch before this (after a non-retriable partition error).
     pub backoff_until: Option<std::time::Instant>,
+}
+
+impl Default for PartState {
+    fn default() -> Self {
+        PartState {
+            position: None,
+            reset_now: false,
+            paused: false,
+            epoch: 0,
+            fetching: false,
+            buffered: None,
+            high_watermark: -1,
+            failed: None,
+            failure_reported: false,
+            backoff_until: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -86,6 +104,7 @@ pub(crate) struct ConsumerEngine {
     pub(crate) data: Arc<Notify>,
     /// The fetch loop and the group's heartbeat task.
     pub(crate) tasks: Tasks,
+    pub(crate) stats: ConsumerStats,
 }
 
 impl ConsumerEngine {
@@ -97,6 +116,7 @@ impl ConsumerEngine {
             fetch_wake: Arc::new(Notify::new()),
             data: Arc::new(Notify::new()),
             tasks: Tasks::default(),
+            stats: ConsumerStats::default(),
         });
         e.tasks
             .spawn("fetch loop", fetcher::run(Arc::downgrade(&e)));
@@ -134,6 +154,26 @@ impl ConsumerEngine {
         for tp in tps {
             st.parts.remove(tp);
         }
+    }
+
+    /// Position against high watermark of every assigned partition.
+    pub(crate) fn lag(&self) -> Vec<PartitionLag> {
+        self.state()
+            .parts
+            .iter()
+            .map(|(tp, p)| {
+                let hw = p.high_watermark;
+                PartitionLag {
+                    partition: tp.clone(),
+                    position: p.position,
+                    high_watermark: hw,
+                    lag: p
+                        .position
+                        .filter(|_| hw >= 0)
+                        .map_or(0, |pos| (hw - pos).max(0)),
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
@@ -226,6 +266,17 @@ impl ConsumerEngine {
         }
         st.drain_from = last.cloned();
         self.fetch_wake.notify_one();
+        let bytes: usize = out
+            .iter()
+            .map(|(_, r)| {
+                r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
+            })
+            .sum();
+        let s = &self.stats;
+        s.records_fetched
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        s.bytes_fetched
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
         out
     }
 

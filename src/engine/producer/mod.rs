@@ -22,6 +22,7 @@ use crate::cluster::wire::OutRecord;
 use crate::cluster::Compression;
 use crate::cluster::{msg, versions, Cluster, ClusterError, ErrorCode, Topics};
 use crate::engine::tasks::Tasks;
+use crate::metrics::{ProducerMetrics, ProducerStats};
 use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
 use accumulator::{record_size, Accumulator, Batch, Limits};
@@ -66,6 +67,7 @@ pub(crate) struct ProducerEngine {
     broker_in_flight: Mutex<HashMap<i32, usize>>,
     sinks: Mutex<HashMap<i32, tokio::sync::mpsc::Sender<Vec<Batch>>>>,
     pub(crate) tasks: Tasks,
+    pub(crate) stats: ProducerStats,
 }
 
 impl ProducerEngine {
@@ -92,6 +94,7 @@ impl ProducerEngine {
             broker_in_flight: Mutex::new(HashMap::new()),
             sinks: Mutex::new(HashMap::new()),
             tasks: Tasks::default(),
+            stats: ProducerStats::default(),
         });
         engine
             .tasks
@@ -101,6 +104,56 @@ impl ProducerEngine {
 
     pub(crate) fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    pub(crate) fn metrics(&self) -> ProducerMetrics {
+        let s = &self.stats;
+        let (in_flight_requests, request_latency) = self.cluster.request_metrics();
+        let total = self.cfg.buffer_memory as u64;
+        let free = if self.memory.is_closed() {
+            total
+        } else {
+            self.memory.available_permits() as u64
+        };
+        ProducerMetrics {
+            records_sent: s.records_sent.load(Ordering::Relaxed),
+            bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+            batches_sent: s.batches_sent.load(Ordering::Relaxed),
+            records_failed: s.records_failed.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            errors: s.errors.snapshot(),
+            buffer_bytes_used: total.saturating_sub(free),
+            buffer_bytes_total: total,
+            waiting_senders: s.waiting_senders.load(Ordering::Relaxed),
+            in_flight_requests,
+            request_latency,
+            throttle: self.cluster.throttle_metrics(),
+        }
+    }
+
+    /// Counts a batch's final outcome (before its callbacks run).
+    fn count(&self, batch: &Batch, result: &Result<(i64, i64), ClusterError>) {
+        let n = batch.records.len() as u64;
+        let s = &self.stats;
+        match result {
+            Ok(_) => {
+                let bytes: usize = batch
+                    .records
+                    .iter()
+                    .map(|r| {
+                        r.key.as_ref().map_or(0, |k| k.len())
+                            + r.value.as_ref().map_or(0, |v| v.len())
+                    })
+                    .sum();
+                s.records_sent.fetch_add(n, Ordering::Relaxed);
+                s.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+                s.batches_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                s.records_failed.fetch_add(n, Ordering::Relaxed);
+                s.errors.add(e.kind(), n);
+            }
+        }
     }
 
     fn acc(&self) -> MutexGuard<'_, Accumulator> {
@@ -183,6 +236,9 @@ impl ProducerEngine {
             });
         }
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        // Counted while it waits for memory (backpressure), cancel-safe.
+        let _waiting = (self.memory.available_permits() < size)
+            .then(|| Waiting::new(&self.stats.waiting_senders));
         let permit = match tokio::time::timeout_at(
             deadline.into(),
             self.memory.clone().acquire_many_owned(permits),
@@ -275,7 +331,9 @@ impl ProducerEngine {
     fn fail_all(&self, batches: Vec<Batch>, err: ClusterError) {
         for b in batches {
             let id = b.id;
-            b.complete(Err(err.clone()));
+            let err = Err(err.clone());
+            self.count(&b, &err);
+            b.complete(err);
             self.acc().done(id);
         }
         self.progress.notify_waiters();
@@ -329,6 +387,7 @@ impl ProducerEngine {
         }
         let id = batch.id;
         self.acc().settle(&batch, result.is_ok());
+        self.count(&batch, &result);
         batch.complete(result);
         self.acc().done(id);
         self.progress.notify_waiters();
@@ -371,6 +430,8 @@ impl ProducerEngine {
             return self.finish(batch, Err(err));
         }
         let at = self.retry_at(batch.attempts);
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        self.stats.errors.add(err.kind(), 1);
         tracing::debug!(tp = %batch.tp, attempt = batch.attempts + 1, error = %err, "retrying batch");
         self.acc().requeue(batch, err, at);
         self.wake.notify_one();
@@ -386,6 +447,22 @@ impl ProducerEngine {
             after: self.cfg.delivery_timeout,
             last: last.or_else(|| batch.last_error.clone()).map(Box::new),
         }
+    }
+}
+
+/// Holds one count of a gauge while alive.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(g: &'a std::sync::atomic::AtomicU64) -> Self {
+        g.fetch_add(1, Ordering::Relaxed);
+        Waiting(g)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -410,9 +487,10 @@ async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) -> Result<(), Clus
             if b.sequence.is_some() {
                 e.needs_bump.store(true, Ordering::Release);
             }
-            let err = e.delivery_timeout(&b, None);
+            let err = Err(e.delivery_timeout(&b, None));
             let id = b.id;
-            b.complete(Err(err));
+            e.count(&b, &err);
+            b.complete(err);
             e.acc().done(id);
             e.progress.notify_waiters();
         }
