@@ -37,8 +37,7 @@ pub use consumer::{
 pub use engine::Compression;
 pub use error::{Error, ErrorCode, Result, RetryAction};
 pub use producer::{
-    Acks, DeliveredBatches, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig,
-    ProducerRecord, RecordMetadata,
+    Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
 };
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 pub use types::*;

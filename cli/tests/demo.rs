@@ -19,7 +19,13 @@ const RETRIED: u64 = 24 + 24 * 2 + 12 * 3 + 12 * 3;
 
 #[test]
 fn demo_counts_every_record_once_and_refuses_v3() {
-    let out = run_cmd_with(cmd(&["demo", "--json"]), b"", Duration::from_secs(240));
+    let dir = support::artifacts().join(support::unique("demo-lab"));
+    let dir_arg = dir.display().to_string();
+    let out = run_cmd_with(
+        cmd(&["demo", "--json", "--report-dir", &dir_arg]),
+        b"",
+        Duration::from_secs(240),
+    );
     let text = out.text();
     assert_eq!(
         out.code, 0,
@@ -39,6 +45,14 @@ fn demo_counts_every_record_once_and_refuses_v3() {
     assert_eq!(n("retried"), RETRIED, "{s}");
     assert_eq!(s["v3_refused"], true, "{s}");
     assert_eq!(s["final_lag"], 0, "{s}");
+    assert_eq!(s["final_status"], "OK", "{s}");
+    assert_eq!(n("lab_produced"), 10_000, "{s}");
+    assert_eq!(n("lab_lost"), 0, "{s}");
+    assert_eq!(n("lab_duplicates"), 0, "{s}");
+    assert_eq!(s["lab_identity_holds"], true, "{s}");
+    let report = dir.join("report.html");
+    assert_eq!(s["lab_report"], report.display().to_string(), "{s}");
+    assert!(std::fs::metadata(&report).unwrap().len() > 0);
 
     let mut at = 0;
     for part in [
@@ -58,6 +72,7 @@ fn demo_counts_every_record_once_and_refuses_v3() {
         "producer id ",
         "records a batch",
         "registry refused it (HTTP 409)",
+        "Burrow status",
     ] {
         assert!(text.contains(figure), "`{figure}` missing:\n{text}");
     }

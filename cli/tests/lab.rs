@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,12 +45,6 @@ fn headless(page: &Path, args: &[&str]) -> (String, Vec<String>) {
         .map(str::to_owned)
         .collect();
     (o.text(), console)
-}
-
-fn artifacts() -> PathBuf {
-    let d = repo().join("target/lab-artifacts");
-    std::fs::create_dir_all(&d).expect("artifact dir");
-    d
 }
 
 #[test]

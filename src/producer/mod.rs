@@ -118,16 +118,6 @@ impl Future for DeliveryFuture {
     }
 }
 
-/// Counters of [`Producer::delivered_batches`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveredBatches {
-    /// Batches acknowledged (a batch holds records of one partition).
-    pub batches: u64,
-    /// Records in those batches.
-    pub records: u64,
-}
-
 /// What [`Producer::close`] could not deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReport {
@@ -250,14 +240,6 @@ impl Producer {
             .engine
             .id_and_epoch()
             .filter(|_| self.is_idempotent())
-    }
-
-    /// Record batches the brokers acknowledged (with `acks=0`: written) so
-    /// far, and the records in them: records per batch shows how well
-    /// `linger.ms` and `batch.size` batch.
-    pub fn delivered_batches(&self) -> DeliveredBatches {
-        let (batches, records) = self.inner.engine.acked();
-        DeliveredBatches { batches, records }
     }
 
     /// Queues a record. Waits (up to `max.block.ms`) while the buffer is

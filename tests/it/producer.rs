@@ -179,9 +179,12 @@ async fn offsets_are_dense_and_ordered_per_partition() {
         .producer_id_and_epoch()
         .expect("an idempotent producer has an id");
     assert!(id >= 0 && epoch >= 0, "{id}/{epoch}");
-    let b = p.delivered_batches();
-    assert_eq!(b.records, 5000, "{b:?}");
-    assert!(b.batches >= 2 && b.batches <= b.records, "{b:?}");
+    let m = p.metrics();
+    assert_eq!(m.records_sent, 5000, "{m:?}");
+    assert!(
+        m.batches_sent >= 2 && m.batches_sent <= m.records_sent,
+        "{m:?}"
+    );
     p.close(Duration::from_secs(5)).await;
 }
 
@@ -214,7 +217,7 @@ async fn acks_zero_and_one() {
         }
         p.flush().await.unwrap();
         assert_eq!(p.producer_id_and_epoch(), None, "not idempotent");
-        assert_eq!(p.delivered_batches().records, 100);
+        assert_eq!(p.metrics().records_sent, 100);
         p.close(Duration::from_secs(5)).await;
     }
     let end = admin

@@ -13,9 +13,10 @@ use kafka_ingest_pipeline::{
     BufferLimits, Ordering, PartitionLimits, Pipeline, Rate, Reason, Record, Retry,
 };
 
-use super::lag::{self, LagRow};
 use super::{heading, Ctx, Failure, Outcome};
 use crate::dlq::Reader;
+use crate::lag::burrow::Status;
+use crate::lag::{GroupLag, Monitor};
 use crate::out;
 
 /// Records per second over all partitions (handler calls, retries included).
@@ -82,11 +83,12 @@ fn id_of(value: Option<&[u8]>) -> Option<u64> {
 }
 
 /// The burst group's lag while the burst ran: (time since the start,
-/// total lag) samples, and the rows of the largest.
-#[derive(Debug, Default)]
+/// total lag, Burrow status) samples, the report at the largest lag, and
+/// the monitor, whose window part 5 goes on filling.
 pub(crate) struct BurstLag {
-    pub samples: Vec<(Duration, i64)>,
-    pub peak_rows: Vec<LagRow>,
+    pub samples: Vec<(Duration, i64, Status)>,
+    pub peak: Option<GroupLag>,
+    pub monitor: Monitor,
 }
 
 pub(crate) struct Part4 {
@@ -208,7 +210,11 @@ pub(crate) async fn part4(ctx: &Ctx<'_>, n: u64) -> Outcome<Part4> {
 
     let start = Instant::now();
     let (mut buffer, mut limited) = (Pauses::default(), Pauses::default());
-    let mut lag = BurstLag::default();
+    let mut lag = BurstLag {
+        samples: Vec::new(),
+        peak: None,
+        monitor: super::lag::monitor(&ctx.names.burst_group),
+    };
     let mut tick = 0u64;
     loop {
         let m = handle.metrics();
@@ -216,12 +222,14 @@ pub(crate) async fn part4(ctx: &Ctx<'_>, n: u64) -> Outcome<Part4> {
         limited.sample(m.paused.get(&Reason::RateLimit).copied().unwrap_or(0));
         if tick.is_multiple_of(5) {
             // Before the first join the group may not exist yet.
-            if let Ok(rows) = lag::lag_rows(&ctx.admin, &ctx.names.burst_group).await {
-                let t = lag::total(&rows);
-                if lag.samples.iter().all(|(_, l)| t > *l) {
-                    lag.peak_rows = rows;
+            if let Ok(now) = lag.monitor.sample(&ctx.admin).await {
+                if now.status != Status::NotFound {
+                    let t = now.total_lag;
+                    lag.samples.push((start.elapsed(), t, now.status));
+                    if lag.peak.as_ref().is_none_or(|p| t > p.total_lag) {
+                        lag.peak = Some(now);
+                    }
                 }
-                lag.samples.push((start.elapsed(), t));
             }
         }
         tick += 1;

@@ -7,7 +7,8 @@
 //! 3. schema v2 is registered and produced, read together with v1, and an
 //!    incompatible v3 is refused;
 //! 4. a burst through the pipeline: pauses, retries, DLQ, a rate limit;
-//! 5. the groups' lag.
+//! 5. the groups' lag and Burrow status, and a short burst lab whose report
+//!    the user can open.
 //!
 //! Exits 1 if a record was lost or processed twice.
 
@@ -38,6 +39,12 @@ pub(crate) struct DemoArgs {
     /// Records of the pipeline burst (part 4), at least 50; 1 in 25 is poison.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(50..))]
     burst: u64,
+    /// Records of the burst lab (part 5), at least 1000.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    lab_records: u64,
+    /// Where the burst lab writes report.html, data.csv and summary.json.
+    #[arg(long, default_value = "lab-report")]
+    report_dir: std::path::PathBuf,
     /// Also print the summary as one JSON object, on the last line.
     #[arg(long)]
     json: bool,
@@ -138,12 +145,21 @@ struct Summary {
     retried: u64,
     v3_refused: bool,
     final_lag: i64,
+    final_status: String,
+    lab_produced: u64,
+    lab_lost: u64,
+    lab_duplicates: u64,
+    lab_identity_holds: bool,
+    lab_report: String,
     seconds: f64,
 }
 
 impl Summary {
     fn ok(&self) -> bool {
-        self.lost == 0 && self.duplicates == 0
+        self.lost == 0
+            && self.duplicates == 0
+            && self.lab_identity_holds
+            && self.lab_duplicates == 0
     }
 
     fn print(&self, json: bool) {
@@ -162,7 +178,23 @@ impl Summary {
             "v3 refused     {}",
             if self.v3_refused { "yes" } else { "NO" }
         );
-        out!("final lag      {}", self.final_lag);
+        out!(
+            "final lag      {} (Burrow {})",
+            self.final_lag,
+            self.final_status
+        );
+        out!(
+            "burst lab      {} records, lost {}, duplicates {}, accounting {}",
+            self.lab_produced,
+            self.lab_lost,
+            self.lab_duplicates,
+            if self.lab_identity_holds {
+                "holds"
+            } else {
+                "DOES NOT HOLD"
+            }
+        );
+        out!("lab report     {}", self.lab_report);
         out!("took           {:.1} s", self.seconds);
         out!(
             "{}",
@@ -227,8 +259,13 @@ async fn story(g: &Global, a: &DemoArgs, start: Instant) -> Outcome<Summary> {
     members.part2(&ctx, &produced).await?;
     let part3 = schema::part3(&ctx, &mut members, v1, a.events, a.v2_events).await?;
     let tally = members.stop().await?;
-    let part4 = burst::part4(&ctx, a.burst).await?;
-    let final_lag = lag::part5(&ctx, &part4.lag).await?;
+    let mut part4 = burst::part4(&ctx, a.burst).await?;
+    let records = a.lab_records.to_string();
+    let report_dir = a.report_dir.display().to_string();
+    let lab_args = crate::lab::LabArgs::with(&["--records", &records, "--out", &report_dir])
+        .map_err(|e| Failure::Stalled(format!("lab settings: {e}")))?;
+    let part5 = lag::part5(&ctx, &mut part4.lag, lab_args).await?;
+    let lab = &part5.lab.accounting;
 
     let events = a.events + a.v2_events;
     let (ev_dups, ev_lost) = tally.duplicates_and_missing(events);
@@ -241,7 +278,13 @@ async fn story(g: &Global, a: &DemoArgs, start: Instant) -> Outcome<Summary> {
         poison_sent: part4.poison,
         retried: part4.retried,
         v3_refused: part3.v3_refused,
-        final_lag,
+        final_lag: part5.final_lag,
+        final_status: part5.final_status.to_string(),
+        lab_produced: lab.produced,
+        lab_lost: lab.lost,
+        lab_duplicates: lab.duplicates,
+        lab_identity_holds: lab.identity_holds && part5.lab.caught_up,
+        lab_report: part5.lab.report.display().to_string(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }

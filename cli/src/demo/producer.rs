@@ -88,13 +88,13 @@ pub(crate) async fn part1(ctx: &Ctx<'_>, n: u64) -> Outcome<Produced> {
         ),
         None => out!("idempotent: no (enable.idempotence is off, or acks is not all)"),
     }
-    let b = producer.delivered_batches();
+    let m = producer.metrics();
     out!(
         "batching: {} records in {} batches, {:.1} records a batch (linger.ms={}, batch.size={}), \
          compression {}, acks={}",
-        b.records,
-        b.batches,
-        b.records as f64 / b.batches.max(1) as f64,
+        m.records_sent,
+        m.batches_sent,
+        m.records_sent as f64 / m.batches_sent.max(1) as f64,
         c.linger.as_millis(),
         c.batch_size,
         c.compression.name(),

@@ -298,7 +298,38 @@ impl Sampler {
     }
 }
 
+impl LabArgs {
+    /// The lab's defaults with `args` on top (e.g. `["--records", "5000"]`),
+    /// for callers other than the command line (the demo).
+    pub(crate) fn with(args: &[&str]) -> std::result::Result<LabArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            lab: LabArgs,
+        }
+        let argv = std::iter::once("lab").chain(args.iter().copied());
+        Ok(<Cmd as clap::Parser>::try_parse_from(argv)?.lab)
+    }
+}
+
+/// How a lab run ended.
+pub(crate) struct Outcome {
+    pub accounting: Accounting,
+    pub caught_up: bool,
+    pub report: PathBuf,
+}
+
 pub(crate) async fn run(g: &Global, a: LabArgs) -> Result<ExitCode> {
+    let o = experiment(g, a).await?;
+    Ok(if o.accounting.identity_holds && o.caught_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the experiment, writes the report and prints the accounting.
+pub(crate) async fn experiment(g: &Global, a: LabArgs) -> Result<Outcome> {
     let topic = a
         .topic
         .clone()
@@ -570,9 +601,9 @@ pub(crate) async fn run(g: &Global, a: LabArgs) -> Result<ExitCode> {
     })?;
     crate::out!("{}", acc.line());
     crate::out!("report: {}", html.display());
-    Ok(if acc.identity_holds && caught_up {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Outcome {
+        accounting: acc,
+        caught_up,
+        report: html,
     })
 }

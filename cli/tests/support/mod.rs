@@ -32,6 +32,13 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// target/lab-artifacts/: reports and screenshots kept after a run.
+pub fn artifacts() -> PathBuf {
+    let d = repo().join("target/lab-artifacts");
+    std::fs::create_dir_all(&d).expect("artifact dir");
+    d
+}
+
 pub fn schema_file(name: &str) -> String {
     repo()
         .join("schemas")

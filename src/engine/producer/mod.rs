@@ -11,7 +11,7 @@ pub(crate) mod accumulator;
 mod sink;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,9 +61,6 @@ pub(crate) struct ProducerEngine {
     closed: AtomicBool,
     pid: Mutex<Option<ProducerId>>,
     needs_bump: AtomicBool,
-    /// Batches and records acknowledged (see `Producer::delivered_batches`).
-    acked_batches: AtomicU64,
-    acked_records: AtomicU64,
     broker_in_flight: Mutex<HashMap<i32, usize>>,
     sinks: Mutex<HashMap<i32, tokio::sync::mpsc::Sender<Vec<Batch>>>>,
     pub(crate) tasks: Tasks,
@@ -89,8 +86,6 @@ impl ProducerEngine {
             closed: AtomicBool::new(false),
             pid: Mutex::new(None),
             needs_bump: AtomicBool::new(false),
-            acked_batches: AtomicU64::new(0),
-            acked_records: AtomicU64::new(0),
             broker_in_flight: Mutex::new(HashMap::new()),
             sinks: Mutex::new(HashMap::new()),
             tasks: Tasks::default(),
@@ -354,14 +349,6 @@ impl ProducerEngine {
         self.producer_id().map(|p| (p.id, p.epoch))
     }
 
-    /// Batches and records acknowledged so far.
-    pub(crate) fn acked(&self) -> (u64, u64) {
-        (
-            self.acked_batches.load(Ordering::Relaxed),
-            self.acked_records.load(Ordering::Relaxed),
-        )
-    }
-
     fn retry_at(&self, attempts: u32) -> Instant {
         let c = self.cluster.config();
         let mut b = Backoff::new(c.retry_backoff, c.retry_backoff_max);
@@ -379,11 +366,6 @@ impl ProducerEngine {
             // The broker may or may not have this sequence now: start over
             // under a new epoch (KIP-360) before sending more.
             self.needs_bump.store(true, Ordering::Release);
-        }
-        if result.is_ok() {
-            self.acked_batches.fetch_add(1, Ordering::Relaxed);
-            let n = batch.records.len() as u64;
-            self.acked_records.fetch_add(n, Ordering::Relaxed);
         }
         let id = batch.id;
         self.acc().settle(&batch, result.is_ok());
