@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use kafka_ingest::{Admin, Error, NewTopic, OffsetSpec, Producer, Result, TopicPartition};
+use kafka_ingest::{Admin, Error, NewTopic, OffsetSpec, Producer, Result};
 use kafka_ingest_pipeline::{Metrics, PipelineHandle};
 
 use crate::burst::{self, Live, Plan, Profile, Rate};
@@ -110,47 +110,24 @@ async fn create_topics(admin: &Admin, topics: &[String], partitions: i32) -> Res
 
 /// The `id` of every record of `topic` (all partitions, from the start).
 async fn read_ids(g: &Global, admin: &Admin, topic: &str, limit: Duration) -> Result<Vec<u64>> {
-    let d = admin.describe_topic(topic).await?;
-    let tps: Vec<TopicPartition> = d
-        .partitions
-        .iter()
-        .map(|p| TopicPartition::new(topic, p.partition))
-        .collect();
-    let specs: Vec<_> = tps
-        .iter()
-        .map(|tp| (tp.clone(), OffsetSpec::Latest))
-        .collect();
-    let ends = admin.list_offsets(&specs).await?;
-    let consumer = g.consumer_builder(&[]).build().await?;
-    consumer.assign(&tps).await?;
-    consumer.seek_to_beginning(&tps).await?;
-    let mut ids = Vec::new();
-    let deadline = Instant::now() + limit;
-    let done = |c: &kafka_ingest::Consumer| {
-        tps.iter().all(|tp| {
-            let end = ends.get(tp).map_or(0, |o| o.offset);
-            end == 0 || c.position(tp).is_some_and(|p| p >= end)
-        })
+    let read = async {
+        let mut reader =
+            crate::dlq::Reader::open(g, admin, topic, |_| OffsetSpec::Earliest).await?;
+        let mut ids = Vec::new();
+        while let Some(batch) = reader.next().await? {
+            ids.extend(batch.iter().filter_map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(r.value.as_deref()?).ok()?;
+                v["id"].as_u64()
+            }));
+        }
+        reader.close().await;
+        Ok(ids)
     };
-    while !done(&consumer) {
-        if Instant::now() > deadline {
-            consumer.close().await;
-            return Err(Error::InvalidArgument {
-                message: format!("reading {topic} did not reach its end within {limit:?}"),
-            });
-        }
-        for r in consumer.poll(Duration::from_millis(500)).await? {
-            let v: Option<serde_json::Value> = r
-                .value
-                .as_deref()
-                .and_then(|v| serde_json::from_slice(v).ok());
-            if let Some(id) = v.and_then(|v| v["id"].as_u64()) {
-                ids.push(id);
-            }
-        }
-    }
-    consumer.close().await;
-    Ok(ids)
+    tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+        Err(Error::InvalidArgument {
+            message: format!("reading {topic} did not reach its end within {limit:?}"),
+        })
+    })
 }
 
 /// Sums of the members' metrics.
