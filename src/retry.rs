@@ -267,7 +267,7 @@ mod tests {
         ));
         let r: Result<(), Exhausted<&str>> = retry(
             policy(None, Duration::from_millis(30)),
-            || std::future::pending(),
+            std::future::pending,
             |_| RetryAction::Retry,
             |_, _| {},
         )
