@@ -103,7 +103,12 @@ impl Cluster {
     /// Whether `m` is older than `metadata.max.age.ms` or was invalidated:
     /// background loops that route from the cache refresh when this is true.
     pub(crate) fn is_stale(&self, m: &Metadata) -> bool {
-        m.fetched.elapsed() >= self.cfg.metadata_max_age
+        self.is_stale_at(m, Instant::now())
+    }
+
+    /// [`is_stale`](Self::is_stale) as of `now` (saves a clock read per record).
+    pub(crate) fn is_stale_at(&self, m: &Metadata, now: Instant) -> bool {
+        now.saturating_duration_since(m.fetched) >= self.cfg.metadata_max_age
     }
 
     /// Marks the cache stale so the next lookup refreshes (after NOT_LEADER etc.).

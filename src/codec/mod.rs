@@ -3,6 +3,7 @@
 //! Depends on: nothing inside the crate. Does no IO: it turns typed requests
 //! into length-prefixed frames and frames back into typed responses.
 
+pub(crate) mod batch;
 pub(crate) mod compression;
 pub(crate) mod group;
 mod guard;

@@ -1,12 +1,10 @@
-//! Record batch v2 encode/decode through kafka-protocol, with our pure-Rust
-//! codecs plugged into its custom-compression hooks.
+//! Record batch v2 decode through kafka-protocol, with our pure-Rust codecs
+//! plugged into its custom-compression hooks; encoding is `codec::batch`.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Record as WireRecord, RecordBatchDecoder, TimestampType};
 
+use super::batch::BatchBody;
 use super::compression::{self, Compression};
 use super::CodecError;
 
@@ -65,12 +63,13 @@ pub struct InBatch {
 }
 
 /// Encodes `records` as one record batch (magic 2, CRC32C).
+#[cfg_attr(not(any(test, feature = "unstable-internals")), allow(dead_code))] // protocol-tests and benches use it
 pub fn encode_batch(
     records: &[OutRecord],
     stamp: ProducerStamp,
     codec: Compression,
 ) -> Result<Bytes, CodecError> {
-    // kafka-protocol subtracts timestamps unchecked (a panic in debug builds).
+    // Timestamps are written as deltas from one base: they must fit an i64.
     let (lo, hi) = records.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
         (lo.min(r.timestamp), hi.max(r.timestamp))
     });
@@ -79,86 +78,15 @@ pub fn encode_batch(
             "timestamps {lo} and {hi} are too far apart for one batch"
         )));
     }
-    let wire: Vec<WireRecord> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| WireRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: stamp.producer_id,
-            producer_epoch: stamp.epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch only while
-            // offset - sequence is constant, so step the sequence with the offset.
-            sequence: stamp.base_sequence.wrapping_add(i as i32),
-            timestamp: r.timestamp,
-            // The record bodies are written by `write_records` (below), so
-            // kafka-protocol only needs offsets and timestamps for the header.
-            key: None,
-            value: None,
-            headers: Default::default(),
-        })
-        .collect();
-    let base_timestamp = if records.is_empty() { 0 } else { lo };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: codec.to_wire(),
-    };
-    RecordBatchEncoder::encode_with_custom_compression(
-        &mut buf,
-        wire.iter(),
-        &options,
-        Some(
-            |_: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
-                // kafka-protocol keeps headers in a map, which drops repeated keys
-                // (Kafka allows them): encode the bodies ourselves.
-                let body = write_records(records, base_timestamp);
-                let z = compression::compress(codec, &body).map_err(anyhow::Error::new)?;
-                out.extend_from_slice(&z);
-                Ok(())
-            },
-        ),
-    )
-    .map_err(|e| CodecError::Records(e.to_string()))?;
-    Ok(buf.freeze())
+    let mut body = BatchBody::with_capacity(records.len() * 16);
+    for r in records {
+        body.push(r);
+    }
+    body.encode(stamp, codec)
 }
 
 /// One record's headers, in order.
 type Headers = Vec<(String, Option<Bytes>)>;
-
-/// Record bodies in the v2 format (KIP-98): zigzag varints, headers in order.
-fn write_records(records: &[OutRecord], base_timestamp: i64) -> Vec<u8> {
-    use integer_encoding::VarInt;
-    let bytes = |out: &mut Vec<u8>, b: Option<&[u8]>| match b {
-        Some(b) => {
-            out.extend_from_slice(&(b.len() as i64).encode_var_vec());
-            out.extend_from_slice(b);
-        }
-        None => out.extend_from_slice(&(-1i64).encode_var_vec()),
-    };
-    let mut out = Vec::new();
-    let mut body = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        body.clear();
-        body.push(0); // attributes
-        body.extend_from_slice(&(r.timestamp - base_timestamp).encode_var_vec());
-        body.extend_from_slice(&(i as i64).encode_var_vec());
-        bytes(&mut body, r.key.as_deref());
-        bytes(&mut body, r.value.as_deref());
-        body.extend_from_slice(&(r.headers.len() as i64).encode_var_vec());
-        for (k, v) in &r.headers {
-            bytes(&mut body, Some(k.as_bytes()));
-            bytes(&mut body, v.as_deref());
-        }
-        out.extend_from_slice(&(body.len() as i64).encode_var_vec());
-        out.extend_from_slice(&body);
-    }
-    out
-}
 
 /// Every record's headers, in order, read from decompressed record bodies
 /// (kafka-protocol's map would merge repeated keys).

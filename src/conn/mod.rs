@@ -32,6 +32,7 @@ pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
 /// Codec pieces the layers above need (record batches, group protocol,
 /// compression), passed up so nothing above imports the codec directly.
 pub(crate) mod wire {
+    pub(crate) use crate::codec::batch::BatchBody;
     pub(crate) use crate::codec::group::*;
     pub(crate) use crate::codec::records::*;
     pub(crate) use crate::codec::CodecError;

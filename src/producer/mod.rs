@@ -269,9 +269,11 @@ impl Producer {
     {
         crate::validate_topic_name(&record.topic)?;
         let max_block = self.inner.config.max_block;
-        let deadline = Instant::now() + max_block;
+        // One clock read serves the deadline, staleness and the batch's age.
+        let now = Instant::now();
+        let deadline = now + max_block;
         let engine = &self.inner.engine;
-        let meta = engine.partition_meta(&record.topic, max_block).await?;
+        let meta = engine.partition_meta(&record.topic, max_block, now).await?;
         let topic_meta = meta.topics.get(&record.topic);
         let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
         let partition = match record.partition {
@@ -316,7 +318,9 @@ impl Producer {
             value: record.value,
             headers: record.headers,
         };
-        engine.append(tp, out, reply, deadline, max_block).await?;
+        engine
+            .append(tp, out, reply, now, deadline, max_block)
+            .await?;
         Ok(())
     }
 

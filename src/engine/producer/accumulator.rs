@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::cluster::wire::OutRecord;
+use crate::cluster::wire::{BatchBody, OutRecord};
 use crate::cluster::ClusterError;
 use crate::types::TopicPartition;
 
@@ -57,7 +57,8 @@ pub(crate) struct Batch {
     /// split halves keep their place in the partition's order.
     pub first_index: u32,
     pub tp: TopicPartition,
-    pub records: Vec<OutRecord>,
+    /// Records encoded as they were appended (no second pass at send time).
+    pub body: BatchBody,
     pub replies: Vec<Reply>,
     pub bytes: usize,
     pub created: Instant,
@@ -72,14 +73,15 @@ pub(crate) struct Batch {
 impl Batch {
     /// Completes every record, consuming the batch (and freeing its memory).
     pub(crate) fn complete(self, result: Result<(i64, i64), ClusterError>) {
-        for (i, (reply, r)) in self.replies.into_iter().zip(&self.records).enumerate() {
+        let stamps = self.body.timestamps();
+        for (i, (reply, created)) in self.replies.into_iter().zip(stamps).enumerate() {
             let outcome = match &result {
                 Ok((base, append_time)) => Ok(Delivered {
                     offset: if *base >= 0 { base + i as i64 } else { -1 },
                     timestamp: if *append_time >= 0 {
                         *append_time
                     } else {
-                        r.timestamp
+                        created
                     },
                 }),
                 Err(e) => Err(e.clone()),
@@ -92,14 +94,16 @@ impl Batch {
     /// keep the order (MESSAGE_TOO_LARGE; as Java does). `None` for a single
     /// record, which cannot be split.
     pub(crate) fn split(mut self) -> Result<(Batch, Batch), Batch> {
-        let n = self.records.len();
+        let n = self.body.len();
         if n < 2 {
             return Err(self);
         }
         let mid = n / 2;
-        let records = self.records.split_off(mid);
+        let body = self.body.split_off(mid);
         let replies = self.replies.split_off(mid);
-        let bytes: usize = records.iter().map(record_size).sum();
+        // The estimate moves with the records, in proportion to their encoded size.
+        let total = (self.body.bytes() + body.bytes()).max(1);
+        let bytes = self.bytes * body.bytes() / total;
         let permit = self
             ._permit
             .as_mut()
@@ -110,7 +114,7 @@ impl Batch {
             id: self.id,
             first_index: self.first_index + mid as u32,
             tp: self.tp.clone(),
-            records,
+            body,
             replies,
             bytes,
             created: self.created,
@@ -123,13 +127,18 @@ impl Batch {
         Ok((self, second))
     }
 
+    /// Records in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.body.len()
+    }
+
     fn order(&self) -> (u64, u32) {
         (self.id, self.first_index)
     }
 
     pub(crate) fn end_sequence(&self) -> Option<i32> {
         self.sequence
-            .map(|s| s.base_sequence.wrapping_add(self.records.len() as i32 - 1))
+            .map(|s| s.base_sequence.wrapping_add(self.len() as i32 - 1))
     }
 }
 
@@ -184,15 +193,17 @@ impl Accumulator {
     }
 
     /// Adds a record to the partition's open batch, or opens a new one.
+    /// Returns whether the partition had no batch before and whether it now
+    /// has more than one (a full batch), which tell the sender to look.
     pub(crate) fn append(
         &mut self,
         tp: &TopicPartition,
-        record: OutRecord,
+        record: &OutRecord,
         reply: Reply,
         permit: OwnedSemaphorePermit,
         now: Instant,
-    ) {
-        let size = record_size(&record);
+    ) -> (bool, bool) {
+        let size = record_size(record);
         let batch_size = self.limits.batch_size;
         // Look up before inserting: `entry` would clone the key on every record.
         if !self.parts.contains_key(tp) {
@@ -205,28 +216,42 @@ impl Accumulator {
             );
         }
         let Some(q) = self.parts.get_mut(tp) else {
-            return;
+            return (false, false);
         };
+        let was_empty = q.batches.is_empty();
+        let mut rolled_over = false;
         if let Some(b) = q.batches.back_mut() {
             let open = b.attempts == 0 && b.sequence.is_none();
-            if open && b.bytes + size <= batch_size {
-                b.records.push(record);
+            if open && b.bytes + size <= batch_size && b.body.accepts(record.timestamp) {
+                b.body.push(record);
                 b.replies.push(reply);
                 b.bytes += size;
                 if let Some(p) = b._permit.as_mut() {
                     p.merge(permit);
                 }
-                return;
+                return (was_empty, q.batches.len() > 1);
             }
+            rolled_over = open;
         }
         let id = self.next_id;
         self.next_id += 1;
         self.incomplete.insert(id, 1);
+        // A partition that just filled a batch will likely fill the next:
+        // give it batch.size at once. Otherwise grow by doubling, as a
+        // batch.size buffer for every partition would hold far more memory
+        // than buffer.memory counts.
+        let capacity = if rolled_over {
+            batch_size
+        } else {
+            batch_size.min(size.saturating_mul(8))
+        };
+        let mut body = BatchBody::with_capacity(capacity);
+        body.push(record);
         q.batches.push_back(Batch {
             id,
             first_index: 0,
             tp: tp.clone(),
-            records: vec![record],
+            body,
             replies: vec![reply],
             bytes: size,
             created: now,
@@ -236,6 +261,7 @@ impl Accumulator {
             last_error: None,
             _permit: Some(permit),
         });
+        (was_empty, q.batches.len() > 1)
     }
 
     /// Partitions whose front batch may be sent now, and when to look again.
@@ -298,7 +324,7 @@ impl Accumulator {
                 epoch,
                 base_sequence: q.next_sequence,
             });
-            q.next_sequence = wrap_add(q.next_sequence, b.records.len());
+            q.next_sequence = wrap_add(q.next_sequence, b.len());
         }
         q.in_flight += 1;
         Some(b)
@@ -506,13 +532,13 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let log = Log::default();
         let mut acc = Accumulator::new(limits(false));
-        acc.append(&tp, rec(20), reply(&log), permit(), t0);
-        acc.append(&tp, rec(20), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(20), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(20), reply(&log), permit(), t0);
         assert_eq!(acc.parts[&tp].batches.len(), 1);
         let (ready, wake) = acc.ready(t0, false);
         assert!(ready.is_empty());
         assert_eq!(wake, Some(t0 + Duration::from_millis(10)));
-        acc.append(&tp, rec(60), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(60), reply(&log), permit(), t0);
         assert_eq!(
             acc.parts[&tp].batches.len(),
             2,
@@ -533,7 +559,7 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         for _ in 0..3 {
-            acc.append(&tp, rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
         }
         let pid = Some((5, 0));
         let a = acc.take(&tp, pid).unwrap();
@@ -589,7 +615,7 @@ mod tests {
         let tp = TopicPartition::new("t", 1);
         let log = Log::default();
         let mut acc = Accumulator::new(limits(false));
-        acc.append(&tp, rec(10), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(10), reply(&log), permit(), t0);
         let mark = acc.next_id();
         assert!(acc.has_incomplete_before(mark));
         let expired = acc.expire(t0 + Duration::from_secs(5), Duration::from_secs(1));
@@ -621,11 +647,11 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         let pid = Some((5, 0));
-        acc.append(&tp, rec(90), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(90), reply(&log), permit(), t0);
         let a = acc.take(&tp, pid).unwrap();
         acc.settle(&a, true); // first ack: pipelining allowed from now on
         for _ in 0..2 {
-            acc.append(&tp, rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
         }
         let b = acc.take(&tp, pid).unwrap();
         let c = acc.take(&tp, pid).unwrap();
@@ -645,21 +671,21 @@ mod tests {
             ..limits(true)
         });
         for _ in 0..5 {
-            acc.append(&tp, rec(10), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(10), reply(&log), permit(), t0);
         }
-        acc.append(&tp, rec(900), reply(&log), permit(), t0); // opens batch 2
+        acc.append(&tp, &rec(900), reply(&log), permit(), t0); // opens batch 2
         let mark = acc.next_id();
         let big = acc.take(&tp, Some((1, 0))).unwrap();
-        assert_eq!(big.records.len(), 5);
+        assert_eq!(big.len(), 5);
         let (x, y) = big.split().ok().unwrap();
-        assert_eq!((x.records.len(), y.records.len()), (2, 3));
+        assert_eq!((x.len(), y.len()), (2, 3));
         assert_eq!((x.first_index, y.first_index), (0, 2));
         assert!(x.sequence.is_none() && y.sequence.is_none());
         acc.requeue_split(x, y);
         let order: Vec<_> = acc.parts[&tp]
             .batches
             .iter()
-            .map(|b| (b.id, b.first_index, b.records.len()))
+            .map(|b| (b.id, b.first_index, b.len()))
             .collect();
         assert_eq!(order, vec![(0, 0, 2), (0, 2, 3), (1, 0, 1)]);
         // Batch 0 stays unfinished until both halves are done.
@@ -687,7 +713,7 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         for _ in 0..3 {
-            acc.append(&tp, rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
         }
         let a = acc.take(&tp, Some((1, 0))).unwrap();
         acc.requeue(a, ClusterError::Closed, t0);

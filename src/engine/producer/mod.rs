@@ -128,20 +128,13 @@ impl ProducerEngine {
 
     /// Counts a batch's final outcome (before its callbacks run).
     fn count(&self, batch: &Batch, result: &Result<(i64, i64), ClusterError>) {
-        let n = batch.records.len() as u64;
+        let n = batch.len() as u64;
         let s = &self.stats;
         match result {
             Ok(_) => {
-                let bytes: usize = batch
-                    .records
-                    .iter()
-                    .map(|r| {
-                        r.key.as_ref().map_or(0, |k| k.len())
-                            + r.value.as_ref().map_or(0, |v| v.len())
-                    })
-                    .sum();
+                let bytes = batch.body.payload();
                 s.records_sent.fetch_add(n, Ordering::Relaxed);
-                s.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+                s.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
                 s.batches_sent.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
@@ -155,11 +148,12 @@ impl ProducerEngine {
         self.acc.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// A metadata snapshot that knows `topic`, waiting up to `max_block`.
-    /// The hot path (fresh cache) allocates nothing.
+    /// The hot path (fresh cache) allocates nothing and reads no clock.
     pub(crate) async fn partition_meta(
         &self,
         topic: &str,
         max_block: Duration,
+        now: Instant,
     ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
         let cached = self.cluster.cached();
         // A known topic is routed from the cache even when it is stale: the
@@ -170,7 +164,7 @@ impl ProducerEngine {
             .get(topic)
             .is_some_and(|t| !t.partitions.is_empty())
         {
-            if self.cluster.is_stale(&cached) {
+            if self.cluster.is_stale_at(&cached, now) {
                 self.wake.notify_one();
             }
             return Ok(cached);
@@ -208,12 +202,14 @@ impl ProducerEngine {
         }
     }
 
-    /// Queues a record; waits for buffer memory until `deadline` (backpressure).
+    /// Queues a record (created `now`); waits for buffer memory until
+    /// `deadline` (backpressure).
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,
         record: OutRecord,
         reply: Reply,
+        now: Instant,
         deadline: Instant,
         max_block: Duration,
     ) -> Result<(), ClusterError> {
@@ -231,41 +227,52 @@ impl ProducerEngine {
             });
         }
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        // Counted while it waits for memory (backpressure), cancel-safe.
-        let _waiting = (self.memory.available_permits() < size)
-            .then(|| Waiting::new(&self.stats.waiting_senders));
-        let permit = match tokio::time::timeout_at(
-            deadline.into(),
-            self.memory.clone().acquire_many_owned(permits),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(ClusterError::Closed),
-            Err(_) => {
-                return Err(ClusterError::Timeout {
-                    what: format!(
-                        "waiting for buffer memory (buffer.memory={} bytes is full; max.block.ms)",
-                        self.cfg.buffer_memory
-                    ),
-                    after: max_block,
-                    last: None,
-                })
+        // Fast path without a timer; the semaphore is fair, so this never
+        // overtakes a sender already waiting.
+        let (permit, now) = match self.memory.clone().try_acquire_many_owned(permits) {
+            Ok(p) => (p, now),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(ClusterError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let p = self.wait_for_memory(permits, deadline, max_block).await?;
+                (p, Instant::now())
             }
         };
         if self.closed.load(Ordering::Acquire) {
             return Err(ClusterError::Closed);
         }
-        let mut acc = self.acc();
-        let was_empty = acc.parts.get(&tp).is_none_or(|q| q.batches.is_empty());
-        acc.append(&tp, record, reply, permit, Instant::now());
-        let full = acc.parts.get(&tp).is_some_and(|q| q.batches.len() > 1);
-        drop(acc);
+        let (was_empty, full) = self.acc().append(&tp, &record, reply, permit, now);
         // The sender sleeps until the linger deadline; wake it for new or full batches.
         if was_empty || full {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    async fn wait_for_memory(
+        &self,
+        permits: u32,
+        deadline: Instant,
+        max_block: Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ClusterError> {
+        // Counted while it waits (backpressure); the guard makes it cancel-safe.
+        let _waiting = Waiting::new(&self.stats.waiting_senders);
+        match tokio::time::timeout_at(
+            deadline.into(),
+            self.memory.clone().acquire_many_owned(permits),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(ClusterError::Closed),
+            Err(_) => Err(ClusterError::Timeout {
+                what: format!(
+                    "waiting for buffer memory (buffer.memory={} bytes is full; max.block.ms)",
+                    self.cfg.buffer_memory
+                ),
+                after: max_block,
+                last: None,
+            }),
+        }
     }
 
     /// Waits until every record appended before this call is finished and
@@ -310,7 +317,7 @@ impl ProducerEngine {
         self.closed.store(true, Ordering::Release);
         let _ = self.flush(Some(deadline)).await;
         let left = self.acc().drain_all();
-        let undelivered: usize = left.iter().map(|b| b.records.len()).sum();
+        let undelivered: usize = left.iter().map(|b| b.len()).sum();
         self.fail_all(left, ClusterError::Closed);
         self.memory.close();
         self.wake.notify_one();
@@ -385,7 +392,7 @@ impl ProducerEngine {
         }
         match batch.split() {
             Ok((a, b)) => {
-                tracing::debug!(tp = %a.tp, records = a.records.len() + b.records.len(), "batch too large; splitting");
+                tracing::debug!(tp = %a.tp, records = a.len() + b.len(), "batch too large; splitting");
                 self.acc().requeue_split(a, b);
                 self.wake.notify_one();
             }
@@ -423,7 +430,7 @@ impl ProducerEngine {
         ClusterError::DeliveryTimeout {
             what: format!(
                 "delivering {} record(s) to {} (delivery.timeout.ms)",
-                batch.records.len(),
+                batch.len(),
                 batch.tp
             ),
             after: self.cfg.delivery_timeout,

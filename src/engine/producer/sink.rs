@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::accumulator::Batch;
 use super::ProducerEngine;
-use crate::cluster::wire::{encode_batch, ProducerStamp};
+use crate::cluster::wire::ProducerStamp;
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, PendingResponse, Role};
 
 use crate::cluster::codes::{
@@ -205,12 +205,13 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             epoch: s.epoch,
             base_sequence: s.base_sequence,
         });
-        let records: Bytes = encode_batch(&b.records, stamp, e.cfg.compression).map_err(|err| {
-            ClusterError::Encode {
-                what: format!("a record batch for {}", b.tp),
-                source: err,
-            }
-        })?;
+        let records: Bytes =
+            b.body
+                .encode(stamp, e.cfg.compression)
+                .map_err(|err| ClusterError::Encode {
+                    what: format!("a record batch for {}", b.tp),
+                    source: err,
+                })?;
         let part = msg::PartitionProduceData::default()
             .with_index(b.tp.partition)
             .with_records(Some(records));

@@ -1,0 +1,348 @@
+//! An open record batch whose record bodies are encoded as records are
+//! appended, so sending writes only the 61-byte header (and compresses):
+//! no second pass over the records at drain time.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::compression::{self, Compression};
+use super::records::{OutRecord, ProducerStamp};
+use super::CodecError;
+
+/// Bytes of a v2 batch header, up to and including the record count.
+const HEADER: usize = 61;
+/// Offset of the attributes field, where the CRC's coverage starts.
+const CRC_START: usize = 21;
+
+/// Record bodies in the v2 format (KIP-98), offsets counted from 0 and
+/// timestamps from the first record's.
+#[derive(Debug, Default)]
+pub struct BatchBody {
+    buf: Vec<u8>,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    /// Key and value bytes (what the metrics call bytes sent).
+    payload: u64,
+}
+
+impl BatchBody {
+    /// An empty body with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        BatchBody {
+            buf: Vec::with_capacity(capacity),
+            ..Default::default()
+        }
+    }
+
+    /// Records in the batch.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether a record created at `timestamp` can join: its delta from
+    /// the first record's timestamp must fit an i64.
+    pub fn accepts(&self, timestamp: i64) -> bool {
+        self.count == 0 || timestamp.checked_sub(self.base_timestamp).is_some()
+    }
+
+    /// Appends one record (the caller checked [`accepts`](Self::accepts)).
+    pub fn push(&mut self, r: &OutRecord) {
+        if self.count == 0 {
+            self.base_timestamp = r.timestamp;
+            self.max_timestamp = r.timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(r.timestamp);
+        let delta = r.timestamp.wrapping_sub(self.base_timestamp);
+        let field = |b: Option<&[u8]>| b.map_or(1, |b| varint_len(b.len() as i64) + b.len());
+        let mut len = 1 // attributes
+            + varint_len(delta)
+            + varint_len(i64::from(self.count))
+            + field(r.key.as_deref())
+            + field(r.value.as_deref())
+            + varint_len(r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            len += field(Some(k.as_bytes())) + field(v.as_deref());
+        }
+        let out = &mut self.buf;
+        out.reserve(len + 5);
+        put_varint(out, len as i64);
+        out.push(0);
+        put_varint(out, delta);
+        put_varint(out, i64::from(self.count));
+        put_field(out, r.key.as_deref());
+        put_field(out, r.value.as_deref());
+        put_varint(out, r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            put_field(out, Some(k.as_bytes()));
+            put_field(out, v.as_deref());
+        }
+        self.count += 1;
+        self.payload += r.key.as_ref().map_or(0, |k| k.len()) as u64
+            + r.value.as_ref().map_or(0, |v| v.len()) as u64;
+    }
+
+    /// Key and value bytes of the records.
+    pub fn payload(&self) -> u64 {
+        self.payload
+    }
+
+    /// Every record's create timestamp, in order.
+    pub fn timestamps(&self) -> impl Iterator<Item = i64> + '_ {
+        let base = self.base_timestamp;
+        Scan(&self.buf).map(move |r| base.wrapping_add(r.delta))
+    }
+
+    /// Moves records `at..` into a new body (offsets renumbered from 0,
+    /// same base timestamp). Bytes moved are the returned body's `bytes()`.
+    pub fn split_off(&mut self, at: usize) -> BatchBody {
+        let mut second = BatchBody {
+            base_timestamp: self.base_timestamp,
+            max_timestamp: i64::MIN,
+            ..Default::default()
+        };
+        let mut cut = self.buf.len();
+        let mut first_max = i64::MIN;
+        let mut pos = 0;
+        for (i, r) in Scan(&self.buf).enumerate() {
+            let ts = self.base_timestamp.wrapping_add(r.delta);
+            if i < at {
+                first_max = first_max.max(ts);
+                pos += r.len;
+                continue;
+            }
+            if i == at {
+                cut = pos;
+            }
+            let offset = i64::from(second.count);
+            let len = 1 + varint_len(r.delta) + varint_len(offset) + r.rest.len();
+            put_varint(&mut second.buf, len as i64);
+            second.buf.push(0);
+            put_varint(&mut second.buf, r.delta);
+            put_varint(&mut second.buf, offset);
+            second.buf.extend_from_slice(r.rest);
+            second.max_timestamp = second.max_timestamp.max(ts);
+            second.count += 1;
+            second.payload += payload_of(r.rest);
+        }
+        self.buf.truncate(cut);
+        self.count -= second.count;
+        self.payload -= second.payload;
+        self.max_timestamp = first_max;
+        second
+    }
+
+    /// Encoded size of the record bodies.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The whole batch: header (producer stamp, CRC32C) and the bodies,
+    /// compressed with `codec`. Empty for an empty body.
+    pub fn encode(&self, stamp: ProducerStamp, codec: Compression) -> Result<Bytes, CodecError> {
+        if self.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let compressed;
+        let records: &[u8] = match codec {
+            Compression::None => &self.buf,
+            c => {
+                compressed = compression::compress(c, &self.buf)?;
+                &compressed
+            }
+        };
+        let total = HEADER + records.len();
+        let batch_len = i32::try_from(total - 12)
+            .map_err(|_| CodecError::Records(format!("a batch of {total} bytes is too large")))?;
+        let mut out = BytesMut::with_capacity(total);
+        out.put_i64(0); // base offset
+        out.put_i32(batch_len);
+        out.put_i32(-1); // partition leader epoch
+        out.put_i8(2); // magic
+        out.put_u32(0); // CRC, below
+        out.put_i16(codec.to_wire() as i16); // create time, not transactional
+        out.put_i32(self.count - 1); // last offset delta
+        out.put_i64(self.base_timestamp);
+        out.put_i64(self.max_timestamp);
+        out.put_i64(stamp.producer_id);
+        out.put_i16(stamp.epoch);
+        out.put_i32(stamp.base_sequence);
+        out.put_i32(self.count);
+        out.put_slice(records);
+        let crc = crc32c::crc32c(&out[CRC_START..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        Ok(out.freeze())
+    }
+}
+
+/// One record of a body: its total length (prefix included), timestamp
+/// delta and the bytes after the offset delta.
+struct Scanned<'a> {
+    len: usize,
+    delta: i64,
+    rest: &'a [u8],
+}
+
+/// Walks bodies this module wrote (so well-formed: stops at anything else).
+struct Scan<'a>(&'a [u8]);
+
+impl<'a> Iterator for Scan<'a> {
+    type Item = Scanned<'a>;
+    fn next(&mut self) -> Option<Scanned<'a>> {
+        let d = self.0;
+        let (len, n) = get_varint(d)?;
+        let end = n.checked_add(usize::try_from(len).ok()?)?;
+        let rec = d.get(n..end)?;
+        let (delta, a) = get_varint(rec.get(1..)?)?;
+        let (_, b) = get_varint(rec.get(1 + a..)?)?;
+        self.0 = &d[end..];
+        Some(Scanned {
+            len: end,
+            delta,
+            rest: &rec[1 + a + b..],
+        })
+    }
+}
+
+/// Key and value lengths of a record's `rest` (key field, value field, ...).
+fn payload_of(rest: &[u8]) -> u64 {
+    let field = |d: &[u8]| -> Option<(u64, usize)> {
+        let (len, n) = get_varint(d)?;
+        let len = usize::try_from(len).unwrap_or(0); // -1: null
+        Some((len as u64, n + len))
+    };
+    let Some((k, used)) = field(rest) else {
+        return 0;
+    };
+    k + rest.get(used..).and_then(field).map_or(0, |(v, _)| v)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn varint_len(v: i64) -> usize {
+    let bits = 64 - (zigzag(v) | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = zigzag(v);
+    while z >= 0x80 {
+        out.push(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_field(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
+fn get_varint(d: &[u8]) -> Option<(i64, usize)> {
+    let mut z = 0u64;
+    for (i, &b) in d.iter().enumerate().take(10) {
+        z |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some((((z >> 1) as i64) ^ -((z & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::records::decode_batches;
+
+    fn rec(i: i64) -> OutRecord {
+        OutRecord {
+            timestamp: 1_700_000_000_000 + (i % 3) * 1000 - 500,
+            key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![b'v'; (i as usize * 37) % 300])),
+            headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
+        }
+    }
+
+    #[test]
+    fn varints_match_the_reference_encoding() {
+        use integer_encoding::VarInt;
+        for v in [0i64, 1, -1, 63, 64, -65, 1 << 40, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out, v.encode_var_vec(), "{v}");
+            assert_eq!(varint_len(v), out.len(), "{v}");
+            assert_eq!(get_varint(&out), Some((v, out.len())));
+        }
+    }
+
+    #[test]
+    fn split_halves_decode_with_their_own_offsets() {
+        let records: Vec<_> = (0..40).map(rec).collect();
+        let mut body = BatchBody::default();
+        for r in &records {
+            body.push(r);
+        }
+        let before = body.bytes();
+        let second = body.split_off(15);
+        assert_eq!((body.len(), second.len()), (15, 25));
+        assert_eq!(
+            body.bytes() + second.bytes(),
+            before,
+            "offsets stay one byte"
+        );
+        let payload = |rs: &[OutRecord]| -> u64 {
+            rs.iter()
+                .map(|r| {
+                    (r.key.as_ref().map_or(0, |k| k.len())
+                        + r.value.as_ref().map_or(0, |v| v.len())) as u64
+                })
+                .sum()
+        };
+        assert_eq!(
+            (body.payload(), second.payload()),
+            (payload(&records[..15]), payload(&records[15..]))
+        );
+        let stamps: Vec<i64> = body.timestamps().chain(second.timestamps()).collect();
+        let want: Vec<i64> = records.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, want);
+        for (half, from) in [(&body, 0usize), (&second, 15)] {
+            for c in Compression::ALL {
+                let b = half.encode(ProducerStamp::NONE, c).unwrap();
+                let got = decode_batches(b, 1 << 20).unwrap();
+                assert_eq!(got.len(), 1, "{c}");
+                for (i, g) in got[0].records.iter().enumerate() {
+                    let w = &records[from + i];
+                    assert_eq!(g.offset, i as i64);
+                    assert_eq!(
+                        (&g.key, &g.value, &g.headers, g.timestamp),
+                        (&w.key, &w.value, &w.headers, w.timestamp)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_apart_timestamps_are_refused_not_wrapped() {
+        let mut body = BatchBody::default();
+        let r = |t| OutRecord {
+            timestamp: t,
+            key: None,
+            value: None,
+            headers: vec![],
+        };
+        body.push(&r(i64::MAX));
+        assert!(!body.accepts(-5));
+        assert!(body.accepts(0));
+    }
+}
