@@ -1,6 +1,7 @@
 //! A partition paused for retry-delay that moves to another member is
 //! resumed there, and one handed back to the same member is not left
-//! paused (the bug users hit in Parallel Consumer and Spring).
+//! paused (the bug users hit in Parallel Consumer and Spring); a partition
+//! a member keeps through a cooperative rebalance stays paused.
 
 use std::time::Duration;
 
@@ -126,6 +127,106 @@ async fn retry_delay_pause_moves_with_the_partition() {
         "b: {:?}",
         mb.paused
     );
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A member on the cooperative protocol that logs (member, partition) of
+/// every record it handles.
+async fn cooperative(
+    name: &'static str,
+    group: &str,
+    topic: &str,
+    seen: Log<(&'static str, i32)>,
+) -> Running {
+    let builder = Pipeline::builder(
+        consumer(group).set("partition.assignment.strategy", "cooperative-sticky"),
+        producer().await,
+    )
+    .topics([topic]);
+    Running::start(builder, move |rec| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push((name, rec.partition));
+            Ok(())
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_retained_partition_stays_paused_through_a_cooperative_rebalance() {
+    let topic = unique("coop-pause");
+    create_topic(&topic, 4).await;
+    let group = unique("coop-pause-g");
+    let seen: Log<(&'static str, i32)> = log();
+    let a = cooperative("a", &group, &topic, seen.clone()).await;
+    a.wait("a owns all four", Duration::from_secs(30), |m| {
+        m.assigned == 4
+    })
+    .await;
+    a.handle.pause_all();
+    a.wait("all four paused", Duration::from_secs(10), |m| {
+        m.paused.get(&Reason::Manual) == Some(&4)
+    })
+    .await;
+
+    // Cooperative: b takes two partitions; a keeps two without a revoke,
+    // and their manual pause must survive.
+    let b = cooperative("b", &group, &topic, seen.clone()).await;
+    b.wait("b owns two", Duration::from_secs(30), |m| m.assigned == 2)
+        .await;
+    a.wait("a keeps two, still paused", Duration::from_secs(30), |m| {
+        m.assigned == 2 && m.paused.get(&Reason::Manual) == Some(&2)
+    })
+    .await;
+    let kept: Vec<i32> = a
+        .handle
+        .assignment()
+        .iter()
+        .map(|tp| tp.partition)
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    produce(
+        &topic,
+        &(0..4)
+            .map(|p| (p, format!("k{p}"), format!("{p}")))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    wait_until("b handles its two", Duration::from_secs(30), || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| *m == "b")
+            .count()
+            == 2
+    })
+    .await;
+    // a's paused partitions got nothing meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !seen.lock().unwrap().iter().any(|(m, _)| *m == "a"),
+        "a handled a paused partition: {:?}",
+        seen.lock().unwrap()
+    );
+    a.handle.resume_all();
+    wait_until(
+        "a handles its two once resumed",
+        Duration::from_secs(30),
+        || seen.lock().unwrap().len() == 4,
+    )
+    .await;
+    let mut by_a: Vec<i32> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, _)| *m == "a")
+        .map(|(_, p)| *p)
+        .collect();
+    by_a.sort();
+    let mut kept = kept;
+    kept.sort();
+    assert_eq!(by_a, kept, "a handled exactly the partitions it kept");
     b.stop().await;
     a.stop().await;
 }
