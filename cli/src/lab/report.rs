@@ -133,6 +133,13 @@ fn labels(r: &Report, pick: impl Fn(&Sample) -> &BTreeMap<String, PartitionSampl
     all
 }
 
+/// Every key of `pick` over the samples, sorted (tiers, pause reasons).
+fn keys<V>(r: &Report, pick: impl Fn(&Sample) -> &BTreeMap<String, V>) -> Vec<String> {
+    let all: std::collections::BTreeSet<&String> =
+        r.samples.iter().flat_map(|s| pick(s).keys()).collect();
+    all.into_iter().cloned().collect()
+}
+
 fn partitions(r: &Report) -> Vec<String> {
     labels(r, |s| &s.partitions)
 }
@@ -147,26 +154,8 @@ fn split(label: &str) -> (String, i64) {
 
 fn csv(r: &Report) -> String {
     let parts = partitions(r);
-    let tiers: Vec<String> = {
-        let mut t: Vec<String> = r
-            .samples
-            .iter()
-            .flat_map(|s| s.tiers.keys().cloned())
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    };
-    let reasons: Vec<String> = {
-        let mut t: Vec<String> = r
-            .samples
-            .iter()
-            .flat_map(|s| s.paused.keys().cloned())
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    };
+    let tiers = keys(r, |s| &s.tiers);
+    let reasons = keys(r, |s| &s.paused);
     let mut out = String::from(
         "t_s,produced_per_s,processed_per_s,produced,processed,dead_lettered,retried,total_lag,group_status,producer_buffer_bytes,waiting_senders,pipeline_buffered_bytes,throttle_ms,p50_ms,p99_ms,p999_ms,max_ms,p99_actual_ms",
     );
@@ -582,16 +571,7 @@ svg text.tick{{font-size:11px;fill:#555}} svg text.axis{{font-size:12px;fill:#33
         "The gap between the two lines is the lag building up (produced above processed) or draining (processed above produced).",
         &line_chart("chart-rates", "records per second", &rates, max_t));
     let mut retries = vec![series_of(r, "in-place retries", |s| Some(s.retried as f64))];
-    let tiers: Vec<String> = {
-        let mut t: Vec<String> = r
-            .samples
-            .iter()
-            .flat_map(|s| s.tiers.keys().cloned())
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    };
+    let tiers = keys(r, |s| &s.tiers);
     for t in &tiers {
         retries.push(series_of(r, t, |s| {
             Some(s.tiers.get(t).copied().unwrap_or(0) as f64)
@@ -603,16 +583,7 @@ svg text.tick{{font-size:11px;fill:#555}} svg text.axis{{font-size:12px;fill:#33
     section(&mut out, "retries", "Retries per tier and DLQ (cumulative records)",
         "In-place retries back off inside the consumer; records still failing move to the retry-tier topics (each with its delay), then to the DLQ. Steps in the DLQ line are bad or always-failing records.",
         &line_chart("chart-retries", "records (cumulative)", &retries, max_t));
-    let reasons: Vec<String> = {
-        let mut t: Vec<String> = r
-            .samples
-            .iter()
-            .flat_map(|s| s.paused.keys().cloned())
-            .collect();
-        t.sort();
-        t.dedup();
-        t
-    };
+    let reasons = keys(r, |s| &s.paused);
     let mut paused = vec![series_of(r, "paused (any reason)", |s| {
         Some(s.paused.values().sum::<u64>() as f64)
     })];
