@@ -277,6 +277,14 @@ pub fn panic_a_consumer_task(consumer: &crate::Consumer) {
         .spawn("injected", async { panic!("injected fault") });
 }
 
+/// Fault injection: the consumer's next fetch carries a session the broker
+/// does not know (`unknown_id`: FETCH_SESSION_ID_NOT_FOUND) or an epoch it
+/// does not expect (INVALID_FETCH_SESSION_EPOCH), as after a broker restart
+/// or a lost response.
+pub fn break_fetch_session(consumer: &crate::Consumer, unknown_id: bool) {
+    consumer.inject_session_fault(unknown_id);
+}
+
 /// Fault injection: makes one of the producer's background tasks panic.
 /// The next `send` and `flush` must report it.
 pub fn panic_a_producer_task(producer: &crate::Producer) {

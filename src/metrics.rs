@@ -172,6 +172,11 @@ pub struct ConsumerMetrics {
     pub bytes_fetched: u64,
     /// Fetch requests answered.
     pub fetch_requests: u64,
+    /// Of those, incremental fetch-session requests (KIP-227), which name
+    /// only partitions added or moved on since the previous fetch.
+    pub incremental_fetches: u64,
+    /// Partitions named in fetch requests, summed over requests.
+    pub fetch_partitions_sent: u64,
     /// Failed fetches and partition errors by kind.
     pub errors: BTreeMap<String, u64>,
     /// Requests of this client awaiting a response now.
@@ -210,6 +215,8 @@ pub(crate) struct ConsumerStats {
     pub records_fetched: AtomicU64,
     pub bytes_fetched: AtomicU64,
     pub fetch_requests: AtomicU64,
+    pub incremental_fetches: AtomicU64,
+    pub fetch_partitions_sent: AtomicU64,
     pub rebalances: AtomicU64,
     pub commits: AtomicU64,
     pub commit_failures: AtomicU64,

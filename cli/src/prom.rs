@@ -383,6 +383,14 @@ fn consumer_families(cs: Vec<(String, Consumer)>) -> Vec<Family> {
             "consumer_throttle_seconds",
             "Broker throttle time honoured."
         ),
+        fam!(
+            "consumer_incremental_fetches",
+            "Fetch requests sent as fetch-session updates (KIP-227)."
+        ),
+        fam!(
+            "consumer_fetch_partitions_sent",
+            "Partitions named in fetch requests."
+        ),
     ];
     for (name, cons) in &cs {
         let m = cons.metrics();
@@ -424,6 +432,8 @@ fn consumer_families(cs: Vec<(String, Consumer)>) -> Vec<Family> {
             l.clone(),
             Value::Counter(ms_to_s(m.throttle.throttle_time_ms_total)),
         ));
+        f[14].samples.push(c(m.incremental_fetches));
+        f[15].samples.push(c(m.fetch_partitions_sent));
     }
     f.into()
 }

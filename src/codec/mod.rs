@@ -23,7 +23,7 @@ pub(crate) mod msg {
     pub(crate) use kafka_protocol::messages::{
         create_topics_request::{CreatableTopic, CreatableTopicConfig},
         delete_topics_request::DeleteTopicState,
-        fetch_request::{FetchPartition, FetchTopic},
+        fetch_request::{FetchPartition, FetchTopic, ForgottenTopic},
         join_group_request::JoinGroupRequestProtocol,
         leave_group_request::MemberIdentity,
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
@@ -274,6 +274,8 @@ pub(crate) mod codes {
     pub(crate) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub(crate) const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub(crate) const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub(crate) const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub(crate) const FENCED_LEADER_EPOCH: i16 = 74;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
     pub(crate) const FENCED_INSTANCE_ID: i16 = 82;

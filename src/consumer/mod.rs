@@ -232,6 +232,16 @@ impl Consumer {
         &self.inner.engine.tasks
     }
 
+    #[cfg(feature = "unstable-internals")]
+    pub(crate) fn inject_session_fault(&self, unknown_id: bool) {
+        *self
+            .inner
+            .engine
+            .session_fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(unknown_id);
+    }
+
     /// Broker throttling (KIP-219) this client has honoured so far
     /// (also in [`metrics`](Self::metrics)).
     pub fn throttle_metrics(&self) -> crate::metrics::ThrottleMetrics {
@@ -248,6 +258,8 @@ impl Consumer {
             records_fetched: s.records_fetched.load(Relaxed),
             bytes_fetched: s.bytes_fetched.load(Relaxed),
             fetch_requests: s.fetch_requests.load(Relaxed),
+            incremental_fetches: s.incremental_fetches.load(Relaxed),
+            fetch_partitions_sent: s.fetch_partitions_sent.load(Relaxed),
             errors: s.errors.snapshot(),
             in_flight_requests,
             request_latency,
@@ -925,6 +937,7 @@ impl Consumer {
         }
         self.inner.engine.close();
         self.inner.engine.join_tasks().await;
+        self.inner.engine.close_sessions().await;
         self.inner.cluster.close();
     }
 

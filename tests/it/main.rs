@@ -11,6 +11,7 @@ mod cluster;
 mod consumer;
 mod defects;
 mod failover;
+mod fetch_session;
 mod group_failover;
 mod hostile;
 mod interop;

@@ -11,7 +11,12 @@ use crate::cluster::{msg, versions, ClusterError, ErrorCode, Role, Topics};
 use crate::retry::RetryAction;
 use crate::types::TopicPartition;
 
-use crate::cluster::codes::OFFSET_OUT_OF_RANGE;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::session::{self, FetchSession};
+use crate::cluster::codes::{
+    FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, OFFSET_OUT_OF_RANGE,
+};
 
 pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError> {
     let in_flight: Arc<std::sync::Mutex<HashSet<i32>>> = Default::default();
@@ -243,39 +248,21 @@ async fn request(
     leader: i32,
     parts: &[(TopicPartition, u64, i64)],
 ) -> Result<Fetched, ClusterError> {
-    let mut topics: Vec<msg::FetchTopic> = Vec::new();
-    for (tp, _, offset) in parts {
-        let part = msg::FetchPartition::default()
-            .with_partition(tp.partition)
-            .with_current_leader_epoch(-1)
-            .with_fetch_offset(*offset)
-            .with_last_fetched_epoch(-1)
-            .with_log_start_offset(-1)
-            .with_partition_max_bytes(e.fetch.partition_max_bytes);
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
-            Some(t) => t.partitions.push(part),
-            None => topics.push(
-                msg::FetchTopic::default()
-                    .with_topic(msg::TopicName(msg::StrBytes::from_string(tp.topic.clone())))
-                    .with_partitions(vec![part]),
-            ),
+    let conn = e.cluster.broker_for(leader, Role::Fetch).await?;
+    let version = conn.version(versions::FETCH)?;
+    let want: Vec<(TopicPartition, i64)> =
+        parts.iter().map(|(tp, _, o)| (tp.clone(), *o)).collect();
+    let mut session = lock(&e.sessions).remove(&leader).unwrap_or_default();
+    #[cfg(feature = "unstable-internals")]
+    {
+        let mut fault = lock(&e.session_fault);
+        if fault.is_some_and(|unknown_id| session.break_for_test(unknown_id)) {
+            *fault = None;
         }
     }
-    let req = msg::FetchRequest::default()
-        .with_replica_id(msg::BrokerId(-1))
-        .with_max_wait_ms(e.fetch.max_wait.as_millis().min(i32::MAX as u128) as i32)
-        .with_min_bytes(e.fetch.min_bytes)
-        .with_max_bytes(e.fetch.max_bytes)
-        .with_isolation_level(i8::from(e.fetch.read_committed))
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
-    let conn = e.cluster.broker_for(leader, Role::Fetch).await?;
-    // Bounded by request.timeout.ms (validated to exceed fetch.max.wait.ms).
-    let (resp, _) = conn.send(&req, versions::FETCH).await?;
-    if let Some(code) = ErrorCode::check(resp.error_code) {
-        return Err(ClusterError::broker("Fetch", code, None));
-    }
+    let resp = exchange(e, &conn, version, &want, &mut session).await;
+    lock(&e.sessions).insert(leader, session);
+    let resp = resp?;
     // Decompression bombs: one batch may expand to at most fetch.max.bytes,
     // and one partition's batches to about that much in total per fetch.
     let limit = e.fetch.max_bytes.max(1) as usize;
@@ -312,6 +299,133 @@ async fn request(
         }
     }
     Ok(out)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One Fetch through the broker's session. A session the broker lost or no
+/// longer trusts costs one more, full, fetch.
+async fn exchange(
+    e: &ConsumerEngine,
+    conn: &crate::cluster::Connection,
+    version: i16,
+    want: &[(TopicPartition, i64)],
+    session: &mut FetchSession,
+) -> Result<msg::FetchResponse, ClusterError> {
+    loop {
+        let sreq = session.request(want, version);
+        // Bounded by request.timeout.ms (validated to exceed fetch.max.wait.ms).
+        let resp = match conn.send(&fetch_request(e, &sreq), versions::FETCH).await {
+            Ok((resp, _)) => resp,
+            Err(err) => {
+                session.reset(false);
+                return Err(err.into());
+            }
+        };
+        match resp.error_code {
+            0 => {
+                session.answered(&sreq, want, resp.session_id);
+                let s = &e.stats;
+                if sreq.incremental() {
+                    s.incremental_fetches.fetch_add(1, Relaxed);
+                }
+                s.fetch_partitions_sent
+                    .fetch_add(sreq.send.len() as u64, Relaxed);
+                return Ok(resp);
+            }
+            code @ (FETCH_SESSION_ID_NOT_FOUND | INVALID_FETCH_SESSION_EPOCH)
+                if sreq.incremental() =>
+            {
+                e.stats.errors.add(ErrorCode(code).name(), 1);
+                tracing::debug!(
+                    session = sreq.session_id,
+                    epoch = sreq.epoch,
+                    error = %ErrorCode(code),
+                    "fetch session reset"
+                );
+                session.reset(code == FETCH_SESSION_ID_NOT_FOUND);
+            }
+            code => {
+                session.reset(false);
+                return Err(ClusterError::broker("Fetch", ErrorCode(code), None));
+            }
+        }
+    }
+}
+
+fn fetch_request(e: &ConsumerEngine, sreq: &session::Request) -> msg::FetchRequest {
+    let mut topics: Vec<msg::FetchTopic> = Vec::new();
+    for (tp, offset) in &sreq.send {
+        let part = msg::FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_current_leader_epoch(-1)
+            .with_fetch_offset(*offset)
+            .with_last_fetched_epoch(-1)
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(e.fetch.partition_max_bytes);
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
+            Some(t) => t.partitions.push(part),
+            None => topics.push(
+                msg::FetchTopic::default()
+                    .with_topic(topic_name(&tp.topic))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    let mut forgotten: Vec<msg::ForgottenTopic> = Vec::new();
+    for tp in &sreq.forget {
+        match forgotten
+            .iter_mut()
+            .find(|t| t.topic.0.as_str() == tp.topic)
+        {
+            Some(t) => t.partitions.push(tp.partition),
+            None => forgotten.push(
+                msg::ForgottenTopic::default()
+                    .with_topic(topic_name(&tp.topic))
+                    .with_partitions(vec![tp.partition]),
+            ),
+        }
+    }
+    msg::FetchRequest::default()
+        .with_replica_id(msg::BrokerId(-1))
+        .with_max_wait_ms(e.fetch.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(e.fetch.min_bytes)
+        .with_max_bytes(e.fetch.max_bytes)
+        .with_isolation_level(i8::from(e.fetch.read_committed))
+        .with_session_id(sreq.session_id)
+        .with_session_epoch(sreq.epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten)
+}
+
+/// Tells each broker to drop this consumer's session (epoch -1), as Java
+/// does on close, so its cache slot frees now rather than on eviction.
+/// Best effort, one bounded round trip per broker.
+pub(super) async fn close_sessions(e: &ConsumerEngine) {
+    let open: Vec<(i32, i32)> = lock(&e.sessions)
+        .drain()
+        .filter(|(_, s)| s.id != 0)
+        .map(|(broker, s)| (broker, s.id))
+        .collect();
+    for (broker, id) in open {
+        let req = msg::FetchRequest::default()
+            .with_replica_id(msg::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_session_id(id)
+            .with_session_epoch(-1);
+        let close = async {
+            let conn = e.cluster.broker_for(broker, Role::Fetch).await?;
+            conn.send(&req, versions::FETCH).await?;
+            Ok::<_, ClusterError>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+    }
+}
+
+fn topic_name(topic: &str) -> msg::TopicName {
+    msg::TopicName(msg::StrBytes::from_string(topic.to_owned()))
 }
 
 /// Records a reader may see, and the offset after the last batch. Control

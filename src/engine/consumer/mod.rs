@@ -11,8 +11,9 @@ mod assignor;
 mod fetcher;
 pub(crate) mod group;
 pub(crate) mod offsets;
+pub(crate) mod session;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -105,6 +106,12 @@ pub(crate) struct ConsumerEngine {
     /// The fetch loop and the group's heartbeat task.
     pub(crate) tasks: Tasks,
     pub(crate) stats: ConsumerStats,
+    /// Fetch sessions by broker id (the fetch loop keeps one fetch in
+    /// flight per broker, so a session is never used twice at once).
+    pub(crate) sessions: Mutex<HashMap<i32, session::FetchSession>>,
+    /// A session fault to inject on the next fetch (`unstable-internals`).
+    #[cfg(feature = "unstable-internals")]
+    pub(crate) session_fault: Mutex<Option<bool>>,
 }
 
 impl ConsumerEngine {
@@ -117,6 +124,9 @@ impl ConsumerEngine {
             data: Arc::new(Notify::new()),
             tasks: Tasks::default(),
             stats: ConsumerStats::default(),
+            sessions: Mutex::default(),
+            #[cfg(feature = "unstable-internals")]
+            session_fault: Mutex::default(),
         });
         e.tasks
             .spawn("fetch loop", fetcher::run(Arc::downgrade(&e)));
@@ -315,5 +325,10 @@ impl ConsumerEngine {
     /// Waits (bounded) for the background tasks to stop after `close`.
     pub(crate) async fn join_tasks(&self) {
         self.tasks.join(std::time::Duration::from_secs(5)).await;
+    }
+
+    /// Releases the brokers' fetch sessions (after `join_tasks`).
+    pub(crate) async fn close_sessions(&self) {
+        fetcher::close_sessions(self).await;
     }
 }
