@@ -88,7 +88,9 @@ proptest! {
             prop_assert_eq!(&g.value, &w.value);
             prop_assert_eq!(&g.headers, &w.headers);
             prop_assert_eq!(g.producer_id, stamp.producer_id);
-            prop_assert_eq!(g.sequence, stamp.base_sequence.wrapping_add(i as i32));
+            // As Java: no base sequence, no record sequence.
+            let seq = if stamp.base_sequence < 0 { -1 } else { stamp.base_sequence.wrapping_add(i as i32) };
+            prop_assert_eq!(g.sequence, seq);
         }
         // Any truncation is a partial batch (skipped) or an error, never a panic.
         let cut = batch.len() / 2;

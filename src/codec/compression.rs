@@ -61,17 +61,6 @@ impl Compression {
             Compression::Zstd => W::Zstd,
         }
     }
-
-    pub(crate) fn from_wire(c: kafka_protocol::records::Compression) -> Compression {
-        use kafka_protocol::records::Compression as W;
-        match c {
-            W::None => Compression::None,
-            W::Gzip => Compression::Gzip,
-            W::Snappy => Compression::Snappy,
-            W::Lz4 => Compression::Lz4,
-            W::Zstd => Compression::Zstd,
-        }
-    }
 }
 
 impl std::fmt::Display for Compression {

@@ -1,8 +1,8 @@
 //! Bounds checks run before kafka-protocol decodes untrusted bytes.
 //!
 //! kafka-protocol sizes collections from the count it reads
-//! (`Vec::with_capacity(n)` for arrays, `reserve(record_count)` for record
-//! batches, `IndexMap::with_capacity(n)` for record headers). A hostile
+//! (`Vec::with_capacity(n)` for arrays; record batches are read by
+//! `decode.rs`, which checks its own counts). A hostile
 //! 4-byte count in a small frame would ask for many GB, and a failed
 //! allocation aborts the process. These walks prove first that every counted
 //! element and every length-prefixed field is really present, so the
@@ -81,10 +81,6 @@ impl Cur<'_> {
         Ok(b)
     }
 
-    fn i8(&mut self) -> R<i8> {
-        Ok(self.be::<1>()?[0] as i8)
-    }
-
     fn i16(&mut self) -> R<i16> {
         Ok(i16::from_be_bytes(self.be()?))
     }
@@ -104,24 +100,6 @@ impl Cur<'_> {
             }
         }
         Ok(v)
-    }
-
-    fn uvarlong(&mut self) -> R<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.be::<1>()?[0] as u64;
-            v |= (b & 0x7f) << (i * 7);
-            if b < 0x80 {
-                break;
-            }
-        }
-        Ok(v)
-    }
-
-    /// Zigzag varint (record fields).
-    fn var(&mut self) -> R<i32> {
-        let z = self.uvar()?;
-        Ok(((z >> 1) as i32) ^ -((z & 1) as i32))
     }
 
     /// An element count: each element takes at least one byte.
@@ -214,62 +192,6 @@ pub(crate) fn check_embedded(name: &str, version: i16, body: &[u8]) -> Result<()
     walk_struct(&mut Cur(body), s, version)
 }
 
-/// Checks that `data` (a batch's decompressed records) holds `count` records
-/// whose lengths and header counts all fit, and whose offsets and timestamps
-/// (deltas from the batch header's `base_offset`, `first_timestamp`) do not
-/// overflow (kafka-protocol adds them unchecked).
-pub(crate) fn check_records(
-    data: &[u8],
-    (count, base_offset, first_timestamp): (i32, i64, i64),
-) -> Result<(), String> {
-    let mut c = Cur(data);
-    let count = usize::try_from(count).map_err(|_| format!("negative record count {count}"))?;
-    c.count(count, "record")?;
-    for i in 0..count {
-        record(&mut c, base_offset, first_timestamp)
-            .map_err(|e| format!("record {i} of {count}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn record(c: &mut Cur, base_offset: i64, first_timestamp: i64) -> R<()> {
-    let size = usize::try_from(c.var()?).map_err(|_| "negative record size")?;
-    let body =
-        c.0.get(..size)
-            .ok_or_else(|| format!("record of {size} bytes overruns the {} left", c.0.len()))?;
-    c.0 = &c.0[size..];
-    let mut r = Cur(body);
-    r.i8()?; // attributes
-    let z = r.uvarlong()?;
-    let ts_delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
-    first_timestamp
-        .checked_add(ts_delta)
-        .ok_or("timestamp delta overflows")?;
-    base_offset
-        .checked_add(i64::from(r.var()?))
-        .ok_or("offset delta overflows")?;
-    for what in ["key", "value"] {
-        match r.var()? {
-            -1 => {}
-            n if n >= 0 => r.skip(n as usize, what)?,
-            n => return Err(format!("negative {what} length {n}")),
-        }
-    }
-    let headers = usize::try_from(r.var()?).map_err(|_| "negative header count")?;
-    // A header takes at least two bytes (key length, value length).
-    r.count(headers.saturating_mul(2), "header bytes")?;
-    for _ in 0..headers {
-        let k = usize::try_from(r.var()?).map_err(|_| "negative header key length")?;
-        r.skip(k, "header key")?;
-        match r.var()? {
-            -1 => {}
-            n if n >= 0 => r.skip(n as usize, "header value")?,
-            n => return Err(format!("negative header value length {n}")),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,17 +226,5 @@ mod tests {
             &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
         )
         .is_ok());
-    }
-
-    #[test]
-    fn hostile_record_counts_are_refused() {
-        assert!(check_records(&[], (i32::MAX, 0, 0)).is_err());
-        // One record whose header count is 2^30.
-        let mut rec = vec![0u8, 0, 0, 1, 1];
-        rec.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
-        let mut data = vec![(rec.len() as u8) << 1];
-        data.extend_from_slice(&rec);
-        let e = check_records(&data, (1, 0, 0)).unwrap_err();
-        assert!(e.contains("header"), "{e}");
     }
 }

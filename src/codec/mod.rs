@@ -5,6 +5,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod compression;
+mod decode;
 pub(crate) mod group;
 mod guard;
 pub(crate) mod records;

@@ -2,10 +2,10 @@
 //! plugged into its custom-compression hooks; encoding is `codec::batch`.
 
 use bytes::Bytes;
-use kafka_protocol::records::{Record as WireRecord, RecordBatchDecoder, TimestampType};
 
 use super::batch::BatchBody;
-use super::compression::{self, Compression};
+use super::compression::Compression;
+use super::decode;
 use super::CodecError;
 
 /// One record to write.
@@ -85,57 +85,6 @@ pub fn encode_batch(
     body.encode(stamp, codec)
 }
 
-/// One record's headers, in order.
-type Headers = Vec<(String, Option<Bytes>)>;
-
-/// Every record's headers, in order, read from decompressed record bodies
-/// (kafka-protocol's map would merge repeated keys).
-fn read_headers(mut data: &[u8], count: usize) -> Result<Vec<Headers>, String> {
-    use integer_encoding::VarInt;
-    fn varint(d: &mut &[u8]) -> Result<i64, String> {
-        let (v, n) = i64::decode_var(d).ok_or("truncated varint")?;
-        *d = &d[n..];
-        Ok(v)
-    }
-    fn field<'a>(d: &mut &'a [u8]) -> Result<Option<&'a [u8]>, String> {
-        let len = varint(d)?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(len).map_err(|_| "bad length")?;
-        if len > d.len() {
-            return Err("field longer than the record".into());
-        }
-        let (f, rest) = d.split_at(len);
-        *d = rest;
-        Ok(Some(f))
-    }
-    let mut out = Vec::with_capacity(count.min(data.len()));
-    for _ in 0..count {
-        let len = usize::try_from(varint(&mut data)?).map_err(|_| "negative record length")?;
-        if len > data.len() {
-            return Err("record longer than the batch".into());
-        }
-        let (mut rec, rest) = data.split_at(len);
-        data = rest;
-        rec = rec.get(1..).ok_or("empty record")?; // attributes
-        varint(&mut rec)?; // timestamp delta
-        varint(&mut rec)?; // offset delta
-        field(&mut rec)?; // key
-        field(&mut rec)?; // value
-        let n = varint(&mut rec)?;
-        let n = usize::try_from(n).map_err(|_| "negative header count")?;
-        let mut headers = Vec::with_capacity(n.min(rec.len()));
-        for _ in 0..n {
-            let k = field(&mut rec)?.ok_or("null header key")?;
-            let v = field(&mut rec)?.map(Bytes::copy_from_slice);
-            headers.push((String::from_utf8_lossy(k).into_owned(), v));
-        }
-        out.push(headers);
-    }
-    Ok(out)
-}
-
 /// Decodes every complete batch in `data` (a Fetch response's record set).
 /// A trailing partial batch, which brokers send when a fetch hits its byte
 /// limit, is left out. Each batch may expand to at most `max_decompressed` bytes.
@@ -156,97 +105,30 @@ pub fn decode_batches_within(
     let mut buf = data;
     let mut out = Vec::new();
     let mut used = 0usize;
-    let last_size = std::cell::Cell::new(0usize);
-    // kafka-protocol reserves the header's record count: prove it first.
-    let header = std::cell::Cell::new((0, 0, 0));
-    let headers = std::cell::RefCell::new(Vec::new());
-    let decompress =
-        |raw: &mut Bytes, c: kafka_protocol::records::Compression| -> anyhow::Result<Bytes> {
-            let codec = Compression::from_wire(c);
-            let data = compression::decompress(codec, raw, max_decompressed)
-                .map_err(anyhow::Error::new)?;
-            last_size.set(data.len());
-            super::guard::check_records(&data, header.get()).map_err(anyhow::Error::msg)?;
-            let count = usize::try_from(header.get().0).unwrap_or(0);
-            *headers.borrow_mut() = read_headers(&data, count).map_err(anyhow::Error::msg)?;
-            Ok(Bytes::from(data))
-        };
-    while buf.len() >= BATCH_OVERHEAD {
+    while buf.len() >= decode::HEADER {
         // baseOffset (8) then batchLength (4) counting the bytes after it.
         let len = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if len < 0 {
-            return Err(CodecError::Records(format!("negative batch length {len}")));
-        }
-        if (len as usize) < BATCH_OVERHEAD - 12 {
+        let len = usize::try_from(len)
+            .map_err(|_| CodecError::Records(format!("negative batch length {len}")))?;
+        if len < decode::HEADER - 12 {
             return Err(CodecError::Records(format!(
                 "batch length {len} is shorter than a batch header"
             )));
         }
-        if buf.len() - 12 < len as usize {
+        if buf.len() - 12 < len {
             break;
         }
         if !out.is_empty() && used >= budget {
             break;
         }
-        let mut one = buf.split_to(12 + len as usize);
-        last_size.set(one.len());
-        header.set((
-            i32::from_be_bytes([one[57], one[58], one[59], one[60]]),
-            i64::from_be_bytes([
-                one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7],
-            ]),
-            i64::from_be_bytes([
-                one[27], one[28], one[29], one[30], one[31], one[32], one[33], one[34],
-            ]),
-        ));
-        let base = i64::from_be_bytes([
-            one[0], one[1], one[2], one[3], one[4], one[5], one[6], one[7],
-        ]);
-        let last_delta = i32::from_be_bytes([one[23], one[24], one[25], one[26]]);
-        let attributes = i16::from_be_bytes([one[21], one[22]]);
-        let producer_id = i64::from_be_bytes([
-            one[43], one[44], one[45], one[46], one[47], one[48], one[49], one[50],
-        ]);
-        headers.borrow_mut().clear();
-        let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(&decompress))
-            .map_err(|e| CodecError::Records(format!("{e:#}")))?;
-        used = used.saturating_add(last_size.get());
-        let mut records: Vec<InRecord> = set.records.into_iter().map(in_record).collect();
-        // Headers as written, repeated keys included.
-        for (r, h) in records.iter_mut().zip(headers.take()) {
-            r.headers = h;
-        }
-        out.push(InBatch {
-            compression: Compression::from_wire(set.compression),
-            last_offset: base.saturating_add(i64::from(last_delta)),
-            control: attributes & 0x20 != 0,
-            producer_id,
-            records,
-        });
+        let one = buf.split_to(12 + len);
+        let base = i64::from_be_bytes(one[..8].try_into().unwrap_or_default());
+        let (batch, size) = decode::batch(one, max_decompressed)
+            .map_err(|e| CodecError::Records(format!("batch at offset {base}: {e}")))?;
+        used = used.saturating_add(size);
+        out.push(batch);
     }
     Ok(out)
-}
-
-/// Smallest possible v2 batch header.
-const BATCH_OVERHEAD: usize = 61;
-
-fn in_record(r: WireRecord) -> InRecord {
-    InRecord {
-        offset: r.offset,
-        timestamp: r.timestamp,
-        log_append_time: r.timestamp_type == TimestampType::LogAppend,
-        key: r.key,
-        value: r.value,
-        headers: r
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        producer_id: r.producer_id,
-        sequence: r.sequence,
-        transactional: r.transactional,
-        control: r.control,
-    }
 }
 
 #[cfg(test)]
