@@ -59,13 +59,10 @@ pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)
     let control = attributes & 0x20 != 0;
     let data = match codec {
         Compression::None => batch.slice(HEADER..),
-        c => {
-            let mut raw = batch.slice(HEADER..);
-            Bytes::from(
-                compression::decompress(c, &mut raw, max_decompressed)
-                    .map_err(|e| e.to_string())?,
-            )
-        }
+        c => Bytes::from(
+            compression::decompress(c, &batch[HEADER..], max_decompressed)
+                .map_err(|e| e.to_string())?,
+        ),
     };
     let size = data.len();
     let ctx = Ctx {
