@@ -134,7 +134,8 @@ pub struct ProducerMetrics {
     pub retries: u64,
     /// Failed records and retried batches by error kind.
     pub errors: BTreeMap<String, u64>,
-    /// Buffer memory held by queued and in-flight records, in bytes.
+    /// Buffer memory held by queued and in-flight records, in bytes: their
+    /// encoded size plus what the producer keeps for each (its callback).
     pub buffer_bytes_used: u64,
     /// `buffer.memory`.
     pub buffer_bytes_total: u64,

@@ -1,6 +1,10 @@
 //! Plain data types shared by the layers and the public API. No logic, no IO.
 
 use std::collections::BTreeMap;
+
+/// A map on the per-record path, keyed by topic or partition: foldhash, not
+/// SipHash (keys are the application's own names, not an attacker's).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
 
 /// A topic and partition.

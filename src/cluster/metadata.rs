@@ -1,6 +1,8 @@
 //! The metadata cache: brokers, topics, partitions and their leaders.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::types::FastMap;
 use std::time::Instant;
 
 use crate::conn::{msg, ErrorCode};
@@ -48,7 +50,7 @@ pub(crate) struct Metadata {
     pub cluster_id: Option<String>,
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerMeta>,
-    pub topics: HashMap<String, TopicMeta>,
+    pub topics: FastMap<String, TopicMeta>,
     pub fetched: Instant,
 }
 
@@ -58,7 +60,7 @@ impl Default for Metadata {
             cluster_id: None,
             controller_id: -1,
             brokers: BTreeMap::new(),
-            topics: HashMap::new(),
+            topics: FastMap::default(),
             // Far enough back that the first use refreshes.
             fetched: Instant::now()
                 .checked_sub(std::time::Duration::from_secs(86_400))
@@ -88,7 +90,7 @@ impl Metadata {
             })
             .collect();
         let mut topics = if all_topics {
-            HashMap::new()
+            FastMap::default()
         } else {
             self.topics.clone()
         };

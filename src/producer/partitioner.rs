@@ -1,8 +1,9 @@
 //! Choosing a partition: explicit wins, keys hash with Kafka's murmur2,
 //! null keys stick to one partition per `batch.size` bytes (KIP-480/794).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use crate::types::FastMap;
 
 /// Picks a partition for a record. `available` lists partitions that have a
 /// leader right now (never empty when called with a non-empty topic).
@@ -32,7 +33,7 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
 #[derive(Debug)]
 pub struct DefaultPartitioner {
     batch_size: usize,
-    sticky: Mutex<HashMap<String, (i32, usize)>>,
+    sticky: Mutex<FastMap<String, (i32, usize)>>,
 }
 
 impl DefaultPartitioner {
@@ -40,7 +41,7 @@ impl DefaultPartitioner {
     pub fn new(batch_size: usize) -> Self {
         DefaultPartitioner {
             batch_size: batch_size.max(1),
-            sticky: Mutex::new(HashMap::new()),
+            sticky: Mutex::new(FastMap::default()),
         }
     }
 }

@@ -102,3 +102,45 @@ async fn producer_and_consumer_metrics_count_exactly() {
     assert!(m.request_latency.count > m.fetch_requests, "{m:?}");
     c.close().await;
 }
+
+#[tokio::test]
+async fn buffer_memory_counts_what_each_waiting_record_holds() {
+    let _bound = watchdog(
+        "metrics::buffer_memory_counts_what_each_waiting_record_holds",
+        120,
+    );
+    let topic = unique("bufmem");
+    create_topic(&topic, 1).await;
+    let p = Producer::builder()
+        .bootstrap(&bootstrap())
+        .set("linger.ms", "60000")
+        .set("batch.size", "1048576")
+        .build()
+        .await
+        .unwrap();
+    // Metadata first, so the records below only wait in the buffer.
+    p.send(ProducerRecord::new(&topic).value("warm"))
+        .await
+        .unwrap();
+    p.flush().await.unwrap();
+    eventually("warm-up released", || p.metrics().buffer_bytes_used == 0).await;
+    let held = [7u8; 512];
+    for _ in 0..100 {
+        p.send_with_callback(
+            ProducerRecord::new(&topic).value(vec![1u8; 100]),
+            move |_| {
+                std::hint::black_box(&held);
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // Each: 121 bytes on the wire, a 512-byte callback, and a little
+    // bookkeeping (its slot, the allocator's header, the topic name).
+    let used = p.metrics().buffer_bytes_used;
+    assert!(used >= 100 * (121 + 512), "{used}");
+    assert!(used <= 100 * (121 + 512 + 256), "{used}");
+    p.flush().await.unwrap();
+    eventually("buffer released", || p.metrics().buffer_bytes_used == 0).await;
+    p.close(Duration::from_secs(5)).await;
+}

@@ -1,14 +1,14 @@
 //! Per-partition batch queues. Pure bookkeeping: no IO, no clocks read
 //! (callers pass `now`), so every rule here is unit-testable.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cluster::wire::{BatchBody, OutRecord};
 use crate::cluster::ClusterError;
-use crate::types::TopicPartition;
+use crate::types::{FastMap, TopicPartition};
 
 /// Where one record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,13 @@ pub(crate) struct Reply(Option<Box<dyn FnOnce(Result<Delivered, ClusterError>) +
 impl Reply {
     pub(crate) fn new(f: Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>) -> Self {
         Reply(Some(f))
+    }
+
+    /// Heap bytes the reply holds while its record waits: the boxed
+    /// callback and its slot in the batch (plus the allocator's header).
+    pub(crate) fn footprint(&self) -> usize {
+        let boxed = self.0.as_ref().map_or(0, |f| std::mem::size_of_val(&**f));
+        boxed + std::mem::size_of::<Reply>() + 16
     }
 
     pub(crate) fn call(mut self, r: Result<Delivered, ClusterError>) {
@@ -166,7 +173,7 @@ pub(crate) struct Limits {
 
 pub(crate) struct Accumulator {
     pub limits: Limits,
-    pub parts: HashMap<TopicPartition, PartitionQueue>,
+    pub parts: FastMap<TopicPartition, PartitionQueue>,
     next_id: u64,
     /// Unfinished batch ids, with how many pieces (after splits) are left.
     incomplete: BTreeMap<u64, u32>,
@@ -186,7 +193,7 @@ impl Accumulator {
     pub(crate) fn new(limits: Limits) -> Self {
         Accumulator {
             limits,
-            parts: HashMap::new(),
+            parts: FastMap::default(),
             next_id: 0,
             incomplete: BTreeMap::new(),
         }

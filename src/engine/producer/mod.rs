@@ -203,7 +203,9 @@ impl ProducerEngine {
     }
 
     /// Queues a record (created `now`); waits for buffer memory until
-    /// `deadline` (backpressure).
+    /// `deadline` (backpressure). What else the producer keeps for the record
+    /// until it completes (its reply, which holds a copy of the topic name)
+    /// counts against buffer.memory too, so the bound covers what is held.
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,
@@ -226,7 +228,11 @@ impl ProducerEngine {
                 max: Some(self.cfg.buffer_memory.min(self.cfg.max_request_size)),
             });
         }
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let held = reply.footprint() + tp.topic.len();
+        let permits = size
+            .saturating_add(held)
+            .min(self.cfg.buffer_memory.max(size));
+        let permits = u32::try_from(permits).unwrap_or(u32::MAX);
         // Fast path without a timer; the semaphore is fair, so this never
         // overtakes a sender already waiting.
         let (permit, now) = match self.memory.clone().try_acquire_many_owned(permits) {
