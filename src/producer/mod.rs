@@ -92,8 +92,8 @@ impl ProducerRecord {
 /// Where a record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared by the records of a batch).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset; -1 with `acks=0` (or an old duplicate the broker no longer maps).
@@ -298,12 +298,11 @@ impl Producer {
             }
         };
         let tp = crate::types::TopicPartition::new(record.topic, partition);
-        let topic = tp.topic.clone();
         let reply = Reply::new(Box::new(
             move |r: std::result::Result<Delivered, ClusterError>| {
                 done(
                     r.map(|d| RecordMetadata {
-                        topic,
+                        topic: d.topic,
                         partition,
                         offset: d.offset,
                         timestamp: d.timestamp,

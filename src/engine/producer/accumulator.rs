@@ -11,8 +11,10 @@ use crate::cluster::ClusterError;
 use crate::types::{FastMap, TopicPartition};
 
 /// Where one record landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivered {
+    /// Shared by the batch's records: no copy per record.
+    pub topic: std::sync::Arc<str>,
     pub offset: i64,
     pub timestamp: i64,
 }
@@ -81,9 +83,11 @@ impl Batch {
     /// Completes every record, consuming the batch (and freeing its memory).
     pub(crate) fn complete(self, result: Result<(i64, i64), ClusterError>) {
         let stamps = self.body.timestamps();
+        let topic: std::sync::Arc<str> = self.tp.topic.as_str().into();
         for (i, (reply, created)) in self.replies.into_iter().zip(stamps).enumerate() {
             let outcome = match &result {
                 Ok((base, append_time)) => Ok(Delivered {
+                    topic: topic.clone(),
                     offset: if *base >= 0 { base + i as i64 } else { -1 },
                     timestamp: if *append_time >= 0 {
                         *append_time
@@ -610,6 +614,7 @@ mod tests {
         assert_eq!(
             log.lock().unwrap()[0],
             Ok(Delivered {
+                topic: "t".into(),
                 offset: 10,
                 timestamp: 1
             })

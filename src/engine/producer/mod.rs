@@ -204,8 +204,8 @@ impl ProducerEngine {
 
     /// Queues a record (created `now`); waits for buffer memory until
     /// `deadline` (backpressure). What else the producer keeps for the record
-    /// until it completes (its reply, which holds a copy of the topic name)
-    /// counts against buffer.memory too, so the bound covers what is held.
+    /// until it completes (its reply) counts against buffer.memory too, so
+    /// the bound covers what is held.
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,
@@ -228,7 +228,7 @@ impl ProducerEngine {
                 max: Some(self.cfg.buffer_memory.min(self.cfg.max_request_size)),
             });
         }
-        let held = reply.footprint() + tp.topic.len();
+        let held = reply.footprint();
         let permits = size
             .saturating_add(held)
             .min(self.cfg.buffer_memory.max(size));
