@@ -155,20 +155,37 @@ impl ProducerEngine {
         max_block: Duration,
         now: Instant,
     ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
+        match self.cached_meta(topic, now) {
+            Some(m) => Ok(m),
+            // Boxed: the wait is rare, and inline it would make every
+            // send's future (moved once per record) several times larger.
+            None => Box::pin(self.wait_for_meta(topic, max_block)).await,
+        }
+    }
+
+    /// The cached metadata if it routes `topic`. A known topic is routed
+    /// from the cache even when it is stale: the sender refreshes in the
+    /// background (as Java's sender does), so a slow broker never blocks send().
+    fn cached_meta(&self, topic: &str, now: Instant) -> Option<Arc<crate::cluster::Metadata>> {
         let cached = self.cluster.cached();
-        // A known topic is routed from the cache even when it is stale: the
-        // sender refreshes in the background (as Java's sender does), so a
-        // slow broker never blocks send().
-        if cached
+        if !cached
             .topics
             .get(topic)
             .is_some_and(|t| !t.partitions.is_empty())
         {
-            if self.cluster.is_stale_at(&cached, now) {
-                self.wake.notify_one();
-            }
-            return Ok(cached);
+            return None;
         }
+        if self.cluster.is_stale_at(&cached, now) {
+            self.wake.notify_one();
+        }
+        Some(cached)
+    }
+
+    async fn wait_for_meta(
+        &self,
+        topic: &str,
+        max_block: Duration,
+    ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
         let names = [topic.to_owned()];
         let c = self.cluster.config();
         let policy = RetryPolicy::within(c.retry_backoff, c.retry_backoff_max, max_block);
@@ -239,7 +256,8 @@ impl ProducerEngine {
             Ok(p) => (p, now),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(ClusterError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                let p = self.wait_for_memory(permits, deadline, max_block).await?;
+                // Boxed for the same reason as the metadata wait.
+                let p = Box::pin(self.wait_for_memory(permits, deadline, max_block)).await?;
                 (p, Instant::now())
             }
         };
