@@ -51,7 +51,7 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
                         rec,
                         Some(Box::new(move |_: Option<&_>, e: Option<&_>| match e {
                             None => l.ok(sent_at),
-                            Some(_) => l.failed(),
+                            Some(e) => l.failed(e),
                         })),
                     )
                     .await

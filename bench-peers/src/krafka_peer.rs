@@ -57,7 +57,7 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
                     while let Some((sent_at, handle)) = rx.recv().await {
                         match handle.await {
                             Ok(_) => lat.ok(sent_at),
-                            Err(_) => lat.failed(),
+                            Err(e) => lat.failed(e),
                         }
                     }
                 })

@@ -96,8 +96,11 @@ impl Latencies {
         let _ = self.hist.lock().unwrap().record(us);
     }
 
-    pub fn failed(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+    /// Counts a failed record; the first one's error goes to stderr.
+    pub fn failed(&self, e: impl std::fmt::Display) {
+        if self.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!("first failed record: {e}");
+        }
     }
 
     /// The `perf produce` line.

@@ -26,7 +26,7 @@ impl ProducerContext for Ctx {
             Ok(_) => self
                 .lat
                 .ok(self.start + Duration::from_nanos(sent_ns as u64)),
-            Err(_) => self.lat.failed(),
+            Err((e, _)) => self.lat.failed(e),
         }
     }
 }
