@@ -36,7 +36,8 @@ pub(crate) enum PerfCmd {
         #[command(flatten)]
         metrics: MetricsArg,
     },
-    /// Read NUM records from the start of every partition (no group).
+    /// Read NUM records from the start of every partition (assigned, or
+    /// through --group).
     Consume {
         /// Topic to read.
         #[arg(long, short)]
@@ -44,6 +45,10 @@ pub(crate) enum PerfCmd {
         /// How many records to read.
         #[arg(long, default_value_t = 1_000_000)]
         num_records: u64,
+        /// Subscribe as this consumer group (from earliest) instead of
+        /// assigning every partition; the clock starts at the first record.
+        #[arg(long, short)]
+        group: Option<String>,
         /// Consumer property KEY=VALUE (repeatable).
         // Applied in command-line order with -X (settings::explicit_settings).
         #[allow(dead_code)]
@@ -113,7 +118,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             let secs = elapsed.as_secs_f64();
             crate::out!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
-                 {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th. errors: {}",
+                 {:.1} ms 50th, {:.1} ms 95th, {:.1} ms 99th, {:.1} ms 99.9th. errors: {}",
                 lat.len(),
                 num_records as f64 / secs,
                 num_records as f64 * record_size as f64 / secs / 1_048_576.0,
@@ -129,32 +134,43 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
         PerfCmd::Consume {
             topic,
             num_records,
+            group,
             props: _,
             metrics,
         } => {
-            let client = global.client().await?;
-            let t = client.admin().describe_topic(&topic).await?;
-            client.close();
-            let tps: Vec<TopicPartition> = t
-                .partitions
-                .iter()
-                .map(|p| TopicPartition::new(&topic, p.partition))
-                .collect();
-            let consumer = global
-                .reaching(global.consumer_builder(&[]).build())
-                .await?;
+            let mut b = global.consumer_builder(&[("auto.offset.reset", "earliest")]);
+            if let Some(g) = &group {
+                b = b.set("group.id", g);
+            }
+            let consumer = global.reaching(b.build()).await?;
             let endpoint = metrics.serve()?;
             if let Some(e) = &endpoint {
                 e.add_consumer("perf", &consumer);
             }
-            consumer.assign(&tps).await?;
-            consumer.seek_to_beginning(&tps).await?;
-            let start = Instant::now();
+            if group.is_some() {
+                consumer.subscribe(&[&topic]).await?;
+            } else {
+                let client = global.client().await?;
+                let t = client.admin().describe_topic(&topic).await?;
+                client.close();
+                let tps: Vec<TopicPartition> = t
+                    .partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(&topic, p.partition))
+                    .collect();
+                consumer.assign(&tps).await?;
+                consumer.seek_to_beginning(&tps).await?;
+            }
+            let mut start = Instant::now();
             let (mut n, mut bytes) = (0u64, 0u64);
             let mut idle = Instant::now();
             while n < num_records && idle.elapsed() < Duration::from_secs(10) {
                 let rs = consumer.poll(Duration::from_millis(500)).await?;
                 if !rs.is_empty() {
+                    // A group's join is not part of the read rate.
+                    if n == 0 && group.is_some() {
+                        start = Instant::now();
+                    }
                     idle = Instant::now();
                 }
                 n += rs.len() as u64;

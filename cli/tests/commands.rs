@@ -176,3 +176,55 @@ fn sigint_commits_and_leaves() {
     let g = must(&["groups", "describe", &group], "");
     assert!(g.contains("Members: 0"), "left the group:\n{g}");
 }
+
+#[test]
+fn perf_produce_then_consume_assigned_and_as_group() {
+    let topic = topic("cli-perf", 3);
+    let out = must(
+        &[
+            "perf",
+            "produce",
+            "-t",
+            &topic,
+            "--num-records",
+            "3000",
+            "--record-size",
+            "100",
+            "--producer-prop",
+            "linger.ms=5",
+        ],
+        "",
+    );
+    assert!(out.starts_with("3000 records sent, "), "{out}");
+    assert_eq!(latest_total(&topic), 3000);
+
+    let out = must(
+        &["perf", "consume", "-t", &topic, "--num-records", "3000"],
+        "",
+    );
+    assert!(out.starts_with("3000 records consumed in "), "{out}");
+
+    // Through a group: subscribe from earliest, commit on close.
+    let group = unique("cli-perf-g");
+    let out = must(
+        &[
+            "perf",
+            "consume",
+            "-t",
+            &topic,
+            "--group",
+            &group,
+            "--num-records",
+            "3000",
+        ],
+        "",
+    );
+    assert!(out.starts_with("3000 records consumed in "), "{out}");
+    let g = must(&["groups", "describe", &group], "");
+    let committed: i64 = g
+        .lines()
+        .filter(|l| l.starts_with(&format!("{topic}\t")))
+        .filter_map(|l| l.split('\t').nth(2).and_then(|c| c.parse::<i64>().ok()))
+        .sum();
+    assert_eq!(committed, 3000, "the group read every record:\n{g}");
+}
