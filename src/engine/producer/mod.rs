@@ -168,10 +168,10 @@ impl ProducerEngine {
     /// background (as Java's sender does), so a slow broker never blocks send().
     fn cached_meta(&self, topic: &str, now: Instant) -> Option<Arc<crate::cluster::Metadata>> {
         let cached = self.cluster.cached();
-        if !cached
+        if cached
             .topics
             .get(topic)
-            .is_some_and(|t| !t.partitions.is_empty())
+            .is_none_or(|t| t.partitions.is_empty())
         {
             return None;
         }
