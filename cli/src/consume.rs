@@ -263,7 +263,7 @@ fn json_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, 
 fn envelope(r: &ConsumerRecord, key_json: Option<&str>, value_json: Option<&str>) -> String {
     use serde_json::{json, Map, Value};
     let mut o = Map::new();
-    o.insert("topic".into(), json!(r.topic));
+    o.insert("topic".into(), json!(&*r.topic));
     o.insert("partition".into(), json!(r.partition));
     o.insert("offset".into(), json!(r.offset));
     o.insert("timestamp".into(), json!(r.timestamp));
@@ -484,7 +484,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
             if printed >= limit {
                 break;
             }
-            if args.exit_at_end && done.contains(&TopicPartition::new(&r.topic, r.partition)) {
+            if args.exit_at_end && done.contains(&TopicPartition::new(&*r.topic, r.partition)) {
                 continue;
             }
             let (key_json, value_json) = match decode(&r, key_de.as_ref(), value_de.as_ref()).await
@@ -508,7 +508,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
                         }
                     }
                     skipped += 1;
-                    handled.insert(TopicPartition::new(&r.topic, r.partition), r.offset + 1);
+                    handled.insert(TopicPartition::new(&*r.topic, r.partition), r.offset + 1);
                     continue;
                 }
             };
@@ -528,7 +528,7 @@ pub(crate) async fn run(global: &Global, args: ConsumeArgs) -> Result<ExitCode> 
                 break 'outer; // stdout closed (e.g. piped to head)
             }
             printed += 1;
-            handled.insert(TopicPartition::new(&r.topic, r.partition), r.offset + 1);
+            handled.insert(TopicPartition::new(&*r.topic, r.partition), r.offset + 1);
         }
         let _ = stdout.flush().await;
         if args.group.is_some() && !handled.is_empty() {
@@ -563,7 +563,7 @@ async fn to_dlq(p: &Producer, topic: &str, r: &ConsumerRecord, why: &str) -> Res
     let mut headers = r.headers.clone();
     for (k, v) in [
         ("kafka-ingest.error", why.to_owned()),
-        ("kafka-ingest.topic", r.topic.clone()),
+        ("kafka-ingest.topic", r.topic.to_string()),
         ("kafka-ingest.partition", r.partition.to_string()),
         ("kafka-ingest.offset", r.offset.to_string()),
     ] {

@@ -149,7 +149,7 @@ impl Reader {
             }
             let mut batch = self.consumer.poll(Duration::from_millis(500)).await?;
             batch.retain(|r| {
-                let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                let tp = TopicPartition::new(&*r.topic, r.partition);
                 self.ends.get(&tp).is_some_and(|end| r.offset < *end)
             });
             if !batch.is_empty() {

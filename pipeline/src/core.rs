@@ -63,7 +63,7 @@ impl Work {
 
     pub fn at(&self) -> At {
         At {
-            partition: TopicPartition::new(self.rec.topic.clone(), self.rec.partition),
+            partition: TopicPartition::new(&*self.rec.topic, self.rec.partition),
             offset: self.rec.offset,
         }
     }
@@ -332,7 +332,7 @@ impl Core {
         let mut seeks = Vec::new();
         let mut held: HashSet<TopicPartition> = HashSet::new();
         for rec in records {
-            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
+            let tp = TopicPartition::new(&*rec.topic, rec.partition);
             if held.contains(&tp) || self.stopping {
                 continue;
             }

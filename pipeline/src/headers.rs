@@ -92,7 +92,7 @@ impl Provenance {
     /// The record itself as the origin.
     pub fn of(r: &ConsumerRecord) -> Provenance {
         Provenance {
-            topic: r.topic.clone(),
+            topic: r.topic.to_string(),
             partition: r.partition,
             offset: r.offset,
             timestamp: r.timestamp,

@@ -48,8 +48,8 @@ use crate::types::{ListedOffset, OffsetAndMetadata, OffsetSpec, TopicPartition};
 /// A record read from Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared by the records of a partition: no copy per record).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset.
@@ -520,9 +520,9 @@ impl Consumer {
                 engine.failures_due();
                 return Ok(records
                     .into_iter()
-                    .map(|(tp, r)| ConsumerRecord {
-                        topic: tp.topic,
-                        partition: tp.partition,
+                    .map(|(topic, partition, r)| ConsumerRecord {
+                        topic,
+                        partition,
                         offset: r.offset,
                         timestamp: r.timestamp,
                         log_append_time: r.log_append_time,

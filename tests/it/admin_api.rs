@@ -223,7 +223,7 @@ async fn offsets_for_times_and_pattern_subscription() {
     while seen.get(&b).copied().unwrap_or(0) < 2 {
         assert!(tokio::time::Instant::now() < deadline, "seen {seen:?}");
         for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
-            *seen.entry(r.topic).or_default() += 1;
+            *seen.entry(r.topic.to_string()).or_default() += 1;
         }
         if !created && seen.get(&a) == Some(&3) {
             admin.create_topic(NewTopic::new(&b, 2, 1)).await.unwrap();

@@ -346,12 +346,12 @@ async fn a_pending_join_does_not_hold_back_fetches_or_commits() {
         let rs = a.poll(Duration::from_millis(200)).await.unwrap();
         assert!(rs
             .iter()
-            .all(|r| mine.contains(&TopicPartition::new(&r.topic, r.partition))));
+            .all(|r| mine.contains(&TopicPartition::new(&*r.topic, r.partition))));
         got += rs.len();
         if !rs.is_empty() {
             let offsets: BTreeMap<TopicPartition, i64> = rs
                 .iter()
-                .map(|r| (TopicPartition::new(&r.topic, r.partition), r.offset + 1))
+                .map(|r| (TopicPartition::new(&*r.topic, r.partition), r.offset + 1))
                 .collect();
             tokio::time::timeout(Duration::from_secs(3), a.commit_offsets(&offsets))
                 .await

@@ -110,7 +110,7 @@ async fn start_member(member: usize, group: &str, topic: &str, log: Arc<Log>) ->
                             .unwrap()
                             .parse()
                             .unwrap();
-                        let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                        let tp = TopicPartition::new(&*r.topic, r.partition);
                         last.insert(tp.clone(), r.offset + 1);
                         distinct.insert(value);
                         d.push(Delivery {

@@ -176,14 +176,14 @@ fn apply(
                         aborted,
                     }) => {
                         p.high_watermark = high_watermark;
-                        let (records, next) =
+                        let (batches, next) =
                             visible(batches, &aborted, offset, e.fetch.read_committed);
-                        if records.is_empty() {
+                        if batches.is_empty() {
                             p.position = Some(next.max(offset));
                         } else {
                             p.buffered = Some(Buffered {
                                 epoch,
-                                records,
+                                batches,
                                 next_offset: next,
                             });
                         }
@@ -435,7 +435,7 @@ fn visible(
     aborted: &[(i64, i64)],
     from: i64,
     read_committed: bool,
-) -> (VecDeque<InRecord>, i64) {
+) -> (VecDeque<std::vec::IntoIter<InRecord>>, i64) {
     let mut next = from;
     let mut out = VecDeque::new();
     // producer id -> first offset of its aborted transaction, once reached.
@@ -467,11 +467,11 @@ fn visible(
         {
             continue;
         }
-        out.extend(
-            b.records
-                .into_iter()
-                .filter(|r| r.offset >= from && !r.control),
-        );
+        // Whole batches: records before `from` (the start of the first
+        // batch) are skipped by the drain, which checks every offset.
+        if b.last_offset >= from && !b.records.is_empty() {
+            out.push_back(b.records.into_iter());
+        }
     }
     (out, next)
 }

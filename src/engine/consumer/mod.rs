@@ -37,12 +37,28 @@ pub(crate) struct FetchConfig {
     pub read_committed: bool,
 }
 
-/// Records fetched for one partition, waiting for `poll`.
+/// Records fetched for one partition, waiting for `poll`: the decoded
+/// batches as they are, so no record is moved until `poll` takes it.
 pub(crate) struct Buffered {
     pub epoch: u64,
-    pub records: VecDeque<InRecord>,
+    pub batches: VecDeque<std::vec::IntoIter<InRecord>>,
     /// Where the next fetch starts: past the last batch, control ones included.
     pub next_offset: i64,
+}
+
+impl Buffered {
+    fn pop(&mut self) -> Option<InRecord> {
+        while let Some(front) = self.batches.front_mut() {
+            if let Some(r) = front.next() {
+                if front.len() == 0 {
+                    self.batches.pop_front();
+                }
+                return Some(r);
+            }
+            self.batches.pop_front();
+        }
+        None
+    }
 }
 
 pub(crate) struct PartState {
@@ -230,7 +246,9 @@ impl ConsumerEngine {
     /// Takes up to `max` buffered records of unpaused partitions, advancing
     /// positions. Starts after the partition the last drain ended on, so a
     /// busy partition cannot starve the others.
-    pub(crate) fn drain(&self, max: usize) -> Vec<(TopicPartition, InRecord)> {
+    /// Up to `max` buffered records, round-robin over partitions, with
+    /// their topic (one shared name per partition) and partition.
+    pub(crate) fn drain(&self, max: usize) -> Vec<(Arc<str>, i32, InRecord)> {
         let mut out = Vec::new();
         let mut st = self.state();
         let st = &mut *st;
@@ -255,17 +273,18 @@ impl ConsumerEngine {
                 p.buffered = None;
                 continue;
             }
+            let topic: Arc<str> = tp.topic.as_str().into();
             while out.len() < max {
-                let Some(r) = buf.records.pop_front() else {
+                let Some(r) = buf.pop() else {
                     break;
                 };
                 if p.position.is_some_and(|pos| r.offset < pos) {
                     continue; // a batch starts before the position we asked for
                 }
                 p.position = Some(r.offset + 1);
-                out.push((tp.clone(), r));
+                out.push((topic.clone(), tp.partition, r));
             }
-            if buf.records.is_empty() {
+            if buf.batches.is_empty() {
                 // Skip trailing markers and compacted gaps too.
                 p.position = Some(
                     p.position
@@ -278,7 +297,7 @@ impl ConsumerEngine {
         self.fetch_wake.notify_one();
         let bytes: usize = out
             .iter()
-            .map(|(_, r)| {
+            .map(|(_, _, r)| {
                 r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
             })
             .sum();
