@@ -269,11 +269,10 @@ impl Producer {
     {
         crate::validate_topic_name(&record.topic)?;
         let max_block = self.inner.config.max_block;
-        // One clock read serves the deadline, staleness and the batch's age.
-        let now = Instant::now();
-        let deadline = now + max_block;
+        // No monotonic clock read per record: waits take their own, and a
+        // batch reads one when it opens. The record's timestamp is the one read.
         let engine = &self.inner.engine;
-        let meta = engine.partition_meta(&record.topic, max_block, now).await?;
+        let meta = engine.partition_meta(&record.topic, max_block).await?;
         let topic_meta = meta.topics.get(&record.topic);
         let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
         let partition = match record.partition {
@@ -317,9 +316,7 @@ impl Producer {
             value: record.value,
             headers: record.headers,
         };
-        engine
-            .append(tp, out, reply, now, deadline, max_block)
-            .await?;
+        engine.append(tp, out, reply, max_block).await?;
         Ok(())
     }
 

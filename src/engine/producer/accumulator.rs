@@ -22,10 +22,12 @@ pub(crate) struct Delivered {
 /// Called exactly once per record with its outcome. If it is dropped
 /// uncalled (a background task died, the producer was dropped), it reports
 /// [`ClusterError::Closed`], so no record goes unreported.
-pub(crate) struct Reply(Option<Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>>);
+pub(crate) struct Reply(Option<Callback>);
+
+type Callback = Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>;
 
 impl Reply {
-    pub(crate) fn new(f: Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>) -> Self {
+    pub(crate) fn new(f: Callback) -> Self {
         Reply(Some(f))
     }
 
@@ -212,7 +214,8 @@ impl Accumulator {
         record: &OutRecord,
         reply: Reply,
         permit: OwnedSemaphorePermit,
-        now: Instant,
+        // Read only when a batch opens: most records join an open one.
+        now: impl FnOnce() -> Instant,
     ) -> (bool, bool) {
         let size = record_size(record);
         let batch_size = self.limits.batch_size;
@@ -265,7 +268,7 @@ impl Accumulator {
             body,
             replies: vec![reply],
             bytes: size,
-            created: now,
+            created: now(),
             attempts: 0,
             retry_at: None,
             sequence: None,
@@ -543,13 +546,13 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let log = Log::default();
         let mut acc = Accumulator::new(limits(false));
-        acc.append(&tp, &rec(20), reply(&log), permit(), t0);
-        acc.append(&tp, &rec(20), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(20), reply(&log), permit(), || t0);
+        acc.append(&tp, &rec(20), reply(&log), permit(), || t0);
         assert_eq!(acc.parts[&tp].batches.len(), 1);
         let (ready, wake) = acc.ready(t0, false);
         assert!(ready.is_empty());
         assert_eq!(wake, Some(t0 + Duration::from_millis(10)));
-        acc.append(&tp, &rec(60), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(60), reply(&log), permit(), || t0);
         assert_eq!(
             acc.parts[&tp].batches.len(),
             2,
@@ -570,7 +573,7 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         for _ in 0..3 {
-            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), || t0);
         }
         let pid = Some((5, 0));
         let a = acc.take(&tp, pid).unwrap();
@@ -627,7 +630,7 @@ mod tests {
         let tp = TopicPartition::new("t", 1);
         let log = Log::default();
         let mut acc = Accumulator::new(limits(false));
-        acc.append(&tp, &rec(10), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(10), reply(&log), permit(), || t0);
         let mark = acc.next_id();
         assert!(acc.has_incomplete_before(mark));
         let expired = acc.expire(t0 + Duration::from_secs(5), Duration::from_secs(1));
@@ -659,11 +662,11 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         let pid = Some((5, 0));
-        acc.append(&tp, &rec(90), reply(&log), permit(), t0);
+        acc.append(&tp, &rec(90), reply(&log), permit(), || t0);
         let a = acc.take(&tp, pid).unwrap();
         acc.settle(&a, true); // first ack: pipelining allowed from now on
         for _ in 0..2 {
-            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), || t0);
         }
         let b = acc.take(&tp, pid).unwrap();
         let c = acc.take(&tp, pid).unwrap();
@@ -683,9 +686,9 @@ mod tests {
             ..limits(true)
         });
         for _ in 0..5 {
-            acc.append(&tp, &rec(10), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(10), reply(&log), permit(), || t0);
         }
-        acc.append(&tp, &rec(900), reply(&log), permit(), t0); // opens batch 2
+        acc.append(&tp, &rec(900), reply(&log), permit(), || t0); // opens batch 2
         let mark = acc.next_id();
         let big = acc.take(&tp, Some((1, 0))).unwrap();
         assert_eq!(big.len(), 5);
@@ -725,7 +728,7 @@ mod tests {
         let log = Log::default();
         let mut acc = Accumulator::new(limits(true));
         for _ in 0..3 {
-            acc.append(&tp, &rec(90), reply(&log), permit(), t0);
+            acc.append(&tp, &rec(90), reply(&log), permit(), || t0);
         }
         let a = acc.take(&tp, Some((1, 0))).unwrap();
         acc.requeue(a, ClusterError::Closed, t0);

@@ -153,9 +153,8 @@ impl ProducerEngine {
         &self,
         topic: &str,
         max_block: Duration,
-        now: Instant,
     ) -> Result<Arc<crate::cluster::Metadata>, ClusterError> {
-        match self.cached_meta(topic, now) {
+        match self.cached_meta(topic) {
             Some(m) => Ok(m),
             // Boxed: the wait is rare, and inline it would make every
             // send's future (moved once per record) several times larger.
@@ -164,9 +163,9 @@ impl ProducerEngine {
     }
 
     /// The cached metadata if it routes `topic`. A known topic is routed
-    /// from the cache even when it is stale: the sender refreshes in the
-    /// background (as Java's sender does), so a slow broker never blocks send().
-    fn cached_meta(&self, topic: &str, now: Instant) -> Option<Arc<crate::cluster::Metadata>> {
+    /// from the cache even when it is stale: the sender refreshes it on its
+    /// next drain (as Java's sender does), so a slow broker never blocks send().
+    fn cached_meta(&self, topic: &str) -> Option<Arc<crate::cluster::Metadata>> {
         let cached = self.cluster.cached();
         if cached
             .topics
@@ -174,9 +173,6 @@ impl ProducerEngine {
             .is_none_or(|t| t.partitions.is_empty())
         {
             return None;
-        }
-        if self.cluster.is_stale_at(&cached, now) {
-            self.wake.notify_one();
         }
         Some(cached)
     }
@@ -228,8 +224,6 @@ impl ProducerEngine {
         tp: TopicPartition,
         record: OutRecord,
         reply: Reply,
-        now: Instant,
-        deadline: Instant,
         max_block: Duration,
     ) -> Result<(), ClusterError> {
         if let Some(e) = self.tasks.fatal() {
@@ -252,19 +246,19 @@ impl ProducerEngine {
         let permits = u32::try_from(permits).unwrap_or(u32::MAX);
         // Fast path without a timer; the semaphore is fair, so this never
         // overtakes a sender already waiting.
-        let (permit, now) = match self.memory.clone().try_acquire_many_owned(permits) {
-            Ok(p) => (p, now),
+        let permit = match self.memory.clone().try_acquire_many_owned(permits) {
+            Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(ClusterError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 // Boxed for the same reason as the metadata wait.
-                let p = Box::pin(self.wait_for_memory(permits, deadline, max_block)).await?;
-                (p, Instant::now())
+                let deadline = Instant::now() + max_block;
+                Box::pin(self.wait_for_memory(permits, deadline, max_block)).await?
             }
         };
         if self.closed.load(Ordering::Acquire) {
             return Err(ClusterError::Closed);
         }
-        let (was_empty, full) = self.acc().append(&tp, &record, reply, permit, now);
+        let (was_empty, full) = self.acc().append(&tp, &record, reply, permit, Instant::now);
         // The sender sleeps until the linger deadline; wake it for new or full batches.
         if was_empty || full {
             self.wake.notify_one();
