@@ -137,9 +137,7 @@ impl Cluster {
                     names
                         .iter()
                         .map(|n| {
-                            msg::MetadataRequestTopic::default().with_name(Some(msg::TopicName(
-                                msg::StrBytes::from_string(n.clone()),
-                            )))
+                            msg::MetadataRequestTopic::default().with_name(Some(msg::topic_name(n)))
                         })
                         .collect(),
                 ),

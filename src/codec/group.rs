@@ -8,7 +8,6 @@ use kafka_protocol::messages::consumer_protocol_assignment::{
 use kafka_protocol::messages::consumer_protocol_subscription::{
     ConsumerProtocolSubscription, TopicPartition as OwnedTp,
 };
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::CodecError;
@@ -52,9 +51,7 @@ fn what_static(what: &str) -> &'static str {
     }
 }
 
-fn name(t: &str) -> TopicName {
-    TopicName(StrBytes::from_string(t.to_owned()))
-}
+use super::msg::topic_name as name;
 
 pub fn encode_subscription(s: &Subscription) -> Result<Bytes, CodecError> {
     let m = ConsumerProtocolSubscription::default()

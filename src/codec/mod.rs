@@ -33,6 +33,11 @@ pub(crate) mod msg {
         sync_group_request::SyncGroupRequestAssignment,
     };
     pub(crate) use kafka_protocol::protocol::StrBytes;
+
+    /// A topic name as the protocol types carry it.
+    pub(crate) fn topic_name(t: &str) -> TopicName {
+        TopicName(StrBytes::from_string(t.to_owned()))
+    }
 }
 
 /// Errors from encoding or decoding bytes. Cheap to clone so one failure can

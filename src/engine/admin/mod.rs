@@ -24,9 +24,7 @@ use crate::types::{
     PartitionDescription, TopicDescription, TopicId, TopicPartition,
 };
 
-fn name(n: &str) -> msg::TopicName {
-    msg::TopicName(msg::StrBytes::from_string(n.to_owned()))
-}
+use msg::topic_name as name;
 
 fn s(v: &str) -> msg::StrBytes {
     msg::StrBytes::from_string(v.to_owned())

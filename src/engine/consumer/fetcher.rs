@@ -36,7 +36,7 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
         let mut plan: BTreeMap<i32, Vec<(TopicPartition, u64, i64)>> = BTreeMap::new();
         {
             let meta = e.cluster.cached();
-            let busy = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let busy = lock(&in_flight).clone();
             let now = Instant::now();
             let mut st = e.state();
             for (tp, p) in st.parts.iter_mut() {
@@ -64,10 +64,7 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
             }
         }
         for (leader, parts) in plan {
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(leader);
+            lock(&in_flight).insert(leader);
             let (e2, in_flight) = (e.clone(), in_flight.clone());
             e.tasks.spawn("fetch", async move {
                 // Clears the leader's slot even if the fetch panics.
@@ -117,10 +114,7 @@ struct InFlightSlot(Arc<std::sync::Mutex<HashSet<i32>>>, i32);
 
 impl Drop for InFlightSlot {
     fn drop(&mut self) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.1);
+        lock(&self.0).remove(&self.1);
     }
 }
 
@@ -301,6 +295,7 @@ async fn request(
     Ok(out)
 }
 
+/// Locks, taking over a mutex a panicked fetch task left poisoned.
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -369,7 +364,7 @@ fn fetch_request(e: &ConsumerEngine, sreq: &session::Request) -> msg::FetchReque
             Some(t) => t.partitions.push(part),
             None => topics.push(
                 msg::FetchTopic::default()
-                    .with_topic(topic_name(&tp.topic))
+                    .with_topic(msg::topic_name(&tp.topic))
                     .with_partitions(vec![part]),
             ),
         }
@@ -383,7 +378,7 @@ fn fetch_request(e: &ConsumerEngine, sreq: &session::Request) -> msg::FetchReque
             Some(t) => t.partitions.push(tp.partition),
             None => forgotten.push(
                 msg::ForgottenTopic::default()
-                    .with_topic(topic_name(&tp.topic))
+                    .with_topic(msg::topic_name(&tp.topic))
                     .with_partitions(vec![tp.partition]),
             ),
         }
@@ -422,10 +417,6 @@ pub(super) async fn close_sessions(e: &ConsumerEngine) {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
     }
-}
-
-fn topic_name(topic: &str) -> msg::TopicName {
-    msg::TopicName(msg::StrBytes::from_string(topic.to_owned()))
 }
 
 /// Records a reader may see, and the offset after the last batch. Control

@@ -244,10 +244,9 @@ impl ConsumerEngine {
     }
 
     /// Takes up to `max` buffered records of unpaused partitions, advancing
-    /// positions. Starts after the partition the last drain ended on, so a
+    /// positions, each with its topic (one shared name per partition) and
+    /// partition. Starts after the partition the last drain ended on, so a
     /// busy partition cannot starve the others.
-    /// Up to `max` buffered records, round-robin over partitions, with
-    /// their topic (one shared name per partition) and partition.
     pub(crate) fn drain(&self, max: usize) -> Vec<(Arc<str>, i32, InRecord)> {
         let mut out = Vec::new();
         let mut st = self.state();

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use crate::cluster::{msg, versions, ClusterError, Connection, ErrorCode};
 use crate::types::{OffsetAndMetadata, TopicPartition};
 
-fn name(t: &str) -> msg::TopicName {
-    msg::TopicName(msg::StrBytes::from_string(t.to_owned()))
-}
+use msg::topic_name as name;
 
 fn s(v: &str) -> msg::StrBytes {
     msg::StrBytes::from_string(v.to_owned())

@@ -64,10 +64,12 @@ impl FetchSession {
             .filter(|(tp, offset)| self.parts.get(tp) != Some(offset))
             .cloned()
             .collect();
+        let wanted: std::collections::HashSet<&TopicPartition> =
+            want.iter().map(|(tp, _)| tp).collect();
         let forget = self
             .parts
             .keys()
-            .filter(|tp| !want.iter().any(|(w, _)| w == *tp))
+            .filter(|tp| !wanted.contains(tp))
             .cloned()
             .collect();
         Request {

@@ -215,10 +215,10 @@ impl ProducerEngine {
         }
     }
 
-    /// Queues a record (created `now`); waits for buffer memory until
-    /// `deadline` (backpressure). What else the producer keeps for the record
-    /// until it completes (its reply) counts against buffer.memory too, so
-    /// the bound covers what is held.
+    /// Queues a record; waits up to `max_block` for buffer memory
+    /// (backpressure). What else the producer keeps for the record until it
+    /// completes (its reply) counts against buffer.memory too, so the bound
+    /// covers what is held.
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,
@@ -240,9 +240,8 @@ impl ProducerEngine {
             });
         }
         let held = reply.footprint();
-        let permits = size
-            .saturating_add(held)
-            .min(self.cfg.buffer_memory.max(size));
+        // Capped so a record that fits alone still gets in.
+        let permits = size.saturating_add(held).min(self.cfg.buffer_memory);
         let permits = u32::try_from(permits).unwrap_or(u32::MAX);
         // Fast path without a timer; the semaphore is fair, so this never
         // overtakes a sender already waiting.

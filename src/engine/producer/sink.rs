@@ -219,9 +219,7 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             Some(t) => t.partition_data.push(part),
             None => topics.push(
                 msg::TopicProduceData::default()
-                    .with_name(msg::TopicName(msg::StrBytes::from_string(
-                        b.tp.topic.clone(),
-                    )))
+                    .with_name(msg::topic_name(&b.tp.topic))
                     .with_partition_data(vec![part]),
             ),
         }
