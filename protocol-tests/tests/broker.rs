@@ -135,13 +135,22 @@ fn broker_accepts_every_request_we_encode() {
     let data = produce_request::TopicProduceData::default()
         .with_name(tn())
         .with_partition_data(vec![part]);
-    let r: ProduceResponse = c.send(
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(20_000)
-            .with_topic_data(vec![data]),
-    );
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(20_000)
+        .with_topic_data(vec![data]);
+    // A fresh broker may not lead the new partition yet: NOT_LEADER_OR_FOLLOWER
+    // (6) is retriable and nothing was written, so ask again, as a client would.
+    let mut code = -1;
+    for _ in 0..100 {
+        let r: ProduceResponse = c.send(&produce);
+        code = r.responses[0].partition_responses[0].error_code;
+        if code != 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(code, 0);
 
     let lp = list_offsets_request::ListOffsetsPartition::default()
         .with_partition_index(0)
