@@ -14,9 +14,73 @@ const CRC_START: usize = 21;
 
 type R<T> = Result<T, String>;
 
+/// A batch whose header, CRC and compression were checked and whose records
+/// were decompressed, but not yet decoded: a fetch holds these until `poll`
+/// reaches them, so a record is built once, into the caller's hands, instead
+/// of being decoded into a large buffer and moved out of it later.
+#[derive(Debug, Clone)]
+pub struct LazyBatch {
+    pub compression: Compression,
+    pub base_offset: i64,
+    /// Offset of the batch's last record (from the header: compaction may
+    /// have removed the records themselves).
+    pub last_offset: i64,
+    /// Whether this batch holds transaction markers.
+    pub control: bool,
+    pub producer_id: i64,
+    /// Records the header announces (checked against the bytes present).
+    pub count: usize,
+    data: Bytes,
+    ctx: Ctx,
+}
+
+impl LazyBatch {
+    /// Decodes the records; an error names the record and the batch's offset.
+    pub fn records(&self) -> R<Vec<InRecord>> {
+        let count = self.count;
+        let mut records = Vec::with_capacity(count);
+        let mut at = 0usize;
+        for i in 0..count {
+            let r = self
+                .ctx
+                .record(&self.data, &mut at)
+                .map_err(|e| format!("record {i} of {count}: {e}"))?;
+            records.push(r);
+        }
+        if at != self.data.len() {
+            return Err(format!(
+                "{} bytes left after the batch's {count} records",
+                self.data.len() - at
+            ));
+        }
+        Ok(records)
+    }
+}
+
 /// Decodes one complete batch (`batch` is exactly base offset .. end).
 /// Returns the batch and the size of its records once decompressed.
+#[cfg(test)]
 pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)> {
+    let (lazy, size) = open(batch, max_decompressed)?;
+    Ok((lazy.decode()?, size))
+}
+
+impl LazyBatch {
+    /// Decodes it whole.
+    pub fn decode(self) -> R<InBatch> {
+        Ok(InBatch {
+            records: self.records()?,
+            compression: self.compression,
+            last_offset: self.last_offset,
+            control: self.control,
+            producer_id: self.producer_id,
+        })
+    }
+}
+
+/// Checks one complete batch (`batch` is exactly base offset .. end) and
+/// decompresses its records. Returns it and the records' decompressed size.
+pub(super) fn open(batch: Bytes, max_decompressed: usize) -> R<(LazyBatch, usize)> {
     if batch.len() < HEADER {
         return Err(format!(
             "batch of {} bytes is shorter than its header",
@@ -65,8 +129,14 @@ pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)
         ),
     };
     let size = data.len();
+    // Each record takes at least 7 bytes: a count past that is a lie.
+    if count > data.len() / 7 + 1 {
+        return Err(format!(
+            "record count {count} exceeds what {} bytes can hold",
+            data.len()
+        ));
+    }
     let ctx = Ctx {
-        data: &data,
         base_offset,
         // Java reports a log-append batch's time for each of its records.
         timestamp: if log_append_time {
@@ -81,34 +151,16 @@ pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)
         control,
         log_append_time,
     };
-    // Each record takes at least 7 bytes: a count past that is a lie.
-    if count > data.len() / 7 + 1 {
-        return Err(format!(
-            "record count {count} exceeds what {} bytes can hold",
-            data.len()
-        ));
-    }
-    let mut records = Vec::with_capacity(count);
-    let mut at = 0usize;
-    for i in 0..count {
-        let r = ctx
-            .record(&mut at)
-            .map_err(|e| format!("record {i} of {count}: {e}"))?;
-        records.push(r);
-    }
-    if at != data.len() {
-        return Err(format!(
-            "{} bytes left after the batch's {count} records",
-            data.len() - at
-        ));
-    }
     Ok((
-        InBatch {
+        LazyBatch {
             compression: codec,
+            base_offset,
             last_offset: base_offset.saturating_add(i64::from(last_delta)),
             control,
             producer_id,
-            records,
+            count,
+            data,
+            ctx,
         },
         size,
     ))
@@ -120,8 +172,8 @@ fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     a
 }
 
-struct Ctx<'a> {
-    data: &'a Bytes,
+#[derive(Debug, Clone)]
+struct Ctx {
     base_offset: i64,
     timestamp: Option<i64>,
     base_timestamp: i64,
@@ -132,9 +184,9 @@ struct Ctx<'a> {
     log_append_time: bool,
 }
 
-impl Ctx<'_> {
-    fn record(&self, at: &mut usize) -> R<InRecord> {
-        let d = &self.data[..];
+impl Ctx {
+    fn record(&self, data: &Bytes, at: &mut usize) -> R<InRecord> {
+        let d = &data[..];
         let len = usize::try_from(varint(d, at)?).map_err(|_| "negative record length")?;
         let end = at
             .checked_add(len)
@@ -144,8 +196,8 @@ impl Ctx<'_> {
         *at += 1; // attributes (unused in v2)
         let ts_delta = varlong(body, at)?;
         let offset_delta = varint(body, at)?;
-        let key = self.field(body, at, "key")?;
-        let value = self.field(body, at, "value")?;
+        let key = Self::field(data, body, at, "key")?;
+        let value = Self::field(data, body, at, "value")?;
         let n = usize::try_from(varint(body, at)?).map_err(|_| "negative header count")?;
         // Each header takes at least 2 bytes.
         if n > (end - *at) / 2 {
@@ -156,10 +208,8 @@ impl Ctx<'_> {
         }
         let mut headers = Vec::with_capacity(n);
         for _ in 0..n {
-            let k = self
-                .field(body, at, "header key")?
-                .ok_or("null header key")?;
-            let v = self.field(body, at, "header value")?;
+            let k = Self::field(data, body, at, "header key")?.ok_or("null header key")?;
+            let v = Self::field(data, body, at, "header value")?;
             headers.push((String::from_utf8_lossy(&k).into_owned(), v));
         }
         if *at != end {
@@ -193,7 +243,7 @@ impl Ctx<'_> {
     }
 
     /// A length-prefixed field (-1: null) as a slice of the batch.
-    fn field(&self, body: &[u8], at: &mut usize, what: &str) -> R<Option<Bytes>> {
+    fn field(data: &Bytes, body: &[u8], at: &mut usize, what: &str) -> R<Option<Bytes>> {
         let len = varint(body, at)?;
         if len < -1 {
             return Err(format!("{what} length {len}"));
@@ -212,7 +262,7 @@ impl Ctx<'_> {
                 )
             })?;
         *at = end;
-        Ok(Some(self.data.slice(start..end)))
+        Ok(Some(data.slice(start..end)))
     }
 }
 

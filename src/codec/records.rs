@@ -1,11 +1,12 @@
-//! Record batch v2 decode through kafka-protocol, with our pure-Rust codecs
-//! plugged into its custom-compression hooks; encoding is `codec::batch`.
+//! Record batch v2 types and whole-response decoding (one batch at a time in
+//! `codec::decode`); encoding is `codec::batch`.
 
 use bytes::Bytes;
 
 use super::batch::BatchBody;
 use super::compression::Compression;
 use super::decode;
+pub use super::decode::LazyBatch;
 use super::CodecError;
 
 /// One record to write.
@@ -102,6 +103,23 @@ pub fn decode_batches_within(
     max_decompressed: usize,
     budget: usize,
 ) -> Result<Vec<InBatch>, CodecError> {
+    open_batches_within(data, max_decompressed, budget)?
+        .into_iter()
+        .map(|b| {
+            let base = b.base_offset;
+            b.decode()
+                .map_err(|e| CodecError::Records(format!("batch at offset {base}: {e}")))
+        })
+        .collect()
+}
+
+/// Like [`decode_batches_within`], with each batch checked and decompressed
+/// but its records left to decode when they are read ([`LazyBatch::records`]).
+pub fn open_batches_within(
+    data: Bytes,
+    max_decompressed: usize,
+    budget: usize,
+) -> Result<Vec<LazyBatch>, CodecError> {
     let mut buf = data;
     let mut out = Vec::new();
     let mut used = 0usize;
@@ -123,7 +141,7 @@ pub fn decode_batches_within(
         }
         let one = buf.split_to(12 + len);
         let base = i64::from_be_bytes(one[..8].try_into().unwrap_or_default());
-        let (batch, size) = decode::batch(one, max_decompressed)
+        let (batch, size) = decode::open(one, max_decompressed)
             .map_err(|e| CodecError::Records(format!("batch at offset {base}: {e}")))?;
         used = used.saturating_add(size);
         out.push(batch);

@@ -515,22 +515,25 @@ impl Consumer {
             if let Some(e) = engine.take_failure() {
                 return Err(e.into());
             }
-            let records = engine.drain(max);
+            let mut records = Vec::new();
+            engine.drain(max, |topic, partition, r| {
+                if records.capacity() == 0 {
+                    records.reserve_exact(max.min(1 << 16)); // one allocation per poll
+                }
+                records.push(ConsumerRecord {
+                    topic: topic.clone(),
+                    partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    log_append_time: r.log_append_time,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                })
+            });
             if !records.is_empty() {
                 engine.failures_due();
-                return Ok(records
-                    .into_iter()
-                    .map(|(topic, partition, r)| ConsumerRecord {
-                        topic,
-                        partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        log_append_time: r.log_append_time,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    })
-                    .collect());
+                return Ok(records);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

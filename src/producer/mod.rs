@@ -13,6 +13,7 @@
 
 mod config;
 mod partitioner;
+mod send;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,11 +26,12 @@ use tokio::sync::oneshot;
 
 pub use config::{Acks, ProducerConfig};
 pub use partitioner::{murmur2, partition_for_key, DefaultPartitioner, Partitioner};
+pub use send::Enqueue;
 
 use crate::client::cluster_config;
 use crate::config::{property_setters, Pending, Settable};
-use crate::engine::producer::{Delivered, EngineConfig, ProducerEngine, Reply};
-use crate::engine::{Cluster, ClusterError, OutRecord};
+use crate::engine::producer::{EngineConfig, ProducerEngine};
+use crate::engine::Cluster;
 use crate::error::{Error, Result};
 
 /// A record to send.
@@ -245,79 +247,22 @@ impl Producer {
     /// Queues a record. Waits (up to `max.block.ms`) while the buffer is
     /// full or the topic's metadata is unknown, then returns a future of the
     /// broker's acknowledgement.
-    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+    pub fn send(&self, record: ProducerRecord) -> Enqueue<'_, DeliveryFuture> {
         let (tx, rx) = oneshot::channel();
-        self.send_with(record, move |r| {
+        let reply = send::reply_to(move |r| {
             let _ = tx.send(r);
-        })
-        .await?;
-        Ok(DeliveryFuture { rx })
+        });
+        Enqueue::new(self, record, reply, DeliveryFuture { rx })
     }
 
-    /// Queues a record and calls `callback` with its outcome (fire and forget).
-    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    /// Queues a record and calls `callback` with its outcome (fire and
+    /// forget). When this returns an error the callback is not called: the
+    /// error is the record's outcome.
+    pub fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Enqueue<'_, ()>
     where
         F: FnOnce(Result<RecordMetadata>) + Send + 'static,
     {
-        self.send_with(record, callback).await
-    }
-
-    // Generic so the caller's closure is boxed once, inside the Reply.
-    async fn send_with<F>(&self, record: ProducerRecord, done: F) -> Result<()>
-    where
-        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
-    {
-        crate::validate_topic_name(&record.topic)?;
-        let max_block = self.inner.config.max_block;
-        // No monotonic clock read per record: waits take their own, and a
-        // batch reads one when it opens. The record's timestamp is the one read.
-        let engine = &self.inner.engine;
-        let meta = engine.partition_meta(&record.topic, max_block).await?;
-        let topic_meta = meta.topics.get(&record.topic);
-        let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
-        let partition = match record.partition {
-            Some(p) if p < 0 || p >= count => {
-                return Err(Error::UnknownPartition {
-                    topic: record.topic,
-                    partition: p,
-                });
-            }
-            Some(p) => p,
-            None => {
-                let available = topic_meta.map(|t| &t.available[..]).unwrap_or_default();
-                let size = record.value.as_ref().map_or(0, |v| v.len())
-                    + record.key.as_ref().map_or(0, |k| k.len());
-                self.inner.partitioner.partition(
-                    &record.topic,
-                    record.key.as_deref(),
-                    size,
-                    count,
-                    available,
-                )
-            }
-        };
-        let tp = crate::types::TopicPartition::new(record.topic, partition);
-        let reply = Reply::new(Box::new(
-            move |r: std::result::Result<Delivered, ClusterError>| {
-                done(
-                    r.map(|d| RecordMetadata {
-                        topic: d.topic,
-                        partition,
-                        offset: d.offset,
-                        timestamp: d.timestamp,
-                    })
-                    .map_err(Error::from),
-                )
-            },
-        ));
-        let out = OutRecord {
-            timestamp: record.timestamp.unwrap_or_else(now_ms),
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-        };
-        engine.append(tp, out, reply, max_block).await?;
-        Ok(())
+        Enqueue::new(self, record, send::reply_to(callback), ())
     }
 
     /// Sends everything buffered now and waits until every record sent

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Buffered, ConsumerEngine};
-use crate::cluster::wire::{decode_batches_within, CodecError, InBatch, InRecord};
+use crate::cluster::wire::{open_batches_within, CodecError, LazyBatch};
 use crate::cluster::{msg, versions, ClusterError, ErrorCode, Role, Topics};
 use crate::retry::RetryAction;
 use crate::types::TopicPartition;
@@ -175,11 +175,7 @@ fn apply(
                         if batches.is_empty() {
                             p.position = Some(next.max(offset));
                         } else {
-                            p.buffered = Some(Buffered {
-                                epoch,
-                                batches,
-                                next_offset: next,
-                            });
+                            p.buffered = Some(Buffered::new(epoch, batches, next));
                         }
                     }
                     Err(PartitionError::Corrupt(source)) => {
@@ -226,7 +222,7 @@ fn apply(
 
 struct FetchedPartition {
     high_watermark: i64,
-    batches: Vec<InBatch>,
+    batches: Vec<LazyBatch>,
     aborted: Vec<(i64, i64)>,
 }
 
@@ -268,7 +264,7 @@ async fn request(
                 out.insert(tp, Err(PartitionError::Code(p.error_code)));
                 continue;
             }
-            let batches = match p.records.map(|r| decode_batches_within(r, limit, limit)) {
+            let batches = match p.records.map(|r| open_batches_within(r, limit, limit)) {
                 Some(Ok(b)) => b,
                 Some(Err(err)) => {
                     out.insert(tp, Err(PartitionError::Corrupt(err)));
@@ -422,11 +418,11 @@ pub(super) async fn close_sessions(e: &ConsumerEngine) {
 /// Records a reader may see, and the offset after the last batch. Control
 /// batches are dropped; with read_committed so are aborted transactions.
 fn visible(
-    batches: Vec<InBatch>,
+    batches: Vec<LazyBatch>,
     aborted: &[(i64, i64)],
     from: i64,
     read_committed: bool,
-) -> (VecDeque<std::vec::IntoIter<InRecord>>, i64) {
+) -> (VecDeque<LazyBatch>, i64) {
     let mut next = from;
     let mut out = VecDeque::new();
     // producer id -> first offset of its aborted transaction, once reached.
@@ -435,7 +431,7 @@ fn visible(
     pending.sort_by_key(|a| a.1);
     for b in batches {
         next = next.max(b.last_offset + 1);
-        let first = b.records.first().map_or(b.last_offset, |r| r.offset);
+        let first = b.base_offset;
         if read_committed {
             pending.retain(|(pid, off)| {
                 if *off <= b.last_offset {
@@ -460,8 +456,8 @@ fn visible(
         }
         // Whole batches: records before `from` (the start of the first
         // batch) are skipped by the drain, which checks every offset.
-        if b.last_offset >= from && !b.records.is_empty() {
-            out.push_back(b.records.into_iter());
+        if b.last_offset >= from && b.count > 0 {
+            out.push_back(b);
         }
     }
     (out, next)
@@ -506,25 +502,28 @@ mod tests {
         )
     }
 
-    fn record(offset: i64) -> InBatch {
-        InBatch {
-            compression: crate::cluster::Compression::None,
-            last_offset: offset,
-            producer_id: -1,
-            control: false,
-            records: vec![InRecord {
-                offset,
-                timestamp: 0,
-                log_append_time: false,
-                key: None,
-                value: Some(bytes::Bytes::from_static(b"v")),
-                headers: vec![],
-                producer_id: -1,
-                sequence: -1,
-                transactional: false,
-                control: false,
-            }],
-        }
+    /// One real batch of one record at `offset`.
+    fn record(offset: i64) -> LazyBatch {
+        record_bytes(offset, |_| ())
+    }
+
+    /// The same, its bytes changed by `edit` (the CRC is then recomputed).
+    fn record_bytes(offset: i64, edit: impl FnOnce(&mut Vec<u8>)) -> LazyBatch {
+        use crate::cluster::wire::{encode_batch, OutRecord, ProducerStamp};
+        let r = OutRecord {
+            timestamp: 0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: vec![],
+        };
+        let b = encode_batch(&[r], ProducerStamp::NONE, crate::cluster::Compression::None).unwrap();
+        let mut b = b.to_vec();
+        b[..8].copy_from_slice(&offset.to_be_bytes()); // not covered by the CRC
+        edit(&mut b);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut got = open_batches_within(b.into(), 1 << 20, 1 << 20).unwrap();
+        got.pop().unwrap()
     }
 
     #[tokio::test]
@@ -576,12 +575,51 @@ mod tests {
         ));
         assert_eq!(st.errors.len(), 1, "the broker error is reported");
         drop(st);
-        let drained = e.drain(10);
-        assert_eq!(drained.len(), 1);
+        assert_eq!(e.drain(10, |_, _, _| ()), 1);
         assert!(e.take_failure().is_some());
         assert!(e.take_failure().is_none(), "reported every other poll");
         e.failures_due();
         assert!(e.take_failure().is_some());
+        e.close();
+    }
+
+    #[tokio::test]
+    async fn records_that_cannot_be_read_stop_the_partition_where_they_start() {
+        let e = engine();
+        let tp = TopicPartition::new("t", 0);
+        e.set_assignment(std::slice::from_ref(&tp));
+        let epoch = {
+            let mut st = e.state();
+            let p = st.parts.get_mut(&tp).unwrap();
+            p.position = Some(5);
+            p.fetching = true;
+            p.epoch
+        };
+        // A CRC-valid batch at 6 whose header promises two records but holds one.
+        let bad = record_bytes(6, |b| b[57..61].copy_from_slice(&2i32.to_be_bytes()));
+        let mut fetched = Fetched::new();
+        fetched.insert(
+            tp.clone(),
+            Ok(FetchedPartition {
+                high_watermark: 8,
+                batches: vec![record(5), bad, record(7)],
+                aborted: vec![],
+            }),
+        );
+        apply(&e, 1, vec![(tp.clone(), epoch, 5)], Ok(fetched));
+        let mut offsets = Vec::new();
+        assert_eq!(e.drain(10, |_, _, r| offsets.push(r.offset)), 1);
+        assert_eq!(offsets, [5], "the batches before it are delivered");
+        assert_eq!(e.drain(10, |_, _, _| ()), 0, "nothing past it");
+        match e.take_failure() {
+            Some(ClusterError::CorruptRecords {
+                offset: 6, source, ..
+            }) => {
+                assert!(source.to_string().contains("record 1 of 2"), "{source}")
+            }
+            other => panic!("expected CorruptRecords at 6, got {other:?}"),
+        }
+        assert!(e.state().parts[&tp].buffered.is_none());
         e.close();
     }
 }

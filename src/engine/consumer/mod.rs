@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 pub use assignor::Strategy;
 
-use crate::cluster::wire::InRecord;
+use crate::cluster::wire::{CodecError, InRecord, LazyBatch};
 use crate::cluster::{Cluster, ClusterError};
 use crate::engine::tasks::Tasks;
 use crate::metrics::{ConsumerStats, PartitionLag};
@@ -37,27 +37,48 @@ pub(crate) struct FetchConfig {
     pub read_committed: bool,
 }
 
-/// Records fetched for one partition, waiting for `poll`: the decoded
-/// batches as they are, so no record is moved until `poll` takes it.
+/// Records fetched for one partition, waiting for `poll`: checked and
+/// decompressed batches, each decoded only when `poll` reaches it, so a
+/// record is built once and the buffer holds little beyond the bytes.
 pub(crate) struct Buffered {
     pub epoch: u64,
-    pub batches: VecDeque<std::vec::IntoIter<InRecord>>,
+    batches: VecDeque<LazyBatch>,
+    /// The decoded records of the batch being read.
+    current: std::vec::IntoIter<InRecord>,
     /// Where the next fetch starts: past the last batch, control ones included.
     pub next_offset: i64,
 }
 
 impl Buffered {
-    fn pop(&mut self) -> Option<InRecord> {
-        while let Some(front) = self.batches.front_mut() {
-            if let Some(r) = front.next() {
-                if front.len() == 0 {
-                    self.batches.pop_front();
-                }
-                return Some(r);
-            }
-            self.batches.pop_front();
+    pub(crate) fn new(epoch: u64, batches: VecDeque<LazyBatch>, next_offset: i64) -> Self {
+        Buffered {
+            epoch,
+            batches,
+            current: Vec::new().into_iter(),
+            next_offset,
         }
-        None
+    }
+
+    /// The next record; an error if the next batch's records cannot be read.
+    fn pop(&mut self) -> Result<Option<InRecord>, CodecError> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Ok(Some(r));
+            }
+            let Some(b) = self.batches.pop_front() else {
+                return Ok(None);
+            };
+            self.current = b
+                .records()
+                .map_err(|e| {
+                    CodecError::Records(format!("batch at offset {}: {e}", b.base_offset))
+                })?
+                .into_iter();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.current.len() == 0
     }
 }
 
@@ -247,8 +268,14 @@ impl ConsumerEngine {
     /// positions, each with its topic (one shared name per partition) and
     /// partition. Starts after the partition the last drain ended on, so a
     /// busy partition cannot starve the others.
-    pub(crate) fn drain(&self, max: usize) -> Vec<(Arc<str>, i32, InRecord)> {
-        let mut out = Vec::new();
+    /// Hands each record to `each` (no intermediate list: a record is moved
+    /// once, into the caller's) and returns how many there were.
+    pub(crate) fn drain(
+        &self,
+        max: usize,
+        mut each: impl FnMut(&Arc<str>, i32, InRecord),
+    ) -> usize {
+        let (mut n, mut bytes) = (0usize, 0usize);
         let mut st = self.state();
         let st = &mut *st;
         let start = st.drain_from.take();
@@ -258,7 +285,7 @@ impl ConsumerEngine {
             .partition(|(tp, _)| start.as_ref().is_none_or(|s| *tp > s));
         let mut last = None;
         for (tp, p) in after.into_iter().chain(before) {
-            if out.len() >= max {
+            if n >= max {
                 break;
             }
             last = Some(tp);
@@ -273,17 +300,36 @@ impl ConsumerEngine {
                 continue;
             }
             let topic: Arc<str> = tp.topic.as_str().into();
-            while out.len() < max {
-                let Some(r) = buf.pop() else {
-                    break;
+            while n < max {
+                let r = match buf.pop() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(source) => {
+                        // Reported like a batch the fetch could not read.
+                        let offset = p.position.unwrap_or(buf.next_offset);
+                        self.stats.errors.add("corrupt_data".into(), 1);
+                        tracing::warn!(%tp, offset, error = %source, "records cannot be read");
+                        p.failed = Some(ClusterError::CorruptRecords {
+                            tp: tp.clone(),
+                            offset,
+                            source,
+                        });
+                        p.failure_reported = false;
+                        break;
+                    }
                 };
                 if p.position.is_some_and(|pos| r.offset < pos) {
                     continue; // a batch starts before the position we asked for
                 }
                 p.position = Some(r.offset + 1);
-                out.push((topic.clone(), tp.partition, r));
+                bytes +=
+                    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
+                n += 1;
+                each(&topic, tp.partition, r);
             }
-            if buf.batches.is_empty() {
+            if p.failed.is_some() {
+                p.buffered = None;
+            } else if buf.is_empty() {
                 // Skip trailing markers and compacted gaps too.
                 p.position = Some(
                     p.position
@@ -294,18 +340,12 @@ impl ConsumerEngine {
         }
         st.drain_from = last.cloned();
         self.fetch_wake.notify_one();
-        let bytes: usize = out
-            .iter()
-            .map(|(_, _, r)| {
-                r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
-            })
-            .sum();
         let s = &self.stats;
         s.records_fetched
-            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         s.bytes_fetched
             .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-        out
+        n
     }
 
     pub(crate) fn take_error(&self) -> Option<ClusterError> {

@@ -15,31 +15,40 @@ use crate::types::{FastMap, TopicPartition};
 pub(crate) struct Delivered {
     /// Shared by the batch's records: no copy per record.
     pub topic: std::sync::Arc<str>,
+    pub partition: i32,
     pub offset: i64,
     pub timestamp: i64,
 }
 
-/// Called exactly once per record with its outcome. If it is dropped
-/// uncalled (a background task died, the producer was dropped), it reports
-/// [`ClusterError::Closed`], so no record goes unreported.
-pub(crate) struct Reply(Option<Callback>);
+/// Called exactly once per queued record with its outcome. If it is dropped
+/// uncalled once queued (a background task died, the producer was dropped),
+/// it reports [`ClusterError::Closed`], so no record goes unreported. Dropped
+/// before it was queued (the send failed or was cancelled), it is not called:
+/// the send's own result says what happened.
+pub(crate) struct Reply {
+    f: Option<Callback>,
+    queued: bool,
+}
 
 type Callback = Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>;
 
 impl Reply {
     pub(crate) fn new(f: Callback) -> Self {
-        Reply(Some(f))
+        Reply {
+            f: Some(f),
+            queued: false,
+        }
     }
 
     /// Heap bytes the reply holds while its record waits: the boxed
     /// callback and its slot in the batch (plus the allocator's header).
     pub(crate) fn footprint(&self) -> usize {
-        let boxed = self.0.as_ref().map_or(0, |f| std::mem::size_of_val(&**f));
+        let boxed = self.f.as_ref().map_or(0, |f| std::mem::size_of_val(&**f));
         boxed + std::mem::size_of::<Reply>() + 16
     }
 
     pub(crate) fn call(mut self, r: Result<Delivered, ClusterError>) {
-        if let Some(f) = self.0.take() {
+        if let Some(f) = self.f.take() {
             f(r);
         }
     }
@@ -47,7 +56,7 @@ impl Reply {
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
+        if let Some(f) = self.f.take().filter(|_| self.queued) {
             f(Err(ClusterError::Closed));
         }
     }
@@ -90,6 +99,7 @@ impl Batch {
             let outcome = match &result {
                 Ok((base, append_time)) => Ok(Delivered {
                     topic: topic.clone(),
+                    partition: self.tp.partition,
                     offset: if *base >= 0 { base + i as i64 } else { -1 },
                     timestamp: if *append_time >= 0 {
                         *append_time
@@ -206,8 +216,10 @@ impl Accumulator {
     }
 
     /// Adds a record to the partition's open batch, or opens a new one.
-    /// Returns whether the partition had no batch before and whether it now
-    /// has more than one (a full batch), which tell the sender to look.
+    /// Returns whether the partition had no batch before and whether this
+    /// record made a batch full, which tell the sender to look. Only the
+    /// change is reported: a sender held back by max.in.flight is woken by
+    /// responses, not by every record that queues behind a full batch.
     pub(crate) fn append(
         &mut self,
         tp: &TopicPartition,
@@ -217,6 +229,8 @@ impl Accumulator {
         // Read only when a batch opens: most records join an open one.
         now: impl FnOnce() -> Instant,
     ) -> (bool, bool) {
+        let mut reply = reply;
+        reply.queued = true;
         let size = record_size(record);
         let batch_size = self.limits.batch_size;
         // Look up before inserting: `entry` would clone the key on every record.
@@ -243,7 +257,7 @@ impl Accumulator {
                 if let Some(p) = b._permit.as_mut() {
                     p.merge(permit);
                 }
-                return (was_empty, q.batches.len() > 1);
+                return (was_empty, b.bytes >= batch_size);
             }
             rolled_over = open;
         }
@@ -275,7 +289,7 @@ impl Accumulator {
             last_error: None,
             _permit: Some(permit),
         });
-        (was_empty, q.batches.len() > 1)
+        (was_empty, rolled_over)
     }
 
     /// Partitions whose front batch may be sent now, and when to look again.
@@ -618,6 +632,7 @@ mod tests {
             log.lock().unwrap()[0],
             Ok(Delivered {
                 topic: "t".into(),
+                partition: 0,
                 offset: 10,
                 timestamp: 1
             })
@@ -746,9 +761,15 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_reply_reports_closed() {
+    fn a_dropped_reply_reports_closed_once_queued() {
         let log = Log::default();
         drop(reply(&log));
+        assert!(log.lock().unwrap().is_empty(), "never queued: not called");
+        let mut acc = Accumulator::new(limits(false));
+        let tp = TopicPartition::new("t", 0);
+        let t0 = Instant::now();
+        acc.append(&tp, &rec(20), reply(&log), permit(), || t0);
+        drop(acc);
         assert_eq!(log.lock().unwrap().len(), 1);
         assert!(log.lock().unwrap()[0].is_err());
     }

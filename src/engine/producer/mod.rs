@@ -25,8 +25,8 @@ use crate::engine::tasks::Tasks;
 use crate::metrics::{ProducerMetrics, ProducerStats};
 use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
+pub(crate) use accumulator::Reply;
 use accumulator::{record_size, Accumulator, Batch, Limits};
-pub(crate) use accumulator::{Delivered, Reply};
 
 /// Engine settings derived from the producer config.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ impl ProducerEngine {
     /// The cached metadata if it routes `topic`. A known topic is routed
     /// from the cache even when it is stale: the sender refreshes it on its
     /// next drain (as Java's sender does), so a slow broker never blocks send().
-    fn cached_meta(&self, topic: &str) -> Option<Arc<crate::cluster::Metadata>> {
+    pub(crate) fn cached_meta(&self, topic: &str) -> Option<Arc<crate::cluster::Metadata>> {
         let cached = self.cluster.cached();
         if cached
             .topics
@@ -219,6 +219,32 @@ impl ProducerEngine {
     /// (backpressure). What else the producer keeps for the record until it
     /// completes (its reply) counts against buffer.memory too, so the bound
     /// covers what is held.
+    /// Appends now if buffer memory is free; otherwise hands the record back
+    /// for [`append`](Self::append) to wait. Never blocks, reads no clock
+    /// unless a batch opens.
+    pub(crate) fn try_append(
+        &self,
+        tp: TopicPartition,
+        record: OutRecord,
+        reply: Reply,
+    ) -> Result<Option<(TopicPartition, OutRecord, Reply)>, ClusterError> {
+        let permits = match self.permits_for(&record, reply.footprint()) {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        // Without a timer; the semaphore is fair, so this never overtakes a
+        // sender already waiting.
+        match self.memory.clone().try_acquire_many_owned(permits) {
+            Ok(permit) => {
+                self.queue(&tp, &record, reply, permit)?;
+                Ok(None)
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => Err(ClusterError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Ok(Some((tp, record, reply))),
+        }
+    }
+
+    /// Appends, waiting up to `max_block` for buffer memory.
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,
@@ -226,38 +252,50 @@ impl ProducerEngine {
         reply: Reply,
         max_block: Duration,
     ) -> Result<(), ClusterError> {
+        let permits = match self.permits_for(&record, reply.footprint()) {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        let deadline = Instant::now() + max_block;
+        let permit = match self.wait_for_memory(permits, deadline, max_block).await {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        self.queue(&tp, &record, reply, permit)
+    }
+
+    /// Buffer memory the record takes (its bytes and what its reply holds),
+    /// or why it cannot be queued.
+    fn permits_for(&self, record: &OutRecord, held: usize) -> Result<u32, ClusterError> {
         if let Some(e) = self.tasks.fatal() {
             return Err(e);
         }
         if self.closed.load(Ordering::Acquire) {
             return Err(ClusterError::Closed);
         }
-        let size = record_size(&record);
+        let size = record_size(record);
         if size > self.cfg.buffer_memory || size > self.cfg.max_request_size {
             return Err(ClusterError::RecordTooLarge {
                 size,
                 max: Some(self.cfg.buffer_memory.min(self.cfg.max_request_size)),
             });
         }
-        let held = reply.footprint();
         // Capped so a record that fits alone still gets in.
         let permits = size.saturating_add(held).min(self.cfg.buffer_memory);
-        let permits = u32::try_from(permits).unwrap_or(u32::MAX);
-        // Fast path without a timer; the semaphore is fair, so this never
-        // overtakes a sender already waiting.
-        let permit = match self.memory.clone().try_acquire_many_owned(permits) {
-            Ok(p) => p,
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(ClusterError::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                // Boxed for the same reason as the metadata wait.
-                let deadline = Instant::now() + max_block;
-                Box::pin(self.wait_for_memory(permits, deadline, max_block)).await?
-            }
-        };
+        Ok(u32::try_from(permits).unwrap_or(u32::MAX))
+    }
+
+    fn queue(
+        &self,
+        tp: &TopicPartition,
+        record: &OutRecord,
+        reply: Reply,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), ClusterError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ClusterError::Closed);
         }
-        let (was_empty, full) = self.acc().append(&tp, &record, reply, permit, Instant::now);
+        let (was_empty, full) = self.acc().append(tp, record, reply, permit, Instant::now);
         // The sender sleeps until the linger deadline; wake it for new or full batches.
         if was_empty || full {
             self.wake.notify_one();

@@ -1,0 +1,185 @@
+//! The future a send returns. The common case (the topic's metadata cached,
+//! buffer memory free) finishes on the first poll without nested futures,
+//! so a send moves little; only a wait (unknown topic, full buffer) boxes one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{now_ms, Producer, ProducerRecord, RecordMetadata};
+use crate::cluster::Metadata;
+use crate::engine::producer::Reply;
+use crate::engine::OutRecord;
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+type Wait<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// Queues one record; resolves to `T` (a [`DeliveryFuture`](super::DeliveryFuture)
+/// for [`Producer::send`], `()` for [`Producer::send_with_callback`]) once the
+/// record is in the buffer.
+///
+/// Cancel-safe in the sense that dropping it before it resolves leaves the
+/// record unsent and its callback uncalled; after it resolves, the record's
+/// outcome is always reported.
+#[must_use = "a send does nothing until awaited"]
+pub struct Enqueue<'a, T> {
+    producer: &'a Producer,
+    step: Step<'a>,
+    out: Option<T>,
+}
+
+enum Step<'a> {
+    Start(ProducerRecord, Reply),
+    Waiting(Wait<'a>),
+    Done,
+}
+
+impl<T> std::fmt::Debug for Enqueue<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let step = match self.step {
+            Step::Start(..) => "start",
+            Step::Waiting(_) => "waiting",
+            Step::Done => "done",
+        };
+        f.debug_struct("Enqueue")
+            .field("step", &step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T> Enqueue<'a, T> {
+    pub(super) fn new(
+        producer: &'a Producer,
+        record: ProducerRecord,
+        reply: Reply,
+        out: T,
+    ) -> Self {
+        Enqueue {
+            producer,
+            step: Step::Start(record, reply),
+            out: Some(out),
+        }
+    }
+
+    fn finish(&mut self, r: Result<()>) -> Poll<Result<T>> {
+        Poll::Ready(r.and_then(|()| self.out.take().ok_or_else(polled_twice)))
+    }
+}
+
+fn polled_twice() -> Error {
+    Error::InvalidArgument {
+        message: "a send's future was polled after it completed".into(),
+    }
+}
+
+impl<T: Unpin> Future for Enqueue<'_, T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.step, Step::Done) {
+                Step::Start(record, reply) => match this.producer.try_enqueue(record, reply) {
+                    Ok(None) => return this.finish(Ok(())),
+                    Ok(Some(wait)) => this.step = Step::Waiting(wait),
+                    Err(e) => return this.finish(Err(e)),
+                },
+                Step::Waiting(mut wait) => {
+                    return match wait.as_mut().poll(cx) {
+                        Poll::Pending => {
+                            this.step = Step::Waiting(wait);
+                            Poll::Pending
+                        }
+                        Poll::Ready(r) => this.finish(r),
+                    };
+                }
+                Step::Done => return Poll::Ready(Err(polled_twice())),
+            }
+        }
+    }
+}
+
+/// The boxed engine callback that reports to `done`.
+pub(super) fn reply_to<F>(done: F) -> Reply
+where
+    F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+{
+    Reply::new(Box::new(move |r| {
+        done(
+            r.map(|d| RecordMetadata {
+                topic: d.topic,
+                partition: d.partition,
+                offset: d.offset,
+                timestamp: d.timestamp,
+            })
+            .map_err(Error::from),
+        )
+    }))
+}
+
+impl Producer {
+    /// Queues the record now if nothing needs waiting for; otherwise the wait.
+    fn try_enqueue(&self, record: ProducerRecord, reply: Reply) -> Result<Option<Wait<'_>>> {
+        crate::validate_topic_name(&record.topic)?;
+        let engine = &self.inner.engine;
+        let Some(meta) = engine.cached_meta(&record.topic) else {
+            return Ok(Some(Box::pin(self.enqueue_after_metadata(record, reply))));
+        };
+        let (tp, out) = self.route(&meta, record)?;
+        Ok(engine.try_append(tp, out, reply)?.map(|(tp, out, reply)| {
+            let max_block = self.inner.config.max_block;
+            Box::pin(async move {
+                engine.append(tp, out, reply, max_block).await?;
+                Ok(())
+            }) as Wait<'_>
+        }))
+    }
+
+    async fn enqueue_after_metadata(&self, record: ProducerRecord, reply: Reply) -> Result<()> {
+        let engine = &self.inner.engine;
+        let max_block = self.inner.config.max_block;
+        let meta = engine.partition_meta(&record.topic, max_block).await?;
+        let (tp, out) = self.route(&meta, record)?;
+        engine.append(tp, out, reply, max_block).await?;
+        Ok(())
+    }
+
+    /// Chooses the record's partition (checking an explicit one).
+    fn route(
+        &self,
+        meta: &Metadata,
+        record: ProducerRecord,
+    ) -> Result<(TopicPartition, OutRecord)> {
+        let topic_meta = meta.topics.get(&record.topic);
+        let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
+        let partition = match record.partition {
+            Some(p) if p < 0 || p >= count => {
+                return Err(Error::UnknownPartition {
+                    topic: record.topic,
+                    partition: p,
+                });
+            }
+            Some(p) => p,
+            None => {
+                let available = topic_meta.map(|t| &t.available[..]).unwrap_or_default();
+                let size = record.value.as_ref().map_or(0, |v| v.len())
+                    + record.key.as_ref().map_or(0, |k| k.len());
+                self.inner.partitioner.partition(
+                    &record.topic,
+                    record.key.as_deref(),
+                    size,
+                    count,
+                    available,
+                )
+            }
+        };
+        let out = OutRecord {
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        };
+        Ok((TopicPartition::new(record.topic, partition), out))
+    }
+}
