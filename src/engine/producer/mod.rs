@@ -228,10 +228,7 @@ impl ProducerEngine {
         record: OutRecord,
         reply: Reply,
     ) -> Result<Option<(TopicPartition, OutRecord, Reply)>, ClusterError> {
-        let permits = match self.permits_for(&record, reply.footprint()) {
-            Ok(p) => p,
-            Err(e) => return Err(e),
-        };
+        let permits = self.permits_for(&record, reply.footprint())?;
         // Without a timer; the semaphore is fair, so this never overtakes a
         // sender already waiting.
         match self.memory.clone().try_acquire_many_owned(permits) {
@@ -252,10 +249,7 @@ impl ProducerEngine {
         reply: Reply,
         max_block: Duration,
     ) -> Result<(), ClusterError> {
-        let permits = match self.permits_for(&record, reply.footprint()) {
-            Ok(p) => p,
-            Err(e) => return Err(e),
-        };
+        let permits = self.permits_for(&record, reply.footprint())?;
         let deadline = Instant::now() + max_block;
         let permit = match self.wait_for_memory(permits, deadline, max_block).await {
             Ok(p) => p,
