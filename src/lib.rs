@@ -37,7 +37,8 @@ pub use consumer::{
 pub use engine::Compression;
 pub use error::{Error, ErrorCode, Result, RetryAction};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
+    Acks, DeliveryFuture, Enqueue, Producer, ProducerBuilder, ProducerConfig, ProducerRecord,
+    RecordMetadata,
 };
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 pub use types::*;
