@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::compression::{self, Compression};
 use super::records::{InBatch, InRecord};
+use super::CodecError;
 
 /// Bytes of a v2 batch header, from the base offset to the record count.
 pub(super) const HEADER: usize = 61;
@@ -35,39 +36,31 @@ pub struct LazyBatch {
 }
 
 impl LazyBatch {
-    /// Decodes the records; an error names the record and the batch's offset.
-    pub fn records(&self) -> R<Vec<InRecord>> {
+    /// Decodes the records; an error names the batch's offset and the record.
+    pub fn records(&self) -> Result<Vec<InRecord>, CodecError> {
         let count = self.count;
         let mut records = Vec::with_capacity(count);
         let mut at = 0usize;
+        let failed =
+            |e: String| CodecError::Records(format!("batch at offset {}: {e}", self.base_offset));
         for i in 0..count {
             let r = self
                 .ctx
                 .record(&self.data, &mut at)
-                .map_err(|e| format!("record {i} of {count}: {e}"))?;
+                .map_err(|e| failed(format!("record {i} of {count}: {e}")))?;
             records.push(r);
         }
         if at != self.data.len() {
-            return Err(format!(
+            return Err(failed(format!(
                 "{} bytes left after the batch's {count} records",
                 self.data.len() - at
-            ));
+            )));
         }
         Ok(records)
     }
-}
 
-/// Decodes one complete batch (`batch` is exactly base offset .. end).
-/// Returns the batch and the size of its records once decompressed.
-#[cfg(test)]
-pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)> {
-    let (lazy, size) = open(batch, max_decompressed)?;
-    Ok((lazy.decode()?, size))
-}
-
-impl LazyBatch {
     /// Decodes it whole.
-    pub fn decode(self) -> R<InBatch> {
+    pub fn decode(self) -> Result<InBatch, CodecError> {
         Ok(InBatch {
             records: self.records()?,
             compression: self.compression,
@@ -76,6 +69,14 @@ impl LazyBatch {
             producer_id: self.producer_id,
         })
     }
+}
+
+/// Decodes one complete batch (`batch` is exactly base offset .. end).
+/// Returns the batch and the size of its records once decompressed.
+#[cfg(test)]
+pub(super) fn batch(batch: Bytes, max_decompressed: usize) -> R<(InBatch, usize)> {
+    let (lazy, size) = open(batch, max_decompressed)?;
+    Ok((lazy.decode().map_err(|e| e.to_string())?, size))
 }
 
 /// Checks one complete batch (`batch` is exactly base offset .. end) and

@@ -105,11 +105,7 @@ pub fn decode_batches_within(
 ) -> Result<Vec<InBatch>, CodecError> {
     open_batches_within(data, max_decompressed, budget)?
         .into_iter()
-        .map(|b| {
-            let base = b.base_offset;
-            b.decode()
-                .map_err(|e| CodecError::Records(format!("batch at offset {base}: {e}")))
-        })
+        .map(LazyBatch::decode)
         .collect()
 }
 

@@ -179,14 +179,7 @@ fn apply(
                         }
                     }
                     Err(PartitionError::Corrupt(source)) => {
-                        e.stats.errors.add("corrupt_data".into(), 1);
-                        tracing::warn!(%tp, offset, error = %source, "records cannot be read");
-                        p.failed = Some(ClusterError::CorruptRecords {
-                            tp: tp.clone(),
-                            offset,
-                            source,
-                        });
-                        p.failure_reported = false;
+                        p.fail_corrupt(&tp, offset, source, &e.stats);
                     }
                     Err(PartitionError::Code(code)) if code == OFFSET_OUT_OF_RANGE => {
                         e.stats.errors.add(ErrorCode(code).name(), 1);

@@ -68,12 +68,7 @@ impl Buffered {
             let Some(b) = self.batches.pop_front() else {
                 return Ok(None);
             };
-            self.current = b
-                .records()
-                .map_err(|e| {
-                    CodecError::Records(format!("batch at offset {}: {e}", b.base_offset))
-                })?
-                .into_iter();
+            self.current = b.records()?.into_iter();
         }
     }
 
@@ -102,6 +97,27 @@ pub(crate) struct PartState {
     pub failure_reported: bool,
     /// No fetch before this (after a non-retriable partition error).
     pub backoff_until: Option<std::time::Instant>,
+}
+
+impl PartState {
+    /// Stops the partition at `offset` with `CorruptRecords` until the
+    /// application seeks past it.
+    pub(crate) fn fail_corrupt(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        source: CodecError,
+        stats: &ConsumerStats,
+    ) {
+        stats.errors.add("corrupt_data".into(), 1);
+        tracing::warn!(%tp, offset, error = %source, "records cannot be read");
+        self.failed = Some(ClusterError::CorruptRecords {
+            tp: tp.clone(),
+            offset,
+            source,
+        });
+        self.failure_reported = false;
+    }
 }
 
 impl Default for PartState {
@@ -300,21 +316,13 @@ impl ConsumerEngine {
                 continue;
             }
             let topic: Arc<str> = tp.topic.as_str().into();
+            let mut failure = None;
             while n < max {
                 let r = match buf.pop() {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(source) => {
-                        // Reported like a batch the fetch could not read.
-                        let offset = p.position.unwrap_or(buf.next_offset);
-                        self.stats.errors.add("corrupt_data".into(), 1);
-                        tracing::warn!(%tp, offset, error = %source, "records cannot be read");
-                        p.failed = Some(ClusterError::CorruptRecords {
-                            tp: tp.clone(),
-                            offset,
-                            source,
-                        });
-                        p.failure_reported = false;
+                        failure = Some((p.position.unwrap_or(buf.next_offset), source));
                         break;
                     }
                 };
@@ -327,7 +335,9 @@ impl ConsumerEngine {
                 n += 1;
                 each(&topic, tp.partition, r);
             }
-            if p.failed.is_some() {
+            if let Some((offset, source)) = failure {
+                // Reported like a batch the fetch could not read.
+                p.fail_corrupt(tp, offset, source, &self.stats);
                 p.buffered = None;
             } else if buf.is_empty() {
                 // Skip trailing markers and compacted gaps too.
