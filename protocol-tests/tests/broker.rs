@@ -107,12 +107,17 @@ fn broker_accepts_every_request_we_encode() {
     );
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 
-    let p: InitProducerIdResponse = c.send(
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(i32::MAX)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    // A fresh broker may still be loading its coordinators:
+    // COORDINATOR_LOAD_IN_PROGRESS (14) / COORDINATOR_NOT_AVAILABLE (15).
+    let p: InitProducerIdResponse = ask_again(
+        || c.send(&init),
+        |r: &InitProducerIdResponse| r.error_code,
+        &[14, 15],
     );
     assert_eq!(p.error_code, 0);
     let records: Vec<OutRecord> = (0..5)
@@ -140,17 +145,13 @@ fn broker_accepts_every_request_we_encode() {
         .with_timeout_ms(20_000)
         .with_topic_data(vec![data]);
     // A fresh broker may not lead the new partition yet: NOT_LEADER_OR_FOLLOWER
-    // (6) is retriable and nothing was written, so ask again, as a client would.
-    let mut code = -1;
-    for _ in 0..100 {
-        let r: ProduceResponse = c.send(&produce);
-        code = r.responses[0].partition_responses[0].error_code;
-        if code != 6 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(code, 0);
+    // (6) is retriable and nothing was written.
+    let r: ProduceResponse = ask_again(
+        || c.send(&produce),
+        |r: &ProduceResponse| r.responses[0].partition_responses[0].error_code,
+        &[6],
+    );
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 
     let lp = list_offsets_request::ListOffsetsPartition::default()
         .with_partition_index(0)
@@ -212,15 +213,13 @@ fn broker_accepts_every_request_we_encode() {
             .with_name(s("range"))
             .with_metadata(sub.clone())])
     };
-    // A coordinator may still be loading: retry a few times.
-    let mut first: JoinGroupResponse = c.send(&join(""));
-    for _ in 0..20 {
-        if first.error_code != 14 && first.error_code != 15 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        first = c.send(&join(""));
-    }
+    // A coordinator may still be loading or not yet own the group:
+    // COORDINATOR_LOAD_IN_PROGRESS (14), _NOT_AVAILABLE (15), NOT_COORDINATOR (16).
+    let first: JoinGroupResponse = ask_again(
+        || c.send(&join("")),
+        |r: &JoinGroupResponse| r.error_code,
+        &[14, 15, 16],
+    );
     // 79 = MEMBER_ID_REQUIRED: the broker hands out an id to join with.
     assert!(
         first.error_code == 79 || first.error_code == 0,
@@ -321,4 +320,18 @@ fn broker_accepts_every_request_we_encode() {
             .with_timeout_ms(20_000),
     );
     assert_eq!(r.responses[0].error_code, 0);
+}
+
+/// Sends again (up to ~10 s) while the reply's code is one of `retriable`,
+/// as a client would.
+fn ask_again<R>(mut send: impl FnMut() -> R, code: impl Fn(&R) -> i16, retriable: &[i16]) -> R {
+    let mut r = send();
+    for _ in 0..100 {
+        if !retriable.contains(&code(&r)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        r = send();
+    }
+    r
 }
