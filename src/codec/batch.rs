@@ -15,9 +15,21 @@ const CRC_START: usize = 21;
 
 /// Record bodies in the v2 format (KIP-98), offsets counted from 0 and
 /// timestamps from the first record's.
+///
+/// Bodies are kept in chunks of at most `chunk` bytes (a larger record gets
+/// a chunk of its own), so a batch that grows large holds about what it
+/// uses: no doubling `Vec` with up to half its capacity idle, and no copy
+/// of everything so far on each growth.
 #[derive(Debug, Default)]
 pub struct BatchBody {
+    /// Chunks already full, in order.
+    full: Vec<Vec<u8>>,
+    /// The chunk records are appended to.
     buf: Vec<u8>,
+    /// Bytes in `full`.
+    full_bytes: usize,
+    /// Largest chunk (0: one chunk, grown as needed).
+    chunk: usize,
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -26,12 +38,53 @@ pub struct BatchBody {
 }
 
 impl BatchBody {
-    /// An empty body with room for `capacity` bytes.
+    /// Bytes of the batch header in front of the bodies.
+    pub const HEADER_BYTES: usize = HEADER;
+
+    /// An empty body with room for `capacity` bytes in one chunk.
     pub fn with_capacity(capacity: usize) -> Self {
         BatchBody {
             buf: Vec::with_capacity(capacity),
             ..Default::default()
         }
+    }
+
+    /// An empty body with room for `capacity` bytes now, growing in chunks
+    /// of `chunk` bytes.
+    pub fn chunked(capacity: usize, chunk: usize) -> Self {
+        BatchBody {
+            buf: Vec::with_capacity(capacity.min(chunk)),
+            chunk,
+            ..Default::default()
+        }
+    }
+
+    /// Room for `need` more bytes: within the chunk (grown by doubling up
+    /// to `chunk`), or a new chunk.
+    fn make_room(&mut self, need: usize) {
+        let used = self.buf.len();
+        if used + need <= self.buf.capacity() {
+            return;
+        }
+        if self.chunk == 0 {
+            return self.buf.reserve(need);
+        }
+        if used > 0 && used + need > self.chunk {
+            let next = Vec::with_capacity(self.chunk.max(need));
+            self.full_bytes += used;
+            self.full.push(std::mem::replace(&mut self.buf, next));
+            return;
+        }
+        let grown = (self.buf.capacity() * 2).min(self.chunk).max(used + need);
+        self.buf.reserve_exact(grown - used);
+    }
+
+    /// The chunks, in order.
+    fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.full
+            .iter()
+            .map(Vec::as_slice)
+            .chain(std::iter::once(self.buf.as_slice()))
     }
 
     /// Records in the batch.
@@ -67,8 +120,8 @@ impl BatchBody {
         for (k, v) in &r.headers {
             len += field(Some(k.as_bytes())) + field(v.as_deref());
         }
+        self.make_room(len + varint_len(len as i64));
         let out = &mut self.buf;
-        out.reserve(len + 5);
         put_varint(out, len as i64);
         out.push(0);
         put_varint(out, delta);
@@ -93,15 +146,26 @@ impl BatchBody {
     /// Every record's create timestamp, in order.
     pub fn timestamps(&self) -> impl Iterator<Item = i64> + '_ {
         let base = self.base_timestamp;
-        Scan(&self.buf).map(move |r| base.wrapping_add(r.delta))
+        self.parts()
+            .flat_map(Scan)
+            .map(move |r| base.wrapping_add(r.delta))
     }
 
     /// Moves records `at..` into a new body (offsets renumbered from 0,
     /// same base timestamp). Bytes moved are the returned body's `bytes()`.
     pub fn split_off(&mut self, at: usize) -> BatchBody {
+        // Rare (MESSAGE_TOO_LARGE): work on one contiguous copy.
+        if !self.full.is_empty() {
+            let mut all = Vec::with_capacity(self.bytes());
+            self.parts().for_each(|p| all.extend_from_slice(p));
+            self.full.clear();
+            self.full_bytes = 0;
+            self.buf = all;
+        }
         let mut second = BatchBody {
             base_timestamp: self.base_timestamp,
             max_timestamp: i64::MIN,
+            chunk: self.chunk,
             ..Default::default()
         };
         let mut cut = self.buf.len();
@@ -137,7 +201,7 @@ impl BatchBody {
 
     /// Encoded size of the record bodies.
     pub fn bytes(&self) -> usize {
-        self.buf.len()
+        self.full_bytes + self.buf.len()
     }
 
     /// The whole batch: header (producer stamp, CRC32C) and the bodies,
@@ -146,20 +210,16 @@ impl BatchBody {
         if self.is_empty() {
             return Ok(Bytes::new());
         }
-        let compressed;
-        let records: &[u8] = match codec {
-            Compression::None => &self.buf,
-            c => {
-                compressed = compression::compress(c, &self.buf)?;
-                &compressed
-            }
+        let parts: Vec<&[u8]> = self.parts().collect();
+        // Uncompressed the size is known; compressed, grow from a small
+        // guess (a large idle capacity would stay allocated while in flight).
+        let guess = match codec {
+            Compression::None => self.bytes(),
+            _ => self.bytes().min(16 * 1024),
         };
-        let total = HEADER + records.len();
-        let batch_len = i32::try_from(total - 12)
-            .map_err(|_| CodecError::Records(format!("a batch of {total} bytes is too large")))?;
-        let mut out = BytesMut::with_capacity(total);
+        let mut out = BytesMut::with_capacity(HEADER + guess);
         out.put_i64(0); // base offset
-        out.put_i32(batch_len);
+        out.put_i32(0); // batch length, below
         out.put_i32(-1); // partition leader epoch
         out.put_i8(2); // magic
         out.put_u32(0); // CRC, below
@@ -171,7 +231,11 @@ impl BatchBody {
         out.put_i16(stamp.epoch);
         out.put_i32(stamp.base_sequence);
         out.put_i32(self.count);
-        out.put_slice(records);
+        compression::compress_into(codec, &parts, (&mut out).writer())?;
+        let total = out.len();
+        let batch_len = i32::try_from(total - 12)
+            .map_err(|_| CodecError::Records(format!("a batch of {total} bytes is too large")))?;
+        out[8..12].copy_from_slice(&batch_len.to_be_bytes());
         let crc = crc32c::crc32c(&out[CRC_START..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(out.freeze())
@@ -330,6 +394,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_chunked_body_encodes_as_one_and_splits_across_chunks() {
+        let records: Vec<_> = (0..60).map(rec).collect();
+        let mut one = BatchBody::default();
+        // 700-byte chunks: most hold a few records; none is split.
+        let mut chunked = BatchBody::chunked(16, 700);
+        for r in &records {
+            one.push(r);
+            chunked.push(r);
+        }
+        assert!(chunked.full.len() > 5, "{} chunks", chunked.full.len());
+        assert!(chunked.full.iter().all(|c| c.capacity() <= 700));
+        assert_eq!(chunked.bytes(), one.bytes());
+        for c in Compression::ALL {
+            let a = one.encode(ProducerStamp::NONE, c).unwrap();
+            let b = chunked.encode(ProducerStamp::NONE, c).unwrap();
+            let (a, b) = (
+                decode_batches(a, 1 << 20).unwrap(),
+                decode_batches(b, 1 << 20).unwrap(),
+            );
+            assert_eq!(a[0].records, b[0].records, "{c}");
+        }
+        assert!(chunked.timestamps().eq(records.iter().map(|r| r.timestamp)));
+        let second = chunked.split_off(33);
+        assert_eq!((chunked.len(), second.len()), (33, 27));
+        let got = decode_batches(
+            second
+                .encode(ProducerStamp::NONE, Compression::Lz4)
+                .unwrap(),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(got[0].records[0].value, records[33].value);
+        assert_eq!(got[0].records[26].offset, 26);
     }
 
     #[test]

@@ -82,35 +82,57 @@ fn err(codec: Compression, reason: impl std::fmt::Display) -> CodecError {
 }
 
 /// Compresses `data` with `codec`.
+#[cfg_attr(not(feature = "unstable-internals"), allow(dead_code))] // tests, benches
 pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    compress_into(codec, &[data], &mut out)?;
+    Ok(out)
+}
+
+/// Compresses the concatenation of `parts` with `codec`, appending to `out`
+/// (so a batch kept in pieces is never copied whole first).
+pub fn compress_into<W: Write>(
+    codec: Compression,
+    parts: &[&[u8]],
+    mut out: W,
+) -> Result<(), CodecError> {
+    let e = |x: std::io::Error| err(codec, x);
     match codec {
-        Compression::None => Ok(data.to_vec()),
+        Compression::None => parts.iter().try_for_each(|p| out.write_all(p)).map_err(e),
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(data).map_err(|e| err(codec, e))?;
-            enc.finish().map_err(|e| err(codec, e))
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            parts.iter().try_for_each(|p| enc.write_all(p)).map_err(e)?;
+            enc.finish().map(drop).map_err(e)
         }
         Compression::Snappy => {
-            let mut out =
-                Vec::with_capacity(XERIAL_HEADER.len() + snap::raw::max_compress_len(data.len()));
-            out.extend_from_slice(XERIAL_HEADER);
+            // Xerial blocks are independent, so a part's blocks never span parts.
+            out.write_all(XERIAL_HEADER).map_err(e)?;
             let mut enc = snap::raw::Encoder::new();
-            for block in data.chunks(XERIAL_BLOCK) {
-                let c = enc.compress_vec(block).map_err(|e| err(codec, e))?;
-                out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-                out.extend_from_slice(&c);
+            let mut scratch = Vec::new();
+            for block in parts.iter().flat_map(|p| p.chunks(XERIAL_BLOCK)) {
+                scratch.resize(snap::raw::max_compress_len(block.len()), 0);
+                let n = enc
+                    .compress(block, &mut scratch)
+                    .map_err(|x| err(codec, x))?;
+                out.write_all(&(n as u32).to_be_bytes()).map_err(e)?;
+                out.write_all(&scratch[..n]).map_err(e)?;
             }
-            Ok(out)
+            Ok(())
         }
         Compression::Lz4 => {
-            let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            enc.write_all(data).map_err(|e| err(codec, e))?;
-            enc.finish().map_err(|e| err(codec, e))
+            let mut enc = lz4_flex::frame::FrameEncoder::new(out);
+            parts.iter().try_for_each(|p| enc.write_all(p)).map_err(e)?;
+            enc.finish().map(drop).map_err(|x| err(codec, x))
         }
-        Compression::Zstd => Ok(ruzstd::encoding::compress_to_vec(
-            data,
-            ruzstd::encoding::CompressionLevel::Fastest,
-        )),
+        Compression::Zstd => {
+            let source = parts
+                .iter()
+                .fold(Box::new(std::io::empty()) as Box<dyn Read + '_>, |r, p| {
+                    Box::new(r.chain(*p))
+                });
+            ruzstd::encoding::compress(source, out, ruzstd::encoding::CompressionLevel::Fastest);
+            Ok(())
+        }
     }
 }
 
@@ -210,6 +232,23 @@ mod tests {
             .collect();
         for c in Compression::ALL {
             let z = compress(c, &data).unwrap();
+            assert_eq!(decompress(c, &z, data.len()).unwrap(), data, "{c}");
+        }
+    }
+
+    #[test]
+    fn parts_compress_as_their_concatenation() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
+        // Uneven cuts, one across a snappy block boundary, one empty part.
+        let parts = [
+            &data[..5],
+            &data[5..40_000],
+            &data[40_000..40_000],
+            &data[40_000..],
+        ];
+        for c in Compression::ALL {
+            let mut z = Vec::new();
+            compress_into(c, &parts, &mut z).unwrap();
             assert_eq!(decompress(c, &z, data.len()).unwrap(), data, "{c}");
         }
     }

@@ -81,6 +81,11 @@ pub(crate) struct Batch {
     pub body: BatchBody,
     pub replies: Vec<Reply>,
     pub bytes: usize,
+    /// Record bytes (before compression) the batch takes before it is full:
+    /// batch.size over the topic's estimated compression ratio.
+    pub limit: usize,
+    /// The compression ratio estimated when the batch opened (1 uncompressed).
+    pub ratio: f32,
     pub created: Instant,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
@@ -140,6 +145,8 @@ impl Batch {
             body,
             replies,
             bytes,
+            limit: self.limit,
+            ratio: self.ratio,
             created: self.created,
             attempts: self.attempts,
             retry_at: self.retry_at,
@@ -153,6 +160,11 @@ impl Batch {
     /// Records in the batch.
     pub(crate) fn len(&self) -> usize {
         self.body.len()
+    }
+
+    /// Bytes the batch will likely take on the wire, once compressed.
+    pub(crate) fn wire_estimate(&self) -> usize {
+        (self.bytes as f32 * self.ratio * ESTIMATE_MARGIN) as usize
     }
 
     fn order(&self) -> (u64, u32) {
@@ -176,6 +188,8 @@ pub(crate) struct PartitionQueue {
     /// After a failure, send one batch at a time until the retried ones are
     /// through, so sequences reach the broker in order.
     pub retrying: bool,
+    /// Whether the last batch taken held at least a chunk of records.
+    pub busy: bool,
 }
 
 /// Limits the accumulator enforces.
@@ -185,7 +199,33 @@ pub(crate) struct Limits {
     pub linger: Duration,
     pub max_in_flight: usize,
     pub idempotent: bool,
+    /// Whether batches are compressed: then batch.size counts the estimated
+    /// compressed bytes, as in Java's producer.
+    pub compressed: bool,
+    /// Record bytes one batch holds at most however well it compresses
+    /// (max.request.size): they wait uncompressed until sent.
+    pub max_batch_bytes: usize,
 }
+
+/// Largest piece a compressed batch's records are kept in: the last, partly
+/// filled one of each batch is memory buffer.memory does not count.
+const CHUNK: usize = 16 * 1024;
+impl Limits {
+    /// Uncompressed, a batch is one batch.size buffer; compressed, it may
+    /// hold many times that, in small chunks.
+    fn chunk(&self) -> usize {
+        match self.compressed {
+            true => self.batch_size.min(CHUNK),
+            false => self.batch_size,
+        }
+    }
+}
+
+/// Java's margin over the estimated compressed size.
+const ESTIMATE_MARGIN: f32 = 1.05;
+/// Java's steps for the per-topic estimate: it worsens fast, improves slowly.
+const RATIO_WORSE_STEP: f32 = 0.05;
+const RATIO_BETTER_STEP: f32 = 0.005;
 
 pub(crate) struct Accumulator {
     pub limits: Limits,
@@ -193,6 +233,8 @@ pub(crate) struct Accumulator {
     next_id: u64,
     /// Unfinished batch ids, with how many pieces (after splits) are left.
     incomplete: BTreeMap<u64, u32>,
+    /// Estimated compressed/uncompressed size per topic (absent: 1.0).
+    ratios: FastMap<String, f32>,
 }
 
 /// Per-record size estimate used for batching and buffer accounting.
@@ -212,7 +254,45 @@ impl Accumulator {
             parts: FastMap::default(),
             next_id: 0,
             incomplete: BTreeMap::new(),
+            ratios: FastMap::default(),
         }
+    }
+
+    /// Learns from a batch just compressed (Java's CompressionRatioEstimator):
+    /// a worse ratio is taken at once (at least one step), a better one
+    /// approached one small step per batch.
+    pub(crate) fn observe_ratio(&mut self, topic: &str, observed: f32) {
+        if !observed.is_finite() || observed <= 0.0 {
+            return;
+        }
+        let current = self.ratios.get(topic).copied().unwrap_or(1.0);
+        let next = if observed > current {
+            observed.max(current + RATIO_WORSE_STEP)
+        } else {
+            observed.max(current - RATIO_BETTER_STEP)
+        };
+        match self.ratios.get_mut(topic) {
+            Some(r) => *r = next,
+            None => {
+                self.ratios.insert(topic.to_owned(), next);
+            }
+        }
+    }
+
+    /// The estimated ratio for `topic` and the record bytes a batch opened
+    /// now may hold.
+    fn batch_limit(&self, topic: &str) -> (f32, usize) {
+        let l = &self.limits;
+        if !l.compressed {
+            return (1.0, l.batch_size);
+        }
+        let ratio = self.ratios.get(topic).copied().unwrap_or(1.0);
+        let fits =
+            l.batch_size.saturating_sub(BatchBody::HEADER_BYTES) as f32 / (ratio * ESTIMATE_MARGIN);
+        (
+            ratio,
+            (fits as usize).clamp(1, l.max_batch_bytes.max(l.batch_size)),
+        )
     }
 
     /// Adds a record to the partition's open batch, or opens a new one.
@@ -232,7 +312,6 @@ impl Accumulator {
         let mut reply = reply;
         reply.queued = true;
         let size = record_size(record);
-        let batch_size = self.limits.batch_size;
         // Look up before inserting: `entry` would clone the key on every record.
         if !self.parts.contains_key(tp) {
             self.parts.insert(
@@ -250,38 +329,45 @@ impl Accumulator {
         let mut rolled_over = false;
         if let Some(b) = q.batches.back_mut() {
             let open = b.attempts == 0 && b.sequence.is_none();
-            if open && b.bytes + size <= batch_size && b.body.accepts(record.timestamp) {
+            if open && b.bytes + size <= b.limit && b.body.accepts(record.timestamp) {
                 b.body.push(record);
                 b.replies.push(reply);
                 b.bytes += size;
                 if let Some(p) = b._permit.as_mut() {
                     p.merge(permit);
                 }
-                return (was_empty, b.bytes >= batch_size);
+                return (was_empty, b.bytes >= b.limit);
             }
             rolled_over = open;
         }
+        let (ratio, limit) = self.batch_limit(&tp.topic);
+        let Some(q) = self.parts.get_mut(tp) else {
+            return (false, false);
+        };
         let id = self.next_id;
         self.next_id += 1;
         self.incomplete.insert(id, 1);
-        // A partition that just filled a batch will likely fill the next:
-        // give it batch.size at once. Otherwise grow by doubling, as a
-        // batch.size buffer for every partition would hold far more memory
-        // than buffer.memory counts.
-        let capacity = if rolled_over {
-            batch_size
-        } else {
-            batch_size.min(size.saturating_mul(8))
-        };
-        let mut body = BatchBody::with_capacity(capacity);
+        // A partition that just filled a batch, or whose last batch outgrew a
+        // chunk, will likely fill this one: give it a whole chunk at once, so
+        // the allocator sees one size. Otherwise grow by doubling, as a full
+        // chunk for every quiet partition would hold more memory than
+        // buffer.memory counts. Chunks are small so the last, partly filled
+        // one of each batch wastes little.
+        let chunk = self.limits.chunk();
+        let busy = rolled_over || q.busy;
+        let capacity = if busy { chunk } else { size.saturating_mul(8) };
+        let mut body = BatchBody::chunked(capacity, chunk);
         body.push(record);
+        let replies = vec![reply];
         q.batches.push_back(Batch {
             id,
             first_index: 0,
             tp: tp.clone(),
             body,
-            replies: vec![reply],
+            replies,
             bytes: size,
+            limit,
+            ratio,
             created: now(),
             attempts: 0,
             retry_at: None,
@@ -327,7 +413,7 @@ impl Accumulator {
             if self.limits.idempotent && q.in_flight >= max_in_flight {
                 continue;
             }
-            let full = q.batches.len() > 1 || front.bytes >= self.limits.batch_size;
+            let full = q.batches.len() > 1 || front.bytes >= front.limit;
             let lingered = front.created + self.limits.linger;
             if full || flush_all || lingered <= now {
                 ready.push(tp.clone());
@@ -346,6 +432,7 @@ impl Accumulator {
     ) -> Option<Batch> {
         let q = self.parts.get_mut(tp)?;
         let mut b = q.batches.pop_front()?;
+        q.busy = b.bytes >= self.limits.chunk();
         if let (Some((producer_id, epoch)), None) = (producer, b.sequence) {
             b.sequence = Some(Sequenced {
                 producer_id,
@@ -524,6 +611,8 @@ mod tests {
             linger: Duration::from_millis(10),
             max_in_flight: 2,
             idempotent,
+            compressed: false,
+            max_batch_bytes: 1000,
         }
     }
 
@@ -689,6 +778,52 @@ mod tests {
         acc.settle(&c, true);
         acc.settle(&b, true);
         assert_eq!(acc.parts[&tp].last_acked, 2);
+    }
+
+    #[test]
+    fn compressed_batches_hold_what_the_estimated_ratio_lets_in() {
+        let t0 = Instant::now();
+        let (a0, a1, b) = (
+            TopicPartition::new("a", 0),
+            TopicPartition::new("a", 1),
+            TopicPartition::new("b", 0),
+        );
+        let log = Log::default();
+        let mut acc = Accumulator::new(Limits {
+            batch_size: 1061, // 1000 record bytes after the header
+            compressed: true,
+            max_batch_bytes: 8000,
+            ..limits(true)
+        });
+        // Records of 100 B the first batch of a fresh partition takes.
+        let fill = |acc: &mut Accumulator, tp: &TopicPartition| {
+            let opened = acc.next_id();
+            let mut n = 0;
+            while acc.next_id() <= opened + 1 {
+                acc.append(tp, &rec(79), reply(&log), permit(), || t0); // 100 bytes each
+                n += 1;
+            }
+            n - 1 // the last record opened the next batch
+        };
+        // No estimate yet: 1.0 with Java's 5 % margin, so 9 records of 100 B.
+        assert_eq!(fill(&mut acc, &a0), 9);
+        // A better ratio is approached one 0.005 step per batch.
+        acc.observe_ratio("a", 0.1);
+        assert_eq!(acc.ratios["a"], 0.995);
+        for _ in 0..200 {
+            acc.observe_ratio("a", 0.1);
+        }
+        assert_eq!(acc.ratios["a"], 0.1);
+        // 1000 / (0.1 × 1.05) = 9523 bytes, capped by max_batch_bytes.
+        assert_eq!(fill(&mut acc, &a1), 80);
+        assert_eq!(fill(&mut acc, &b), 9, "the estimate is per topic");
+        // A worse one is taken at once.
+        acc.observe_ratio("a", 0.5);
+        assert_eq!(acc.ratios["a"], 0.5);
+        acc.observe_ratio("a", 0.52);
+        assert_eq!(acc.ratios["a"], 0.55, "at least one 0.05 step");
+        acc.observe_ratio("a", f32::NAN);
+        assert_eq!(acc.ratios["a"], 0.55, "nonsense is ignored");
     }
 
     #[test]

@@ -74,6 +74,8 @@ impl ProducerEngine {
             linger: cfg.linger,
             max_in_flight: cfg.max_in_flight,
             idempotent: cfg.idempotent,
+            compressed: cfg.compression != Compression::None,
+            max_batch_bytes: cfg.max_request_size,
         };
         let engine = Arc::new(ProducerEngine {
             cluster,
@@ -144,7 +146,7 @@ impl ProducerEngine {
         }
     }
 
-    fn acc(&self) -> MutexGuard<'_, Accumulator> {
+    pub(super) fn acc(&self) -> MutexGuard<'_, Accumulator> {
         self.acc.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// A metadata snapshot that knows `topic`, waiting up to `max_block`.
@@ -574,7 +576,7 @@ fn drain(e: &Arc<ProducerEngine>, refresh_after: &mut Instant) -> Option<Instant
                 break;
             }
             if let Some(b) = acc.take(&tp, pid.map(|p| (p.id, p.epoch))) {
-                size += b.bytes;
+                size += b.wire_estimate();
                 batches.push(b);
             }
         }

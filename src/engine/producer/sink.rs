@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use super::accumulator::Batch;
 use super::ProducerEngine;
-use crate::cluster::wire::ProducerStamp;
+use crate::cluster::wire::{BatchBody, ProducerStamp};
+use crate::cluster::Compression;
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, PendingResponse, Role};
 
 use crate::cluster::codes::{
@@ -199,6 +200,7 @@ fn outcomes(resp: msg::ProduceResponse) -> Outcomes {
 /// Encodes the batches (synchronously, so no batch is held across an await).
 fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest, ClusterError> {
     let mut topics: Vec<msg::TopicProduceData> = Vec::new();
+    let mut ratios = Vec::new();
     for b in batches {
         let stamp = b.sequence.map_or(ProducerStamp::NONE, |s| ProducerStamp {
             producer_id: s.producer_id,
@@ -212,6 +214,10 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
                     what: format!("a record batch for {}", b.tp),
                     source: err,
                 })?;
+        if e.cfg.compression != Compression::None && !b.body.is_empty() {
+            let packed = records.len().saturating_sub(BatchBody::HEADER_BYTES);
+            ratios.push((&b.tp.topic, packed as f32 / b.body.bytes().max(1) as f32));
+        }
         let part = msg::PartitionProduceData::default()
             .with_index(b.tp.partition)
             .with_records(Some(records));
@@ -222,6 +228,12 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
                     .with_name(msg::topic_name(&b.tp.topic))
                     .with_partition_data(vec![part]),
             ),
+        }
+    }
+    if !ratios.is_empty() {
+        let mut acc = e.acc();
+        for (topic, r) in ratios {
+            acc.observe_ratio(topic, r);
         }
     }
     let timeout = e.cluster.config().conn.request_timeout;
