@@ -371,3 +371,86 @@ async fn client_quota_throttles_and_the_producer_honours_it() {
         .unwrap();
     assert_eq!(end.values().next().unwrap().offset, N as i64);
 }
+
+/// Compressed, batch.size counts the estimated compressed size (as in Java),
+/// so batches of compressible records hold far more than batch.size; every
+/// record still arrives, in order, for each codec.
+#[tokio::test]
+async fn compressed_batches_grow_with_the_ratio_and_read_back_whole() {
+    let _bound = crate::support::watchdog(
+        "producer::compressed_batches_grow_with_the_ratio_and_read_back_whole",
+        300,
+    );
+    const N: usize = 4500;
+    let value = |i: usize| {
+        let mut v: Vec<u8> = (0..1000).map(|j| b'a' + (j % 13) as u8).collect();
+        v.extend_from_slice(format!("{i:08}").as_bytes());
+        Bytes::from(v)
+    };
+    let mut batches = HashMap::new();
+    for codec in Compression::ALL {
+        let topic = unique(&format!("ratio-{codec}"));
+        create_topic(&topic, 1).await;
+        // A long linger: batches go out because they are full, not by time.
+        let p = producer(&[
+            ("compression.type", codec.name()),
+            ("batch.size", "16384"),
+            ("linger.ms", "200"),
+        ])
+        .await;
+        let mut acks = Vec::with_capacity(N);
+        for i in 0..N {
+            acks.push(
+                p.send(ProducerRecord::new(&topic).value(value(i)))
+                    .await
+                    .unwrap(),
+            );
+            // In waves: the estimate learns from batches sent, so a single
+            // burst would open every batch before the first was compressed.
+            if i % 300 == 299 {
+                p.flush().await.unwrap();
+            }
+        }
+        p.flush().await.unwrap();
+        for (i, a) in acks.into_iter().enumerate() {
+            assert_eq!(a.await.unwrap().offset, i as i64, "{codec}");
+        }
+        let m = p.metrics();
+        assert_eq!(m.records_sent, N as u64, "{codec}: {m:?}");
+        batches.insert(codec, m.batches_sent);
+        p.close(Duration::from_secs(10)).await;
+
+        let c = crate::consumer::consumer(&unique("ratio"), &[]).await;
+        c.assign(&[TopicPartition::new(&topic, 0)]).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < N {
+            let more = c.poll(Duration::from_secs(5)).await.unwrap();
+            assert!(!more.is_empty(), "{codec}: stalled at {}", got.len());
+            got.extend(more);
+        }
+        c.close().await;
+        assert_eq!(got.len(), N, "{codec}");
+        for (i, r) in got.iter().enumerate() {
+            assert_eq!(
+                (r.offset, r.value.as_ref()),
+                (i as i64, Some(&value(i))),
+                "{codec}"
+            );
+        }
+    }
+    eprintln!("batches sent: {batches:?}");
+    // 16 KiB holds 15 of these uncompressed: 300 batches.
+    let plain = batches[&Compression::None];
+    assert!(plain >= 290, "{batches:?}");
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        assert!(
+            batches[&codec] * 4 < plain * 3,
+            "{codec} batches as if uncompressed: {batches:?}"
+        );
+    }
+}
