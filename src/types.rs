@@ -3,9 +3,17 @@
 use std::collections::BTreeMap;
 
 /// A map on the per-record path, keyed by topic or partition: foldhash, not
-/// SipHash (keys are the application's own names, not an attacker's).
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// SipHash (keys are the application's own names, not an attacker's), and
+/// hashbrown's `entry_ref`, which finds or inserts with one lookup and no
+/// key clone.
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
+
+impl From<&TopicPartition> for TopicPartition {
+    fn from(tp: &TopicPartition) -> Self {
+        tp.clone()
+    }
+}
 
 /// A topic and partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -59,12 +59,7 @@ impl Partitioner for DefaultPartitioner {
             return partition_for_key(k, partitions);
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        if !sticky.contains_key(topic) {
-            sticky.insert(topic.to_owned(), (-1, 0));
-        }
-        let Some(entry) = sticky.get_mut(topic) else {
-            return 0;
-        };
+        let entry = sticky.entry_ref(topic).or_insert((-1, 0));
         if entry.0 < 0 || entry.0 >= partitions || entry.1 >= self.batch_size {
             let pool: Vec<i32> = if available.is_empty() {
                 (0..partitions).collect()

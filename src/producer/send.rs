@@ -121,11 +121,12 @@ where
 impl Producer {
     /// Queues the record now if nothing needs waiting for; otherwise the wait.
     fn try_enqueue(&self, record: ProducerRecord, reply: Reply) -> Result<Option<Wait<'_>>> {
-        crate::validate_topic_name(&record.topic)?;
         let engine = &self.inner.engine;
         let Some(meta) = engine.cached_meta(&record.topic) else {
+            crate::validate_topic_name(&record.topic)?;
             return Ok(Some(Box::pin(self.enqueue_after_metadata(record, reply))));
         };
+        // A topic in the cache was named by the broker: valid, no check needed.
         let (tp, out) = self.route(&meta, record)?;
         Ok(engine.try_append(tp, out, reply)?.map(|(tp, out, reply)| {
             let max_block = self.inner.config.max_block;

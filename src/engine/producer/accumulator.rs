@@ -312,19 +312,11 @@ impl Accumulator {
         let mut reply = reply;
         reply.queued = true;
         let size = record_size(record);
-        // Look up before inserting: `entry` would clone the key on every record.
-        if !self.parts.contains_key(tp) {
-            self.parts.insert(
-                tp.clone(),
-                PartitionQueue {
-                    last_acked: -1,
-                    ..Default::default()
-                },
-            );
-        }
-        let Some(q) = self.parts.get_mut(tp) else {
-            return (false, false);
-        };
+        // One lookup; the key is cloned only when the partition is new.
+        let q = self.parts.entry_ref(tp).or_insert_with(|| PartitionQueue {
+            last_acked: -1,
+            ..Default::default()
+        });
         let was_empty = q.batches.is_empty();
         let mut rolled_over = false;
         if let Some(b) = q.batches.back_mut() {
