@@ -82,11 +82,12 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     .map(|i| b'A' + (i * 7 % 26) as u8)
                     .collect::<Vec<u8>>(),
             );
-            // Microseconds; auto-resizing with 3 significant digits.
-            let latencies = Arc::new(Mutex::new(
+            // Microseconds, auto-resizing with 3 significant digits; and failures.
+            // One shared tally (one reference count per record, as in bench-peers).
+            let tally = Arc::new(Mutex::new((
                 hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid"),
-            ));
-            let errors = Arc::new(Mutex::new(0u64));
+                0u64,
+            )));
             let start = Instant::now();
             for i in 0..num_records {
                 if throughput > 0 {
@@ -94,17 +95,19 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let sent_at = Instant::now();
-                let (lat, err) = (latencies.clone(), errors.clone());
+                let tally = tally.clone();
                 producer
                     .send_with_callback(
                         ProducerRecord::new(&topic).value(payload.clone()),
-                        move |r| match r {
-                            Ok(_) => {
-                                let us = sent_at.elapsed().as_micros() as u64;
+                        move |r| {
+                            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                            match r {
                                 // `record` resizes; `saturating_record` would clamp.
-                                let _ = lat.lock().unwrap_or_else(|p| p.into_inner()).record(us);
+                                Ok(_) => {
+                                    let _ = t.0.record(sent_at.elapsed().as_micros() as u64);
+                                }
+                                Err(_) => t.1 += 1,
                             }
-                            Err(_) => *err.lock().unwrap_or_else(|p| p.into_inner()) += 1,
                         },
                     )
                     .await?;
@@ -112,7 +115,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             producer.flush().await?;
             let elapsed = start.elapsed();
             producer.close(Duration::from_secs(10)).await;
-            let lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let (lat, errors) = tally.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let ms = |us: u64| us as f64 / 1000.0;
             let pct = |p: f64| ms(lat.value_at_quantile(p));
             let secs = elapsed.as_secs_f64();
@@ -128,7 +131,7 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                 pct(0.95),
                 pct(0.99),
                 pct(0.999),
-                errors.lock().unwrap_or_else(|p| p.into_inner()),
+                errors,
             );
         }
         PerfCmd::Consume {
