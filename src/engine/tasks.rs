@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -16,7 +16,8 @@ use crate::cluster::ClusterError;
 #[derive(Default)]
 pub(crate) struct Tasks {
     handles: Mutex<Vec<JoinHandle<()>>>,
-    fatal: Arc<Mutex<Option<ClusterError>>>,
+    /// Set once: the first failure wins. A lock-free read, as every send checks it.
+    fatal: Arc<OnceLock<ClusterError>>,
     /// Notified when a task fails, so waiters (flush, poll) wake and report it.
     pub(crate) failed: Arc<Notify>,
 }
@@ -41,9 +42,7 @@ impl Tasks {
                 },
             };
             tracing::error!(task = name, error = %err, "background task failed");
-            let mut slot = fatal.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert(err);
-            drop(slot);
+            let _ = fatal.set(err);
             failed.notify_waiters();
         });
         let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
@@ -53,15 +52,12 @@ impl Tasks {
 
     /// The first fatal failure, if any task had one.
     pub(crate) fn fatal(&self) -> Option<ClusterError> {
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.fatal.get().cloned()
     }
 
     /// Records a fatal failure found outside a task's own result.
     pub(crate) fn set_fatal(&self, err: ClusterError) {
-        self.fatal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(err);
+        let _ = self.fatal.set(err);
         self.failed.notify_waiters();
     }
 

@@ -26,7 +26,7 @@ use crate::metrics::{ProducerMetrics, ProducerStats};
 use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
 pub(crate) use accumulator::Reply;
-use accumulator::{record_size, Accumulator, Batch, Limits};
+use accumulator::{record_size, Accumulator, Batch, Limits, Taken};
 
 /// Engine settings derived from the producer config.
 #[derive(Debug, Clone)]
@@ -233,13 +233,13 @@ impl ProducerEngine {
         let permits = self.permits_for(&record, reply.footprint())?;
         // Without a timer; the semaphore is fair, so this never overtakes a
         // sender already waiting.
-        match self.memory.clone().try_acquire_many_owned(permits) {
-            Ok(permit) => {
-                self.queue(&tp, &record, reply, permit)?;
+        match Taken::try_take(&self.memory, permits) {
+            Some(taken) => {
+                self.queue(&tp, &record, reply, taken)?;
                 Ok(None)
             }
-            Err(tokio::sync::TryAcquireError::Closed) => Err(ClusterError::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => Ok(Some((tp, record, reply))),
+            None if self.memory.is_closed() => Err(ClusterError::Closed),
+            None => Ok(Some((tp, record, reply))),
         }
     }
 
@@ -257,7 +257,7 @@ impl ProducerEngine {
             Ok(p) => p,
             Err(e) => return Err(e),
         };
-        self.queue(&tp, &record, reply, permit)
+        self.queue(&tp, &record, reply, Taken::from_owned(&self.memory, permit))
     }
 
     /// Buffer memory the record takes (its bytes and what its reply holds),
@@ -286,7 +286,7 @@ impl ProducerEngine {
         tp: &TopicPartition,
         record: &OutRecord,
         reply: Reply,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permit: Taken<'_>,
     ) -> Result<(), ClusterError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ClusterError::Closed);
