@@ -739,6 +739,23 @@ async fn ssl_without_the_tls_feature_is_a_config_error() {
     );
 }
 
+/// A client once the broker accepts its just-created SCRAM login (up to 30 s).
+async fn accepted(p: &[(String, String)]) -> Client {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Client::builder().properties(p.to_vec()).build().await {
+            Ok(c) => return c,
+            Err(e)
+                if e.to_string().contains("invalid credentials")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
+            Err(e) => panic!("login with the new SCRAM user: {e}"),
+        }
+    }
+}
+
 /// Sets (or changes) a SCRAM-SHA-512 password with Java's ConfigCommand over
 /// the secured node's internal plaintext listener.
 fn set_scram_password(user: &str, password: &str) {
@@ -787,7 +804,9 @@ async fn sasl_credentials_revoked_mid_run_surface_in_send_and_poll() {
         );
         let p = props("reauth", &[("sasl.jaas.config", &jaas)]);
         let topic = unique("sec-revoked");
-        let client = Client::builder().properties(p.clone()).build().await.unwrap();
+        // The new credential reaches the broker through the metadata log a
+        // moment after ConfigCommand returns (longer on a cold machine).
+        let client = accepted(&p).await;
         client.admin().create_topic(NewTopic::new(&topic, 1, 1)).await.unwrap();
         let producer = Producer::builder().properties(p.clone()).build().await.unwrap();
         producer.send(ProducerRecord::new(&topic).value("before")).await.unwrap().await.unwrap();
