@@ -9,12 +9,6 @@ use std::collections::BTreeMap;
 pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
 
-impl From<&TopicPartition> for TopicPartition {
-    fn from(tp: &TopicPartition) -> Self {
-        tp.clone()
-    }
-}
-
 /// A topic and partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -22,6 +16,13 @@ pub struct TopicPartition {
     pub topic: String,
     /// Partition index.
     pub partition: i32,
+}
+
+/// For `entry_ref`: the key is cloned only when it is inserted.
+impl From<&TopicPartition> for TopicPartition {
+    fn from(tp: &TopicPartition) -> Self {
+        tp.clone()
+    }
 }
 
 impl TopicPartition {

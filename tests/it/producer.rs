@@ -438,7 +438,6 @@ async fn compressed_batches_grow_with_the_ratio_and_read_back_whole() {
             );
         }
     }
-    eprintln!("batches sent: {batches:?}");
     // 16 KiB holds 15 of these uncompressed: 300 batches.
     let plain = batches[&Compression::None];
     assert!(plain >= 290, "{batches:?}");

@@ -157,7 +157,8 @@ pub(crate) struct Batch {
     /// Record bytes (before compression) the batch takes before it is full:
     /// batch.size over the topic's estimated compression ratio.
     pub limit: usize,
-    /// The compression ratio estimated when the batch opened (1 uncompressed).
+    /// Wire bytes expected per record byte, fixed when the batch opened:
+    /// the topic's estimated ratio with Java's margin (1 uncompressed).
     pub ratio: f32,
     pub created: Instant,
     pub attempts: u32,
@@ -234,7 +235,7 @@ impl Batch {
 
     /// Bytes the batch will likely take on the wire, once compressed.
     pub(crate) fn wire_estimate(&self) -> usize {
-        (self.bytes as f32 * self.ratio * ESTIMATE_MARGIN) as usize
+        (self.bytes as f32 * self.ratio) as usize
     }
 
     fn order(&self) -> (u64, u32) {
@@ -280,6 +281,7 @@ pub(crate) struct Limits {
 /// Largest piece a compressed batch's records are kept in: the last, partly
 /// filled one of each batch is memory buffer.memory does not count.
 const CHUNK: usize = 16 * 1024;
+
 impl Limits {
     /// Uncompressed, a batch is one batch.size buffer; compressed, it may
     /// hold many times that, in small chunks.
@@ -305,6 +307,18 @@ pub(crate) struct Accumulator {
     incomplete: BTreeMap<u64, u32>,
     /// Estimated compressed/uncompressed size per topic (absent: 1.0).
     ratios: FastMap<String, f32>,
+}
+
+/// Wire bytes expected per record byte for a batch of `topic` opened now,
+/// and the record bytes it may hold.
+fn batch_limit(l: &Limits, ratios: &FastMap<String, f32>, topic: &str) -> (f32, usize) {
+    if !l.compressed {
+        return (1.0, l.batch_size);
+    }
+    let ratio = ratios.get(topic).copied().unwrap_or(1.0) * ESTIMATE_MARGIN;
+    let fits = l.batch_size.saturating_sub(BatchBody::HEADER_BYTES) as f32 / ratio;
+    let most = l.max_batch_bytes.max(l.batch_size);
+    (ratio, (fits as usize).clamp(1, most))
 }
 
 /// Per-record size estimate used for batching and buffer accounting.
@@ -335,34 +349,12 @@ impl Accumulator {
         if !observed.is_finite() || observed <= 0.0 {
             return;
         }
-        let current = self.ratios.get(topic).copied().unwrap_or(1.0);
-        let next = if observed > current {
-            observed.max(current + RATIO_WORSE_STEP)
+        let current = self.ratios.entry_ref(topic).or_insert(1.0);
+        *current = if observed > *current {
+            observed.max(*current + RATIO_WORSE_STEP)
         } else {
-            observed.max(current - RATIO_BETTER_STEP)
+            observed.max(*current - RATIO_BETTER_STEP)
         };
-        match self.ratios.get_mut(topic) {
-            Some(r) => *r = next,
-            None => {
-                self.ratios.insert(topic.to_owned(), next);
-            }
-        }
-    }
-
-    /// The estimated ratio for `topic` and the record bytes a batch opened
-    /// now may hold.
-    fn batch_limit(&self, topic: &str) -> (f32, usize) {
-        let l = &self.limits;
-        if !l.compressed {
-            return (1.0, l.batch_size);
-        }
-        let ratio = self.ratios.get(topic).copied().unwrap_or(1.0);
-        let fits =
-            l.batch_size.saturating_sub(BatchBody::HEADER_BYTES) as f32 / (ratio * ESTIMATE_MARGIN);
-        (
-            ratio,
-            (fits as usize).clamp(1, l.max_batch_bytes.max(l.batch_size)),
-        )
     }
 
     /// Adds a record to the partition's open batch, or opens a new one.
@@ -402,10 +394,7 @@ impl Accumulator {
             }
             rolled_over = open;
         }
-        let (ratio, limit) = self.batch_limit(&tp.topic);
-        let Some(q) = self.parts.get_mut(tp) else {
-            return (false, false);
-        };
+        let (ratio, limit) = batch_limit(&self.limits, &self.ratios, &tp.topic);
         let id = self.next_id;
         self.next_id += 1;
         self.incomplete.insert(id, 1);
