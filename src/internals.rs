@@ -44,7 +44,7 @@ pub fn encode_request<R>(
 where
     R: kp::protocol::Request + kp::protocol::Message + Encodable + HeaderVersion + Send + 'static,
 {
-    codec::encode_request(req, version, correlation_id, client_id)
+    codec::encode_request_into(req, version, correlation_id, client_id, Default::default())
 }
 
 // Calls `$body` with `$R` bound to the request type of `$key`.

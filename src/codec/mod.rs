@@ -171,12 +171,14 @@ pub fn api_name(key: i16) -> &'static str {
     }
 }
 
-/// Encodes `req` as a complete frame: 4-byte size, request header, body.
-pub(crate) fn encode_request<R: Wire>(
+/// Encodes `req` as a complete frame (4-byte size, request header, body)
+/// into `buf`, cleared first, so a caller can reuse one buffer's memory.
+pub(crate) fn encode_request_into<R: Wire>(
     req: &R,
     version: i16,
     correlation_id: i32,
     client_id: &str,
+    mut buf: BytesMut,
 ) -> Result<Bytes, CodecError> {
     let err = |e: anyhow::Error| CodecError::Encode {
         api: api_name(R::KEY),
@@ -191,7 +193,8 @@ pub(crate) fn encode_request<R: Wire>(
     let header_version = R::header_version(version);
     let size = header.compute_size(header_version).map_err(err)?
         + req.compute_size(version).map_err(err)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.clear();
+    buf.reserve(4 + size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version).map_err(err)?;
     req.encode(&mut buf, version).map_err(err)?;

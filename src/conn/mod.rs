@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -87,6 +87,9 @@ struct Inner {
     next_id: AtomicI32,
     versions: OnceLock<Versions>,
     tx: mpsc::Sender<Outgoing>,
+    /// A written frame's buffer, kept for the next request: a fresh large
+    /// allocation per produce request cost page faults (~6 % of its CPU).
+    spare: Mutex<Option<BytesMut>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Requests start under its read lock; SASL re-authentication holds the
     /// write lock so nothing else is sent meanwhile (KIP-368).
@@ -175,6 +178,7 @@ impl Connection {
             next_id: AtomicI32::new(1),
             versions: OnceLock::new(),
             tx,
+            spare: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             gate: Default::default(),
         });
@@ -437,7 +441,14 @@ impl Connection {
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16, id: i32) -> Result<Bytes, ConnError> {
-        codec::encode_request(req, version, id, &self.inner.cfg.client_id).map_err(|e| {
+        let buf = self
+            .inner
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default();
+        codec::encode_request_into(req, version, id, &self.inner.cfg.client_id, buf).map_err(|e| {
             ConnError::Codec {
                 addr: self.inner.addr.clone(),
                 source: e,

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
@@ -97,14 +97,18 @@ async fn read_frame(read: &mut BufReader<ReadHalf>, max: usize) -> Result<BytesM
     if size < 4 || size as u64 > max as u64 {
         return Err(FrameError::TooLarge(size));
     }
-    let mut frame = BytesMut::zeroed(size as usize);
-    read.read_exact(&mut frame).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Eof
-        } else {
-            FrameError::Io(e)
+    // Read into spare capacity: zeroing a large fetch response first cost
+    // ~6 % of the consumer's CPU.
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size);
+    while frame.len() < size {
+        let want = size - frame.len();
+        match read.read_buf(&mut (&mut frame).limit(want)).await {
+            Ok(0) => return Err(FrameError::Eof),
+            Ok(_) => {}
+            Err(e) => return Err(FrameError::Io(e)),
         }
-    })?;
+    }
     Ok(frame)
 }
 
@@ -154,9 +158,28 @@ pub(super) async fn write_loop(
             if let Some(w) = o.written {
                 let _ = w.send(outcome.clone());
             }
+            keep_spare(&inner, o.frame);
         }
         if outcome.is_err() {
             return;
+        }
+    }
+}
+
+/// Frames up to this size are reused (a full default produce request fits).
+const SPARE_MAX: usize = 2 * 1024 * 1024;
+
+/// Keeps a written frame's buffer for the next request, if nothing else holds it.
+fn keep_spare(inner: &Weak<Inner>, frame: bytes::Bytes) {
+    let Ok(buf) = frame.try_into_mut() else {
+        return;
+    };
+    if buf.capacity() > SPARE_MAX {
+        return;
+    }
+    if let Some(i) = inner.upgrade() {
+        if let Ok(mut s) = i.spare.lock() {
+            s.get_or_insert(buf);
         }
     }
 }
