@@ -37,8 +37,8 @@ pub use consumer::{
 pub use engine::Compression;
 pub use error::{Error, ErrorCode, Result, RetryAction};
 pub use producer::{
-    Acks, DeliveryFuture, Enqueue, Producer, ProducerBuilder, ProducerConfig, ProducerRecord,
-    RecordMetadata,
+    Acks, DeliveryFuture, DeliveryHandler, Enqueue, Producer, ProducerBuilder, ProducerConfig,
+    ProducerRecord, RecordMetadata,
 };
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 pub use types::*;

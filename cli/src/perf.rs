@@ -69,8 +69,36 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
             props: _,
             metrics,
         } => {
+            // Microseconds, auto-resizing with 3 significant digits; and failures.
+            let tally = Arc::new(Mutex::new((
+                hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid"),
+                0u64,
+            )));
+            // Each record's tag is its send time in ns since `origin` (the
+            // delivery handler reads it back): nothing allocated per record,
+            // as bench-peers' librdkafka harness does with its opaque.
+            let origin = Instant::now();
+            let handler = {
+                let tally = tally.clone();
+                move |r: Result<_>, sent_ns: u64| {
+                    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                    match r {
+                        // `record` resizes; `saturating_record` would clamp.
+                        Ok(_) => {
+                            let ns = (origin.elapsed().as_nanos() as u64).saturating_sub(sent_ns);
+                            let _ = t.0.record(ns / 1000);
+                        }
+                        Err(_) => t.1 += 1,
+                    }
+                }
+            };
             let producer = global
-                .reaching(global.producer_builder(&[]).build())
+                .reaching(
+                    global
+                        .producer_builder(&[])
+                        .delivery_handler(handler)
+                        .build(),
+                )
                 .await?;
             let endpoint = metrics.serve()?;
             if let Some(e) = &endpoint {
@@ -82,34 +110,15 @@ pub(crate) async fn run(global: &Global, cmd: PerfCmd) -> Result<ExitCode> {
                     .map(|i| b'A' + (i * 7 % 26) as u8)
                     .collect::<Vec<u8>>(),
             );
-            // Microseconds, auto-resizing with 3 significant digits; and failures.
-            // One shared tally (one reference count per record, as in bench-peers).
-            let tally = Arc::new(Mutex::new((
-                hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid"),
-                0u64,
-            )));
             let start = Instant::now();
             for i in 0..num_records {
                 if throughput > 0 {
                     let due = start + Duration::from_secs_f64(i as f64 / throughput as f64);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                let sent_at = Instant::now();
-                let tally = tally.clone();
+                let sent_ns = origin.elapsed().as_nanos() as u64;
                 producer
-                    .send_with_callback(
-                        ProducerRecord::new(&topic).value(payload.clone()),
-                        move |r| {
-                            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-                            match r {
-                                // `record` resizes; `saturating_record` would clamp.
-                                Ok(_) => {
-                                    let _ = t.0.record(sent_at.elapsed().as_micros() as u64);
-                                }
-                                Err(_) => t.1 += 1,
-                            }
-                        },
-                    )
+                    .send_tagged(ProducerRecord::new(&topic).value(payload.clone()), sent_ns)
                     .await?;
             }
             producer.flush().await?;

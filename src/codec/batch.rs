@@ -33,6 +33,10 @@ pub struct BatchBody {
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// Create timestamps as runs of (timestamp, records): a fast producer
+    /// stamps hundreds of records per millisecond, and completing a batch
+    /// reads them back without walking the bodies.
+    stamps: Vec<(i64, u32)>,
     /// Key and value bytes (what the metrics call bytes sent).
     payload: u64,
 }
@@ -109,6 +113,10 @@ impl BatchBody {
             self.max_timestamp = r.timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(r.timestamp);
+        match self.stamps.last_mut() {
+            Some((ts, n)) if *ts == r.timestamp => *n += 1,
+            _ => self.stamps.push((r.timestamp, 1)),
+        }
         let delta = r.timestamp.wrapping_sub(self.base_timestamp);
         let field = |b: Option<&[u8]>| b.map_or(1, |b| varint_len(b.len() as i64) + b.len());
         let mut len = 1 // attributes
@@ -145,10 +153,29 @@ impl BatchBody {
 
     /// Every record's create timestamp, in order.
     pub fn timestamps(&self) -> impl Iterator<Item = i64> + '_ {
-        let base = self.base_timestamp;
-        self.parts()
-            .flat_map(Scan)
-            .map(move |r| base.wrapping_add(r.delta))
+        self.stamps
+            .iter()
+            .flat_map(|&(ts, n)| std::iter::repeat_n(ts, n as usize))
+    }
+
+    /// Moves the timestamps of records `at..` into a new list.
+    fn split_stamps(&mut self, at: usize) -> Vec<(i64, u32)> {
+        let mut seen = 0;
+        for i in 0..self.stamps.len() {
+            let (ts, n) = self.stamps[i];
+            let n = n as usize;
+            if seen + n > at {
+                let keep = at - seen;
+                let mut rest = self.stamps.split_off(i + usize::from(keep > 0));
+                if keep > 0 {
+                    self.stamps[i].1 = keep as u32;
+                    rest.insert(0, (ts, (n - keep) as u32));
+                }
+                return rest;
+            }
+            seen += n;
+        }
+        Vec::new()
     }
 
     /// Moves records `at..` into a new body (offsets renumbered from 0,
@@ -166,6 +193,7 @@ impl BatchBody {
             base_timestamp: self.base_timestamp,
             max_timestamp: i64::MIN,
             chunk: self.chunk,
+            stamps: self.split_stamps(at),
             ..Default::default()
         };
         let mut cut = self.buf.len();
@@ -393,6 +421,35 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn timestamps_in_runs_split_at_every_record() {
+        // Runs of 1, 2, 3, 4 and 5 records, as a fast producer stamps them.
+        let stamps: Vec<i64> = (1..=5)
+            .flat_map(|n| std::iter::repeat_n(100 * n, n as usize))
+            .collect();
+        for at in 0..=stamps.len() {
+            let mut body = BatchBody::default();
+            for &t in &stamps {
+                body.push(&OutRecord {
+                    timestamp: t,
+                    key: None,
+                    value: None,
+                    headers: vec![],
+                });
+            }
+            assert!(body.timestamps().eq(stamps.iter().copied()));
+            let second = body.split_off(at);
+            assert!(
+                body.timestamps().eq(stamps[..at].iter().copied()),
+                "at {at}"
+            );
+            assert!(
+                second.timestamps().eq(stamps[at..].iter().copied()),
+                "at {at}"
+            );
         }
     }
 

@@ -120,6 +120,10 @@ impl Future for DeliveryFuture {
     }
 }
 
+/// The producer-wide delivery handler: each record sent with
+/// [`Producer::send_tagged`] reports its outcome and its tag here.
+pub type DeliveryHandler = dyn Fn(Result<RecordMetadata>, u64) + Send + Sync;
+
 /// What [`Producer::close`] could not deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReport {
@@ -131,6 +135,8 @@ struct Inner {
     engine: Arc<ProducerEngine>,
     config: ProducerConfig,
     partitioner: Arc<dyn Partitioner>,
+    /// Whether a delivery handler takes tagged records.
+    tagged: bool,
 }
 
 /// An asynchronous Kafka producer. Cheap to clone; clones share buffers.
@@ -161,12 +167,13 @@ impl Producer {
 
     /// Creates a producer from a config (validated first).
     pub async fn new(config: ProducerConfig) -> Result<Producer> {
-        Self::with_partitioner(config, None).await
+        Self::with_parts(config, None, None).await
     }
 
-    async fn with_partitioner(
+    async fn with_parts(
         config: ProducerConfig,
         partitioner: Option<Arc<dyn Partitioner>>,
+        handler: Option<Arc<DeliveryHandler>>,
     ) -> Result<Producer> {
         config.validate()?;
         let mut cc = cluster_config(&config.client);
@@ -196,6 +203,7 @@ impl Producer {
                 compression: config.compression,
                 max_request_size: config.max_request_size,
             },
+            handler.clone().map(send::handler_to),
         );
         let partitioner =
             partitioner.unwrap_or_else(|| Arc::new(DefaultPartitioner::new(config.batch_size)));
@@ -204,6 +212,7 @@ impl Producer {
                 engine,
                 config,
                 partitioner,
+                tagged: handler.is_some(),
             }),
         })
     }
@@ -265,6 +274,30 @@ impl Producer {
         Enqueue::new(self, record, send::reply_to(callback), ())
     }
 
+    /// Queues a record whose outcome goes, with `tag`, to the handler set
+    /// with [`ProducerBuilder::delivery_handler`]: like
+    /// [`send_with_callback`](Self::send_with_callback) but with nothing
+    /// allocated per record (librdkafka's delivery report with an opaque).
+    /// Fails with [`Error::InvalidArgument`] if the producer has no handler.
+    pub fn send_tagged(&self, record: ProducerRecord, tag: u64) -> Enqueue<'_, ()> {
+        if !self.inner.tagged {
+            return Enqueue::refused(
+                self,
+                Error::InvalidArgument {
+                    message: "send_tagged needs a producer built with \
+                              ProducerBuilder::delivery_handler"
+                        .into(),
+                },
+            );
+        }
+        Enqueue::new(
+            self,
+            record,
+            crate::engine::producer::Reply::tagged(tag),
+            (),
+        )
+    }
+
     /// Sends everything buffered now and waits until every record sent
     /// before the call has its outcome and its callback has run.
     ///
@@ -287,10 +320,21 @@ impl Producer {
 }
 
 /// Builds a [`Producer`]; keeps the first config error until `build()`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ProducerBuilder {
     pending: Pending<ProducerConfig>,
     partitioner: Option<Arc<dyn Partitioner>>,
+    handler: Option<Arc<DeliveryHandler>>,
+}
+
+impl std::fmt::Debug for ProducerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("pending", &self.pending)
+            .field("partitioner", &self.partitioner)
+            .field("delivery_handler", &self.handler.is_some())
+            .finish()
+    }
 }
 
 impl ProducerBuilder {
@@ -308,9 +352,20 @@ impl ProducerBuilder {
         self
     }
 
+    /// Sets the handler that every record sent with
+    /// [`Producer::send_tagged`] reports to, once, with its tag. It runs on
+    /// the producer's background task, like callbacks: keep it short.
+    pub fn delivery_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(Result<RecordMetadata>, u64) + Send + Sync + 'static,
+    {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
     /// Validates, connects and starts the sender.
     pub async fn build(self) -> Result<Producer> {
-        Producer::with_partitioner(self.pending.finish()?, self.partitioner).await
+        Producer::with_parts(self.pending.finish()?, self.partitioner, self.handler).await
     }
 }
 

@@ -4,11 +4,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{now_ms, Producer, ProducerRecord, RecordMetadata};
+use super::{now_ms, DeliveryHandler, Producer, ProducerRecord, RecordMetadata};
+use crate::cluster::ClusterError;
 use crate::cluster::Metadata;
-use crate::engine::producer::Reply;
+use crate::engine::producer::{Delivered, Handler, Reply};
 use crate::engine::OutRecord;
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -31,6 +33,7 @@ pub struct Enqueue<'a, T> {
 
 enum Step<'a> {
     Start(ProducerRecord, Reply),
+    Refused(Error),
     Waiting(Wait<'a>),
     Done,
 }
@@ -39,6 +42,7 @@ impl<T> std::fmt::Debug for Enqueue<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let step = match self.step {
             Step::Start(..) => "start",
+            Step::Refused(_) => "refused",
             Step::Waiting(_) => "waiting",
             Step::Done => "done",
         };
@@ -59,6 +63,15 @@ impl<'a, T> Enqueue<'a, T> {
             producer,
             step: Step::Start(record, reply),
             out: Some(out),
+        }
+    }
+
+    /// A send that fails on its first poll with `e`.
+    pub(super) fn refused(producer: &'a Producer, e: Error) -> Self {
+        Enqueue {
+            producer,
+            step: Step::Refused(e),
+            out: None,
         }
     }
 
@@ -85,6 +98,7 @@ impl<T: Unpin> Future for Enqueue<'_, T> {
                     Ok(Some(wait)) => this.step = Step::Waiting(wait),
                     Err(e) => return this.finish(Err(e)),
                 },
+                Step::Refused(e) => return this.finish(Err(e)),
                 Step::Waiting(mut wait) => {
                     return match wait.as_mut().poll(cx) {
                         Poll::Pending => {
@@ -100,22 +114,28 @@ impl<T: Unpin> Future for Enqueue<'_, T> {
     }
 }
 
+/// A record's outcome as the public API reports it.
+fn outcome(r: std::result::Result<Delivered, ClusterError>) -> Result<RecordMetadata> {
+    r.map(|d| RecordMetadata {
+        topic: d.topic,
+        partition: d.partition,
+        offset: d.offset,
+        timestamp: d.timestamp,
+    })
+    .map_err(Error::from)
+}
+
 /// The boxed engine callback that reports to `done`.
 pub(super) fn reply_to<F>(done: F) -> Reply
 where
     F: FnOnce(Result<RecordMetadata>) + Send + 'static,
 {
-    Reply::new(Box::new(move |r| {
-        done(
-            r.map(|d| RecordMetadata {
-                topic: d.topic,
-                partition: d.partition,
-                offset: d.offset,
-                timestamp: d.timestamp,
-            })
-            .map_err(Error::from),
-        )
-    }))
+    Reply::new(Box::new(move |r| done(outcome(r))))
+}
+
+/// The engine handler that reports tagged records to `handler`.
+pub(super) fn handler_to(handler: Arc<DeliveryHandler>) -> Handler {
+    Arc::new(move |r, tag| handler(outcome(r), tag))
 }
 
 impl Producer {

@@ -453,3 +453,91 @@ async fn compressed_batches_grow_with_the_ratio_and_read_back_whole() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagged_sends_report_every_tag_once_at_its_offset() {
+    let _bound = crate::support::watchdog(
+        "producer::tagged_sends_report_every_tag_once_at_its_offset",
+        300,
+    );
+    let topic = unique("tagged");
+    client()
+        .await
+        .admin()
+        .create_topic(NewTopic::new(&topic, 3, 1).config("max.message.bytes", "10000"))
+        .await
+        .unwrap();
+    // Without a delivery handler there is nowhere to report: refused.
+    let plain = producer(&[]).await;
+    let e = plain
+        .send_tagged(ProducerRecord::new(&topic).value("x"), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, kafka_ingest::Error::InvalidArgument { .. }),
+        "{e:?}"
+    );
+    plain.close(Duration::from_secs(5)).await;
+
+    type Seen =
+        std::sync::Arc<std::sync::Mutex<Vec<(u64, Result<(i32, i64), kafka_ingest::Error>)>>>;
+    let seen = Seen::default();
+    let report = seen.clone();
+    let p = Producer::builder()
+        .bootstrap(&bootstrap())
+        .set("linger.ms", "5")
+        .delivery_handler(move |r, tag| {
+            let r = r.map(|m| (m.partition, m.offset));
+            report.lock().unwrap().push((tag, r));
+        })
+        .build()
+        .await
+        .unwrap();
+    const N: u64 = 20_000;
+    for i in 0..N {
+        p.send_tagged(ProducerRecord::new(&topic).value(i.to_string()), i)
+            .await
+            .unwrap();
+    }
+    // Over the topic's max.message.bytes: the broker refuses it, and the
+    // refusal reaches the handler with the record's tag.
+    p.send_tagged(
+        ProducerRecord::new(&topic).value(vec![b'x'; 20_000]),
+        u64::MAX,
+    )
+    .await
+    .unwrap();
+    p.flush().await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(
+        seen.len() as u64,
+        N + 1,
+        "one report per record, all by flush()"
+    );
+    let mut at = HashMap::new();
+    for (tag, r) in seen {
+        if tag == u64::MAX {
+            let e = r.unwrap_err();
+            assert!(
+                matches!(e, kafka_ingest::Error::RecordTooLarge { .. }),
+                "{e:?}"
+            );
+            continue;
+        }
+        let (partition, offset) = r.unwrap_or_else(|e| panic!("tag {tag}: {e}"));
+        assert!(
+            at.insert((partition, offset), tag).is_none(),
+            "two tags at {partition}@{offset}"
+        );
+    }
+    assert_eq!(at.len() as u64, N, "every tag once");
+    p.close(Duration::from_secs(10)).await;
+    // Read back by librdkafka: each reported place holds that tag's record.
+    let dumped = peer_dump(&bootstrap(), &topic, N as usize);
+    assert_eq!(dumped.len() as u64, N);
+    for r in dumped {
+        let tag = at[&(r.partition, r.offset)];
+        let want = Some(Bytes::from(tag.to_string()));
+        assert_eq!(r.value, hex(&want), "{}@{}", r.partition, r.offset);
+    }
+}

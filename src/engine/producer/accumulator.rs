@@ -28,38 +28,111 @@ pub(crate) struct Delivered {
 /// before it was queued (the send failed or was cancelled), it is not called:
 /// the send's own result says what happened.
 pub(crate) struct Reply {
-    f: Option<Callback>,
+    how: How,
     queued: bool,
+}
+
+enum How {
+    Callback(Option<Callback>),
+    /// For the engine-wide [`Handler`]: no allocation per record.
+    Tag(u64),
 }
 
 type Callback = Box<dyn FnOnce(Result<Delivered, ClusterError>) + Send>;
 
+/// Receives the outcome of every tagged record, with its tag.
+pub(crate) type Handler = Arc<dyn Fn(Result<Delivered, ClusterError>, u64) + Send + Sync>;
+
 impl Reply {
     pub(crate) fn new(f: Callback) -> Self {
         Reply {
-            f: Some(f),
+            how: How::Callback(Some(f)),
+            queued: false,
+        }
+    }
+
+    /// A reply through the engine's handler.
+    pub(crate) fn tagged(tag: u64) -> Self {
+        Reply {
+            how: How::Tag(tag),
             queued: false,
         }
     }
 
     /// Heap bytes the reply holds while its record waits: the boxed
-    /// callback and its slot in the batch (plus the allocator's header).
+    /// callback (plus the allocator's header) and its slot in the batch.
     pub(crate) fn footprint(&self) -> usize {
-        let boxed = self.f.as_ref().map_or(0, |f| std::mem::size_of_val(&**f));
-        boxed + std::mem::size_of::<Reply>() + 16
+        let boxed = match &self.how {
+            How::Callback(f) => f.as_ref().map_or(0, |f| std::mem::size_of_val(&**f)) + 16,
+            How::Tag(_) => 0,
+        };
+        boxed + std::mem::size_of::<Reply>()
     }
 
-    pub(crate) fn call(mut self, r: Result<Delivered, ClusterError>) {
-        if let Some(f) = self.f.take() {
-            f(r);
+    pub(crate) fn call(mut self, r: Result<Delivered, ClusterError>, handler: Option<&Handler>) {
+        match &mut self.how {
+            How::Callback(f) => {
+                if let Some(f) = f.take() {
+                    f(r);
+                }
+            }
+            How::Tag(tag) => {
+                self.queued = false;
+                if let Some(h) = handler {
+                    h(r, *tag);
+                }
+            }
         }
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(f) = self.f.take().filter(|_| self.queued) {
-            f(Err(ClusterError::Closed));
+        if let How::Callback(f) = &mut self.how {
+            if let Some(f) = f.take().filter(|_| self.queued) {
+                f(Err(ClusterError::Closed));
+            }
+        }
+    }
+}
+
+/// Most reply slots reserved when a batch opens.
+const MAX_EXPECTED: usize = 4096;
+
+/// A batch's replies in record order, and the handler its tagged ones
+/// report to (also when the batch is dropped uncompleted).
+pub(crate) struct Replies {
+    list: Vec<Reply>,
+    handler: Option<Handler>,
+}
+
+impl Replies {
+    /// Room for `expected` replies up front: a batch's list grown by
+    /// doubling copied itself ~10 times and left up to half its slots idle.
+    fn new(first: Reply, handler: Option<Handler>, expected: usize) -> Self {
+        let mut list = Vec::with_capacity(expected.clamp(1, MAX_EXPECTED));
+        list.push(first);
+        Replies { list, handler }
+    }
+
+    fn push(&mut self, r: Reply) {
+        self.list.push(r);
+    }
+
+    fn split_off(&mut self, at: usize) -> Replies {
+        Replies {
+            list: self.list.split_off(at),
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        for r in self.list.drain(..) {
+            if r.queued {
+                r.call(Err(ClusterError::Closed), self.handler.as_ref());
+            }
         }
     }
 }
@@ -152,7 +225,7 @@ pub(crate) struct Batch {
     pub tp: TopicPartition,
     /// Records encoded as they were appended (no second pass at send time).
     pub body: BatchBody,
-    pub replies: Vec<Reply>,
+    pub replies: Replies,
     pub bytes: usize,
     /// Record bytes (before compression) the batch takes before it is full:
     /// batch.size over the topic's estimated compression ratio.
@@ -171,10 +244,12 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Completes every record, consuming the batch (and freeing its memory).
-    pub(crate) fn complete(self, result: Result<(i64, i64), ClusterError>) {
+    pub(crate) fn complete(mut self, result: Result<(i64, i64), ClusterError>) {
+        let replies = std::mem::take(&mut self.replies.list);
+        let handler = self.replies.handler.as_ref();
         let stamps = self.body.timestamps();
         let topic: std::sync::Arc<str> = self.tp.topic.as_str().into();
-        for (i, (reply, created)) in self.replies.into_iter().zip(stamps).enumerate() {
+        for (i, (reply, created)) in replies.into_iter().zip(stamps).enumerate() {
             let outcome = match &result {
                 Ok((base, append_time)) => Ok(Delivered {
                     topic: topic.clone(),
@@ -188,7 +263,7 @@ impl Batch {
                 }),
                 Err(e) => Err(e.clone()),
             };
-            reply.call(outcome);
+            reply.call(outcome, handler);
         }
     }
 
@@ -261,6 +336,8 @@ pub(crate) struct PartitionQueue {
     pub retrying: bool,
     /// Whether the last batch taken held at least a chunk of records.
     pub busy: bool,
+    /// Records in the last batch taken.
+    pub last_len: usize,
 }
 
 /// Limits the accumulator enforces.
@@ -307,6 +384,8 @@ pub(crate) struct Accumulator {
     incomplete: BTreeMap<u64, u32>,
     /// Estimated compressed/uncompressed size per topic (absent: 1.0).
     ratios: FastMap<String, f32>,
+    /// Where tagged records report (cloned once per batch).
+    handler: Option<Handler>,
 }
 
 /// Wire bytes expected per record byte for a batch of `topic` opened now,
@@ -339,7 +418,14 @@ impl Accumulator {
             next_id: 0,
             incomplete: BTreeMap::new(),
             ratios: FastMap::default(),
+            handler: None,
         }
+    }
+
+    /// Sets where tagged records report.
+    pub(crate) fn with_handler(mut self, handler: Option<Handler>) -> Self {
+        self.handler = handler;
+        self
     }
 
     /// Learns from a batch just compressed (Java's CompressionRatioEstimator):
@@ -381,6 +467,7 @@ impl Accumulator {
         });
         let was_empty = q.batches.is_empty();
         let mut rolled_over = false;
+        let mut expected = q.last_len;
         if let Some(b) = q.batches.back_mut() {
             let open = b.attempts == 0 && b.sequence.is_none();
             if open && b.bytes + size <= b.limit && b.body.accepts(record.timestamp) {
@@ -393,6 +480,7 @@ impl Accumulator {
                 return (was_empty, b.bytes >= b.limit);
             }
             rolled_over = open;
+            expected = b.len();
         }
         let (ratio, limit) = batch_limit(&self.limits, &self.ratios, &tp.topic);
         let id = self.next_id;
@@ -409,7 +497,8 @@ impl Accumulator {
         let capacity = if busy { chunk } else { size.saturating_mul(8) };
         let mut body = BatchBody::chunked(capacity, chunk);
         body.push(record);
-        let replies = vec![reply];
+        let expected = if busy { expected } else { 1 };
+        let replies = Replies::new(reply, self.handler.clone(), expected);
         q.batches.push_back(Batch {
             id,
             first_index: 0,
@@ -484,6 +573,7 @@ impl Accumulator {
         let q = self.parts.get_mut(tp)?;
         let mut b = q.batches.pop_front()?;
         q.busy = b.bytes >= self.limits.chunk();
+        q.last_len = b.len();
         if let (Some((producer_id, epoch)), None) = (producer, b.sequence) {
             b.sequence = Some(Sequenced {
                 producer_id,
@@ -941,6 +1031,41 @@ mod tests {
         );
         acc.settle(&a, true);
         assert_eq!(acc.ready(later, false).0.len(), 1);
+    }
+
+    #[test]
+    fn tagged_replies_report_to_the_handler_once_even_when_dropped() {
+        let seen: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+        let s = seen.clone();
+        let handler: Handler = Arc::new(move |r, tag| s.lock().unwrap().push((tag, r.is_ok())));
+        let mut acc = Accumulator::new(limits(false)).with_handler(Some(handler));
+        let tp = TopicPartition::new("t", 0);
+        let t0 = Instant::now();
+        drop(Reply::tagged(7));
+        for tag in 0..6 {
+            acc.append(&tp, &rec(20), Reply::tagged(tag), permit(), || t0);
+        }
+        // Three batches of two (batch.size 100): the first completes, the
+        // second is split and its halves dropped, the third dropped queued.
+        let first = acc.take(&tp, None).unwrap();
+        first.complete(Ok((10, -1)));
+        let (a, b) = acc.take(&tp, None).unwrap().split().ok().unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        drop((a, b));
+        drop(acc);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (0, true),
+                (1, true),
+                (2, false),
+                (3, false),
+                (4, false),
+                (5, false)
+            ],
+            "never queued (7): not reported; each queued tag once, in order"
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::engine::tasks::Tasks;
 use crate::metrics::{ProducerMetrics, ProducerStats};
 use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
-pub(crate) use accumulator::Reply;
 use accumulator::{record_size, Accumulator, Batch, Limits, Taken};
+pub(crate) use accumulator::{Delivered, Handler, Reply};
 
 /// Engine settings derived from the producer config.
 #[derive(Debug, Clone)]
@@ -68,7 +68,12 @@ pub(crate) struct ProducerEngine {
 }
 
 impl ProducerEngine {
-    pub(crate) fn start(cluster: Arc<Cluster>, cfg: EngineConfig) -> Arc<ProducerEngine> {
+    /// Starts the sender; tagged records report to `handler`.
+    pub(crate) fn start(
+        cluster: Arc<Cluster>,
+        cfg: EngineConfig,
+        handler: Option<Handler>,
+    ) -> Arc<ProducerEngine> {
         let limits = Limits {
             batch_size: cfg.batch_size,
             linger: cfg.linger,
@@ -80,7 +85,7 @@ impl ProducerEngine {
         let engine = Arc::new(ProducerEngine {
             cluster,
             memory: Arc::new(Semaphore::new(cfg.buffer_memory)),
-            acc: Mutex::new(Accumulator::new(limits)),
+            acc: Mutex::new(Accumulator::new(limits).with_handler(handler)),
             cfg,
             wake: Arc::new(Notify::new()),
             progress: Notify::new(),
