@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use super::{now_ms, DeliveryHandler, Producer, ProducerRecord, RecordMetadata};
 use crate::cluster::ClusterError;
-use crate::cluster::Metadata;
-use crate::engine::producer::{Delivered, Handler, Reply};
+use crate::cluster::TopicMeta;
+use crate::engine::producer::{routable, Delivered, Handler, Reply};
 use crate::engine::OutRecord;
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -142,12 +142,13 @@ impl Producer {
     /// Queues the record now if nothing needs waiting for; otherwise the wait.
     fn try_enqueue(&self, record: ProducerRecord, reply: Reply) -> Result<Option<Wait<'_>>> {
         let engine = &self.inner.engine;
-        let Some(meta) = engine.cached_meta(&record.topic) else {
+        let meta = engine.cached();
+        let Some(topic_meta) = routable(&meta, &record.topic) else {
             crate::validate_topic_name(&record.topic)?;
             return Ok(Some(Box::pin(self.enqueue_after_metadata(record, reply))));
         };
         // A topic in the cache was named by the broker: valid, no check needed.
-        let (tp, out) = self.route(&meta, record)?;
+        let (tp, out) = self.route(Some(topic_meta), record)?;
         Ok(engine.try_append(tp, out, reply)?.map(|(tp, out, reply)| {
             let max_block = self.inner.config.max_block;
             Box::pin(async move {
@@ -161,7 +162,7 @@ impl Producer {
         let engine = &self.inner.engine;
         let max_block = self.inner.config.max_block;
         let meta = engine.partition_meta(&record.topic, max_block).await?;
-        let (tp, out) = self.route(&meta, record)?;
+        let (tp, out) = self.route(routable(&meta, &record.topic), record)?;
         engine.append(tp, out, reply, max_block).await?;
         Ok(())
     }
@@ -169,10 +170,9 @@ impl Producer {
     /// Chooses the record's partition (checking an explicit one).
     fn route(
         &self,
-        meta: &Metadata,
+        topic_meta: Option<&TopicMeta>,
         record: ProducerRecord,
     ) -> Result<(TopicPartition, OutRecord)> {
-        let topic_meta = meta.topics.get(&record.topic);
         let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
         let partition = match record.partition {
             Some(p) if p < 0 || p >= count => {

@@ -174,14 +174,13 @@ impl ProducerEngine {
     /// next drain (as Java's sender does), so a slow broker never blocks send().
     pub(crate) fn cached_meta(&self, topic: &str) -> Option<Arc<crate::cluster::Metadata>> {
         let cached = self.cluster.cached();
-        if cached
-            .topics
-            .get(topic)
-            .is_none_or(|t| t.partitions.is_empty())
-        {
-            return None;
-        }
+        routable(&cached, topic)?;
         Some(cached)
+    }
+
+    /// The cached metadata, whatever topics it knows.
+    pub(crate) fn cached(&self) -> Arc<crate::cluster::Metadata> {
+        self.cluster.cached()
     }
 
     async fn wait_for_meta(
@@ -509,6 +508,14 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// `topic`'s metadata if it has partitions to route to.
+pub(crate) fn routable<'a>(
+    meta: &'a crate::cluster::Metadata,
+    topic: &str,
+) -> Option<&'a crate::cluster::TopicMeta> {
+    meta.topics.get(topic).filter(|t| !t.partitions.is_empty())
 }
 
 async fn sender_loop(engine: std::sync::Weak<ProducerEngine>) -> Result<(), ClusterError> {
