@@ -154,9 +154,10 @@ impl std::fmt::Debug for Producer {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    // Seconds and millis apart: `as_millis` divides a u128, per record.
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis())
+    })
 }
 
 impl Producer {

@@ -178,9 +178,10 @@ impl ProducerEngine {
         Some(cached)
     }
 
-    /// The cached metadata, whatever topics it knows.
-    pub(crate) fn cached(&self) -> Arc<crate::cluster::Metadata> {
-        self.cluster.cached()
+    /// The cached metadata, whatever topics it knows, without counting a
+    /// reference (read once per record).
+    pub(crate) fn cached(&self) -> arc_swap::Guard<Arc<crate::cluster::Metadata>> {
+        self.cluster.peek()
     }
 
     async fn wait_for_meta(
@@ -225,25 +226,25 @@ impl ProducerEngine {
     /// (backpressure). What else the producer keeps for the record until it
     /// completes (its reply) counts against buffer.memory too, so the bound
     /// covers what is held.
-    /// Appends now if buffer memory is free; otherwise hands the record back
-    /// for [`append`](Self::append) to wait. Never blocks, reads no clock
-    /// unless a batch opens.
+    /// Appends now if buffer memory is free; otherwise hands the reply back
+    /// for [`append`](Self::append) to wait with. Never blocks, reads no
+    /// clock unless a batch opens.
     pub(crate) fn try_append(
         &self,
-        tp: TopicPartition,
-        record: OutRecord,
+        tp: &TopicPartition,
+        record: &OutRecord,
         reply: Reply,
-    ) -> Result<Option<(TopicPartition, OutRecord, Reply)>, ClusterError> {
-        let permits = self.permits_for(&record, reply.footprint())?;
+    ) -> Result<Option<Reply>, ClusterError> {
+        let permits = self.permits_for(record, reply.footprint())?;
         // Without a timer; the semaphore is fair, so this never overtakes a
         // sender already waiting.
         match Taken::try_take(&self.memory, permits) {
             Some(taken) => {
-                self.queue(&tp, &record, reply, taken)?;
+                self.queue(tp, record, reply, taken)?;
                 Ok(None)
             }
             None if self.memory.is_closed() => Err(ClusterError::Closed),
-            None => Ok(Some((tp, record, reply))),
+            None => Ok(Some(reply)),
         }
     }
 
