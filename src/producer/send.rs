@@ -117,10 +117,12 @@ impl<T: Unpin> Future for Enqueue<'_, T> {
                     Err(e) => this.finish(Err(e)),
                 }
             }
-            Step::Refused(_) => match std::mem::replace(&mut this.step, Step::Done) {
-                Step::Refused(e) => this.finish(Err(*e)),
-                _ => unreachable!("matched Refused above"),
-            },
+            Step::Refused(_) => {
+                let Step::Refused(e) = std::mem::replace(&mut this.step, Step::Done) else {
+                    return Poll::Ready(Err(polled_twice()));
+                };
+                this.finish(Err(*e))
+            }
             Step::Waiting(wait) => match wait.as_mut().poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(r) => this.finish(r),
