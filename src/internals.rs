@@ -44,7 +44,13 @@ pub fn encode_request<R>(
 where
     R: kp::protocol::Request + kp::protocol::Message + Encodable + HeaderVersion + Send + 'static,
 {
-    codec::encode_request_into(req, version, correlation_id, client_id, Default::default())
+    codec::encode_frame_with::<R>(
+        version,
+        correlation_id,
+        client_id,
+        Default::default(),
+        |b, v| codec::write_request(req, b, v),
+    )
 }
 
 // Calls `$body` with `$R` bound to the request type of `$key`.

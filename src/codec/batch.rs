@@ -232,6 +232,66 @@ impl BatchBody {
         self.full_bytes + self.buf.len()
     }
 
+    /// Bytes [`write_uncompressed`](Self::write_uncompressed) writes.
+    pub fn uncompressed_len(&self) -> usize {
+        match self.is_empty() {
+            true => 0,
+            false => HEADER + self.bytes(),
+        }
+    }
+
+    /// The whole batch, uncompressed, appended to `out`: the bodies are
+    /// copied once, straight into the request frame (no batch buffer first).
+    pub fn write_uncompressed(
+        &self,
+        stamp: ProducerStamp,
+        out: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let header = self.header(stamp, Compression::None, self.bytes())?;
+        let crc = self
+            .parts()
+            .fold(crc32c::crc32c(&header[CRC_START..]), |c, p| {
+                crc32c::crc32c_append(c, p)
+            });
+        out.reserve(self.uncompressed_len());
+        out.put_slice(&header[..17]);
+        out.put_u32(crc);
+        out.put_slice(&header[21..]);
+        self.parts().for_each(|p| out.put_slice(p));
+        Ok(())
+    }
+
+    /// The batch header for `body_len` bytes of (compressed) bodies, CRC zero.
+    fn header(
+        &self,
+        stamp: ProducerStamp,
+        codec: Compression,
+        body_len: usize,
+    ) -> Result<[u8; HEADER], CodecError> {
+        let total = HEADER + body_len;
+        let batch_len = i32::try_from(total - 12)
+            .map_err(|_| CodecError::Records(format!("a batch of {total} bytes is too large")))?;
+        let mut h = [0u8; HEADER];
+        let mut w = &mut h[..];
+        w.put_i64(0); // base offset
+        w.put_i32(batch_len);
+        w.put_i32(-1); // partition leader epoch
+        w.put_i8(2); // magic
+        w.put_u32(0); // CRC, by the caller
+        w.put_i16(codec.to_wire() as i16); // create time, not transactional
+        w.put_i32(self.count - 1); // last offset delta
+        w.put_i64(self.base_timestamp);
+        w.put_i64(self.max_timestamp);
+        w.put_i64(stamp.producer_id);
+        w.put_i16(stamp.epoch);
+        w.put_i32(stamp.base_sequence);
+        w.put_i32(self.count);
+        Ok(h)
+    }
+
     /// The whole batch: header (producer stamp, CRC32C) and the bodies,
     /// compressed with `codec`. Empty for an empty body.
     pub fn encode(&self, stamp: ProducerStamp, codec: Compression) -> Result<Bytes, CodecError> {
@@ -246,19 +306,7 @@ impl BatchBody {
             _ => self.bytes().min(16 * 1024),
         };
         let mut out = BytesMut::with_capacity(HEADER + guess);
-        out.put_i64(0); // base offset
-        out.put_i32(0); // batch length, below
-        out.put_i32(-1); // partition leader epoch
-        out.put_i8(2); // magic
-        out.put_u32(0); // CRC, below
-        out.put_i16(codec.to_wire() as i16); // create time, not transactional
-        out.put_i32(self.count - 1); // last offset delta
-        out.put_i64(self.base_timestamp);
-        out.put_i64(self.max_timestamp);
-        out.put_i64(stamp.producer_id);
-        out.put_i16(stamp.epoch);
-        out.put_i32(stamp.base_sequence);
-        out.put_i32(self.count);
+        out.put_slice(&self.header(stamp, codec, 0)?); // length and CRC below
         compression::compress_into(codec, &parts, (&mut out).writer())?;
         let total = out.len();
         let batch_len = i32::try_from(total - 12)

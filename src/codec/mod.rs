@@ -8,6 +8,7 @@ pub(crate) mod compression;
 mod decode;
 pub(crate) mod group;
 mod guard;
+pub(crate) mod produce;
 pub(crate) mod records;
 mod shapes;
 pub(crate) mod versions;
@@ -29,7 +30,6 @@ pub(crate) mod msg {
         leave_group_request::MemberIdentity,
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
-        produce_request::{PartitionProduceData, TopicProduceData},
         sync_group_request::SyncGroupRequestAssignment,
     };
     pub(crate) use kafka_protocol::protocol::StrBytes;
@@ -171,33 +171,49 @@ pub fn api_name(key: i16) -> &'static str {
     }
 }
 
-/// Encodes `req` as a complete frame (4-byte size, request header, body)
-/// into `buf`, cleared first, so a caller can reuse one buffer's memory.
-pub(crate) fn encode_request_into<R: Wire>(
+/// Writes `req`'s body with kafka-protocol.
+pub(crate) fn write_request<R: Wire>(
     req: &R,
+    buf: &mut BytesMut,
     version: i16,
-    correlation_id: i32,
-    client_id: &str,
-    mut buf: BytesMut,
-) -> Result<Bytes, CodecError> {
+) -> Result<(), CodecError> {
     let err = |e: anyhow::Error| CodecError::Encode {
         api: api_name(R::KEY),
         version,
         reason: e.to_string(),
+    };
+    buf.reserve(req.compute_size(version).map_err(err)?);
+    req.encode(buf, version).map_err(err)
+}
+
+/// A frame of request type `R` (4-byte size, header) whose body `body`
+/// writes, into `buf` (cleared first). Produce bodies are written this way
+/// by [`produce::write_body`]; every other request by [`write_request`].
+pub(crate) fn encode_frame_with<R: Wire>(
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    mut buf: BytesMut,
+    body: impl FnOnce(&mut BytesMut, i16) -> Result<(), CodecError>,
+) -> Result<Bytes, CodecError> {
+    let err = |reason: String| CodecError::Encode {
+        api: api_name(R::KEY),
+        version,
+        reason,
     };
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
-    let header_version = R::header_version(version);
-    let size = header.compute_size(header_version).map_err(err)?
-        + req.compute_size(version).map_err(err)?;
     buf.clear();
-    buf.reserve(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(err)?;
-    req.encode(&mut buf, version).map_err(err)?;
+    buf.put_i32(0); // the size, below
+    header
+        .encode(&mut buf, R::header_version(version))
+        .map_err(|e| err(e.to_string()))?;
+    body(&mut buf, version)?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| err(format!("{} bytes", buf.len())))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
 

@@ -34,6 +34,7 @@ pub(crate) use crate::codec::{api_name, codes, msg, versions, Versions};
 pub(crate) mod wire {
     pub(crate) use crate::codec::batch::BatchBody;
     pub(crate) use crate::codec::group::*;
+    pub(crate) use crate::codec::produce;
     pub(crate) use crate::codec::records::*;
     pub(crate) use crate::codec::CodecError;
 }
@@ -257,7 +258,12 @@ impl Connection {
         api: ApiVersionRange,
     ) -> Result<(R::Response, i16), ConnError> {
         let version = self.version(api)?;
-        let frame = self.begin_ungated(req, version, None).await?.wait().await?;
+        let (id, frame) = self.frame::<R>(version, |b, v| codec::write_request(req, b, v))?;
+        let frame = self
+            .begin_ungated::<R>(id, frame, None)
+            .await?
+            .wait()
+            .await?;
         let resp = codec::decode_response::<R>(frame, version).map_err(|e| ConnError::Codec {
             addr: self.inner.addr.clone(),
             source: e,
@@ -320,18 +326,17 @@ impl Connection {
         Ok((self.send_at(req, version, Some(extra)).await?, version))
     }
 
-    /// Sends a request the broker will not answer (Produce with acks=0);
-    /// resolves once it is written.
-    pub(crate) async fn send_no_response<R: Request>(
+    /// Sends a request the broker will not answer (Produce with acks=0),
+    /// its body written by `body`; resolves once it is written.
+    pub(crate) async fn send_no_response_with<R: Request>(
         &self,
-        req: &R,
         api: ApiVersionRange,
+        body: impl FnOnce(&mut BytesMut, i16) -> Result<(), codec::CodecError>,
     ) -> Result<i16, ConnError> {
         let version = self.version(api)?;
+        let (_, frame) = self.frame::<R>(version, body)?;
         let gate = self.inner.gate.clone();
         let _open = gate.read().await;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = self.encode(req, version, id)?;
         self.check_open()?;
         let (tx, rx) = oneshot::channel();
         self.enqueue(Outgoing {
@@ -382,19 +387,28 @@ impl Connection {
         version: i16,
         extra: Option<Duration>,
     ) -> Result<Pending, ConnError> {
+        let (id, frame) = self.frame::<R>(version, |b, v| codec::write_request(req, b, v))?;
+        self.begin_framed::<R>(id, frame, extra).await
+    }
+
+    /// Queues an encoded frame once no re-authentication holds the gate.
+    async fn begin_framed<R: Request>(
+        &self,
+        id: i32,
+        frame: Bytes,
+        extra: Option<Duration>,
+    ) -> Result<Pending, ConnError> {
         let gate = self.inner.gate.clone();
         let _open = gate.read().await;
-        self.begin_ungated(req, version, extra).await
+        self.begin_ungated::<R>(id, frame, extra).await
     }
 
     async fn begin_ungated<R: Request>(
         &self,
-        req: &R,
-        version: i16,
+        id: i32,
+        frame: Bytes,
         extra: Option<Duration>,
     ) -> Result<Pending, ConnError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = self.encode(req, version, id)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.inner.state.lock().map_err(|_| self.closed_error())?;
@@ -425,14 +439,17 @@ impl Connection {
         Ok(pending)
     }
 
-    /// Like [`send`](Self::send), split in two: the returned future only waits.
-    pub(crate) async fn begin<R: Request>(
+    /// Like [`send`](Self::send), split in two (the returned future only
+    /// waits), for a request of type `R` whose body `body` writes (Produce:
+    /// batches copied once, straight into the frame).
+    pub(crate) async fn begin_with<R: Request>(
         &self,
-        req: &R,
         api: ApiVersionRange,
+        body: impl FnOnce(&mut BytesMut, i16) -> Result<(), codec::CodecError>,
     ) -> Result<PendingResponse<R>, ConnError> {
         let version = self.version(api)?;
-        let pending = self.begin_raw(req, version, None).await?;
+        let (id, frame) = self.frame::<R>(version, body)?;
+        let pending = self.begin_framed::<R>(id, frame, None).await?;
         Ok(PendingResponse {
             pending,
             version,
@@ -440,7 +457,13 @@ impl Connection {
         })
     }
 
-    fn encode<R: Request>(&self, req: &R, version: i16, id: i32) -> Result<Bytes, ConnError> {
+    /// A correlation id and the frame, encoded into the spare buffer.
+    fn frame<R: Request>(
+        &self,
+        version: i16,
+        body: impl FnOnce(&mut BytesMut, i16) -> Result<(), codec::CodecError>,
+    ) -> Result<(i32, Bytes), ConnError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let buf = self
             .inner
             .spare
@@ -448,12 +471,13 @@ impl Connection {
             .ok()
             .and_then(|mut s| s.take())
             .unwrap_or_default();
-        codec::encode_request_into(req, version, id, &self.inner.cfg.client_id, buf).map_err(|e| {
-            ConnError::Codec {
-                addr: self.inner.addr.clone(),
-                source: e,
-            }
-        })
+        let frame =
+            codec::encode_frame_with::<R>(version, id, &self.inner.cfg.client_id, buf, body)
+                .map_err(|e| ConnError::Codec {
+                    addr: self.inner.addr.clone(),
+                    source: e,
+                })?;
+        Ok((id, frame))
     }
 
     async fn enqueue(&self, out: Outgoing) -> Result<(), ConnError> {

@@ -5,11 +5,11 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
 use super::accumulator::Batch;
 use super::ProducerEngine;
-use crate::cluster::wire::{BatchBody, ProducerStamp};
+use crate::cluster::wire::{produce, BatchBody, ProducerStamp};
 use crate::cluster::Compression;
 use crate::cluster::{codes, msg, versions, ClusterError, ErrorCode, PendingResponse, Role};
 
@@ -69,23 +69,32 @@ async fn send(
 }
 
 async fn start(e: &ProducerEngine, leader: i32, batches: Vec<Batch>) -> InFlight {
-    let req = match request(e, &batches) {
-        Ok(r) => r,
+    let topics = match request(e, &batches) {
+        Ok(t) => t,
         Err(err) => return InFlight::Known(batches, Err(err)),
     };
     let conn = match e.cluster.broker_for(leader, Role::Produce).await {
         Ok(c) => c,
         Err(err) => return InFlight::Known(batches, Err(err)),
     };
-    if e.cfg.acks == 0 {
+    let acks = e.cfg.acks;
+    let timeout = e.cluster.config().conn.request_timeout;
+    let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let body = |buf: &mut BytesMut, v: i16| produce::write_body(buf, v, acks, timeout_ms, &topics);
+    if acks == 0 {
         let r = conn
-            .send_no_response(&req, versions::PRODUCE)
+            .send_no_response_with::<msg::ProduceRequest>(versions::PRODUCE, body)
             .await
             .map(|_| None)
             .map_err(ClusterError::from);
+        drop(topics);
         return InFlight::Known(batches, r);
     }
-    match conn.begin(&req, versions::PRODUCE).await {
+    let r = conn
+        .begin_with::<msg::ProduceRequest>(versions::PRODUCE, body)
+        .await;
+    drop(topics);
+    match r {
         Ok(pending) => InFlight::Awaiting(batches, pending),
         Err(err) => InFlight::Known(batches, Err(err.into())),
     }
@@ -197,9 +206,14 @@ fn outcomes(resp: msg::ProduceResponse) -> Outcomes {
     out
 }
 
-/// Encodes the batches (synchronously, so no batch is held across an await).
-fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest, ClusterError> {
-    let mut topics: Vec<msg::TopicProduceData> = Vec::new();
+/// The request's topics and partitions: compressed batches are encoded
+/// here (learning the compression ratio), uncompressed ones are written
+/// straight into the request frame by the connection.
+fn request<'b>(
+    e: &ProducerEngine,
+    batches: &'b [Batch],
+) -> Result<Vec<produce::Topic<'b>>, ClusterError> {
+    let mut topics: Vec<produce::Topic<'b>> = Vec::new();
     let mut ratios = Vec::new();
     for b in batches {
         let stamp = b.sequence.map_or(ProducerStamp::NONE, |s| ProducerStamp {
@@ -207,27 +221,30 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             epoch: s.epoch,
             base_sequence: s.base_sequence,
         });
-        let records: Bytes =
-            b.body
-                .encode(stamp, e.cfg.compression)
-                .map_err(|err| ClusterError::Encode {
-                    what: format!("a record batch for {}", b.tp),
-                    source: err,
-                })?;
-        if e.cfg.compression != Compression::None && !b.body.is_empty() {
-            let packed = records.len().saturating_sub(BatchBody::HEADER_BYTES);
-            ratios.push((&b.tp.topic, packed as f32 / b.body.bytes().max(1) as f32));
-        }
-        let part = msg::PartitionProduceData::default()
-            .with_index(b.tp.partition)
-            .with_records(Some(records));
-        match topics.iter_mut().find(|t| t.name.0.as_str() == b.tp.topic) {
-            Some(t) => t.partition_data.push(part),
-            None => topics.push(
-                msg::TopicProduceData::default()
-                    .with_name(msg::topic_name(&b.tp.topic))
-                    .with_partition_data(vec![part]),
-            ),
+        let records = match e.cfg.compression {
+            Compression::None => produce::Records::Body(&b.body, stamp),
+            codec => {
+                let packed = b
+                    .body
+                    .encode(stamp, codec)
+                    .map_err(|err| ClusterError::Encode {
+                        what: format!("a record batch for {}", b.tp),
+                        source: err,
+                    })?;
+                if !b.body.is_empty() {
+                    let len = packed.len().saturating_sub(BatchBody::HEADER_BYTES);
+                    ratios.push((&b.tp.topic, len as f32 / b.body.bytes().max(1) as f32));
+                }
+                produce::Records::Encoded(packed)
+            }
+        };
+        let part = (b.tp.partition, records);
+        match topics.iter_mut().find(|t| t.name == b.tp.topic) {
+            Some(t) => t.partitions.push(part),
+            None => topics.push(produce::Topic {
+                name: &b.tp.topic,
+                partitions: vec![part],
+            }),
         }
     }
     if !ratios.is_empty() {
@@ -236,12 +253,7 @@ fn request(e: &ProducerEngine, batches: &[Batch]) -> Result<msg::ProduceRequest,
             acc.observe_ratio(topic, r);
         }
     }
-    let timeout = e.cluster.config().conn.request_timeout;
-    Ok(msg::ProduceRequest::default()
-        .with_transactional_id(None)
-        .with_acks(e.cfg.acks)
-        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-        .with_topic_data(topics))
+    Ok(topics)
 }
 
 fn handle(e: &ProducerEngine, b: Batch, o: Outcome) {
