@@ -77,7 +77,6 @@ impl Reply {
                 }
             }
             How::Tag(tag) => {
-                self.queued = false;
                 if let Some(h) = handler {
                     h(r, *tag);
                 }

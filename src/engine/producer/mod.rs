@@ -222,10 +222,6 @@ impl ProducerEngine {
         }
     }
 
-    /// Queues a record; waits up to `max_block` for buffer memory
-    /// (backpressure). What else the producer keeps for the record until it
-    /// completes (its reply) counts against buffer.memory too, so the bound
-    /// covers what is held.
     /// Appends now if buffer memory is free; otherwise hands the reply back
     /// for [`append`](Self::append) to wait with. Never blocks, reads no
     /// clock unless a batch opens.
@@ -248,7 +244,9 @@ impl ProducerEngine {
         }
     }
 
-    /// Appends, waiting up to `max_block` for buffer memory.
+    /// Appends, waiting up to `max_block` for buffer memory (backpressure).
+    /// What else the producer keeps for the record until it completes (its
+    /// reply) counts against buffer.memory too, so the bound covers what is held.
     pub(crate) async fn append(
         &self,
         tp: TopicPartition,

@@ -87,14 +87,12 @@ async fn start(e: &ProducerEngine, leader: i32, batches: Vec<Batch>) -> InFlight
             .await
             .map(|_| None)
             .map_err(ClusterError::from);
-        drop(topics);
         return InFlight::Known(batches, r);
     }
-    let r = conn
+    match conn
         .begin_with::<msg::ProduceRequest>(versions::PRODUCE, body)
-        .await;
-    drop(topics);
-    match r {
+        .await
+    {
         Ok(pending) => InFlight::Awaiting(batches, pending),
         Err(err) => InFlight::Known(batches, Err(err.into())),
     }
