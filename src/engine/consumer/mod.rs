@@ -354,9 +354,10 @@ impl ConsumerEngine {
             }
         }
         st.drain_from = last.cloned();
-        // Only then: waking the fetcher on every poll cost a cross-thread
-        // wake-up (futex) per poll, ~6 % of the consumer's CPU.
-        if fetchable {
+        // Only then, or when nothing was ready (a starved consumer, e.g.
+        // during a failover, re-plans at once): waking the fetcher on every
+        // poll cost a cross-thread wake-up (futex) per poll, ~6 % of its CPU.
+        if fetchable || n == 0 {
             self.fetch_wake.notify_one();
         }
         let s = &self.stats;
