@@ -39,6 +39,16 @@ pub struct BatchBody {
     stamps: Vec<(i64, u32)>,
     /// Key and value bytes (what the metrics call bytes sent).
     payload: u64,
+    /// The batch as first sent, compressed: the bodies are dropped then
+    /// (`full_bytes` keeps their size), and a resend reuses it.
+    packed: Option<Packed>,
+}
+
+#[derive(Debug)]
+struct Packed {
+    stamp: ProducerStamp,
+    codec: Compression,
+    wire: Bytes,
 }
 
 impl BatchBody {
@@ -180,7 +190,8 @@ impl BatchBody {
 
     /// Moves records `at..` into a new body (offsets renumbered from 0,
     /// same base timestamp). Bytes moved are the returned body's `bytes()`.
-    pub fn split_off(&mut self, at: usize) -> BatchBody {
+    pub fn split_off(&mut self, at: usize) -> Result<BatchBody, CodecError> {
+        self.unpack()?;
         // Rare (MESSAGE_TOO_LARGE): work on one contiguous copy.
         if !self.full.is_empty() {
             let mut all = Vec::with_capacity(self.bytes());
@@ -224,7 +235,7 @@ impl BatchBody {
         self.count -= second.count;
         self.payload -= second.payload;
         self.max_timestamp = first_max;
-        second
+        Ok(second)
     }
 
     /// Encoded size of the record bodies.
@@ -249,6 +260,11 @@ impl BatchBody {
     ) -> Result<(), CodecError> {
         if self.is_empty() {
             return Ok(());
+        }
+        if self.packed.is_some() {
+            return Err(CodecError::Records(
+                "a packed batch cannot be written uncompressed".into(),
+            ));
         }
         let header = self.header(stamp, Compression::None, self.bytes())?;
         let crc = self
@@ -298,6 +314,19 @@ impl BatchBody {
         if self.is_empty() {
             return Ok(Bytes::new());
         }
+        if let Some(p) = &self.packed {
+            if p.codec != codec {
+                return Err(CodecError::Records(format!(
+                    "the batch is packed with {}, not {}",
+                    p.codec.name(),
+                    codec.name()
+                )));
+            }
+            return Ok(match p.stamp == stamp {
+                true => p.wire.clone(),
+                false => restamp(&p.wire, stamp),
+            });
+        }
         let parts: Vec<&[u8]> = self.parts().collect();
         // Uncompressed the size is known; compressed, grow from a small
         // guess (a large idle capacity would stay allocated while in flight).
@@ -316,6 +345,72 @@ impl BatchBody {
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(out.freeze())
     }
+
+    /// The batch as [`encode`](Self::encode) gives it, kept in place of the
+    /// bodies, whose memory is freed (Java holds a closed batch compressed
+    /// too). Sending again reuses it, restamped if the producer stamp
+    /// changed. Also returns the body bytes freed now (0 when already packed).
+    pub fn pack(
+        &mut self,
+        stamp: ProducerStamp,
+        codec: Compression,
+    ) -> Result<(Bytes, usize), CodecError> {
+        if self.packed.as_ref().is_some_and(|p| p.codec != codec) {
+            self.unpack()?;
+        }
+        if let Some(p) = &mut self.packed {
+            if p.stamp != stamp {
+                p.wire = restamp(&p.wire, stamp);
+                p.stamp = stamp;
+            }
+            return Ok((p.wire.clone(), 0));
+        }
+        let wire = self.encode(stamp, codec)?;
+        let freed = self.bytes();
+        self.full_bytes = freed;
+        self.full = Vec::new();
+        self.buf = Vec::new();
+        self.packed = Some(Packed {
+            stamp,
+            codec,
+            wire: wire.clone(),
+        });
+        Ok((wire, freed))
+    }
+
+    /// Back to bodies from the packed batch (to split it).
+    fn unpack(&mut self) -> Result<(), CodecError> {
+        let Some(p) = self.packed.take() else {
+            return Ok(());
+        };
+        let bodies = match p.wire.get(HEADER..) {
+            Some(b) => compression::decompress(p.codec, b, self.full_bytes)?,
+            None => Vec::new(),
+        };
+        if bodies.len() != self.full_bytes {
+            return Err(CodecError::Records(format!(
+                "a packed batch unpacked to {} bytes, not {}",
+                bodies.len(),
+                self.full_bytes
+            )));
+        }
+        self.full_bytes = 0;
+        self.buf = bodies;
+        Ok(())
+    }
+}
+
+/// `wire` (a whole batch) with another producer stamp, its CRC recomputed.
+fn restamp(wire: &[u8], stamp: ProducerStamp) -> Bytes {
+    let mut w = BytesMut::from(wire);
+    if w.len() >= HEADER {
+        w[43..51].copy_from_slice(&stamp.producer_id.to_be_bytes());
+        w[51..53].copy_from_slice(&stamp.epoch.to_be_bytes());
+        w[53..57].copy_from_slice(&stamp.base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&w[CRC_START..]);
+        w[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+    w.freeze()
 }
 
 /// One record of a body: its total length (prefix included), timestamp
@@ -433,7 +528,7 @@ mod tests {
             body.push(r);
         }
         let before = body.bytes();
-        let second = body.split_off(15);
+        let second = body.split_off(15).unwrap();
         assert_eq!((body.len(), second.len()), (15, 25));
         assert_eq!(
             body.bytes() + second.bytes(),
@@ -489,7 +584,7 @@ mod tests {
                 });
             }
             assert!(body.timestamps().eq(stamps.iter().copied()));
-            let second = body.split_off(at);
+            let second = body.split_off(at).unwrap();
             assert!(
                 body.timestamps().eq(stamps[..at].iter().copied()),
                 "at {at}"
@@ -524,7 +619,7 @@ mod tests {
             assert_eq!(a[0].records, b[0].records, "{c}");
         }
         assert!(chunked.timestamps().eq(records.iter().map(|r| r.timestamp)));
-        let second = chunked.split_off(33);
+        let second = chunked.split_off(33).unwrap();
         assert_eq!((chunked.len(), second.len()), (33, 27));
         let got = decode_batches(
             second
@@ -535,6 +630,50 @@ mod tests {
         .unwrap();
         assert_eq!(got[0].records[0].value, records[33].value);
         assert_eq!(got[0].records[26].offset, 26);
+    }
+
+    #[test]
+    fn a_packed_batch_frees_its_bodies_resends_restamped_and_splits() {
+        let records: Vec<_> = (0..60).map(rec).collect();
+        let stamp = |seq| ProducerStamp {
+            producer_id: 7,
+            epoch: 3,
+            base_sequence: seq,
+        };
+        for c in Compression::ALL.into_iter().filter(|c| *c != Compression::None) {
+            // Chunked alike, so both compress to the same bytes.
+            let mut body = BatchBody::chunked(16, 700);
+            let mut twin = BatchBody::chunked(16, 700);
+            for r in &records {
+                body.push(r);
+                twin.push(r);
+            }
+            let (wire, freed) = body.pack(stamp(10), c).unwrap();
+            assert_eq!(freed, twin.bytes(), "{c}");
+            assert_eq!(wire, twin.encode(stamp(10), c).unwrap(), "{c}");
+            assert!(body.full.is_empty() && body.buf.capacity() == 0, "{c}");
+            assert_eq!((body.len(), body.bytes()), (60, twin.bytes()), "{c}");
+            // A resend reuses the packed batch; a new stamp rewrites it.
+            let (again, freed) = body.pack(stamp(10), c).unwrap();
+            assert_eq!((again.as_ptr(), freed), (wire.as_ptr(), 0), "{c}");
+            let (restamped, _) = body.pack(stamp(99), c).unwrap();
+            assert_eq!(restamped, twin.encode(stamp(99), c).unwrap(), "{c}");
+            assert_eq!(body.encode(stamp(10), c).unwrap(), wire, "{c}");
+            let got = decode_batches(restamped, 1 << 20).unwrap();
+            assert_eq!(got[0].records.len(), 60, "{c}");
+            let other = Compression::ALL.into_iter().find(|o| *o != c && *o != Compression::None);
+            assert!(body.encode(stamp(10), other.unwrap()).is_err(), "{c}");
+            // Split (MESSAGE_TOO_LARGE) unpacks: the halves are as if never packed.
+            let second = body.split_off(33).unwrap();
+            let twin_second = twin.split_off(33).unwrap();
+            for (a, b) in [(&body, &twin), (&second, &twin_second)] {
+                assert_eq!(
+                    a.encode(stamp(1), c).unwrap(),
+                    b.encode(stamp(1), c).unwrap(),
+                    "{c}"
+                );
+            }
+        }
     }
 
     #[test]

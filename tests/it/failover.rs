@@ -39,6 +39,9 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
         .set("linger.ms", "5")
         .set("request.timeout.ms", "10000")
         .set("delivery.timeout.ms", "120000")
+        // Compressed: a retried batch is resent as first packed, restamped
+        // when the epoch was bumped.
+        .set("compression.type", "lz4")
         .build()
         .await
         .unwrap();

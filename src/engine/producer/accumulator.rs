@@ -190,6 +190,13 @@ impl Held {
         self.n += t.into_count();
     }
 
+    /// Gives back `n` bytes (at most all) the batch no longer holds.
+    pub(crate) fn release(&mut self, n: usize) {
+        let n = n.min(self.n);
+        self.n -= n;
+        self.sem.add_permits(n);
+    }
+
     /// Moves `n` bytes (at most all) into a new holding.
     fn split(&mut self, n: usize) -> Held {
         let n = n.min(self.n);
@@ -267,15 +274,18 @@ impl Batch {
     }
 
     /// Splits a batch the broker refused as too large into two halves that
-    /// keep the order (MESSAGE_TOO_LARGE; as Java does). `None` for a single
-    /// record, which cannot be split.
+    /// keep the order (MESSAGE_TOO_LARGE; as Java does). `Err` for a single
+    /// record, which cannot be split. A batch sent compressed is unpacked
+    /// first: for that moment it holds more than its buffer memory counts.
     pub(crate) fn split(mut self) -> Result<(Batch, Batch), Batch> {
         let n = self.body.len();
         if n < 2 {
             return Err(self);
         }
         let mid = n / 2;
-        let body = self.body.split_off(mid);
+        let Ok(body) = self.body.split_off(mid) else {
+            return Err(self);
+        };
         let replies = self.replies.split_off(mid);
         // The estimate moves with the records, in proportion to their encoded size.
         let total = (self.body.bytes() + body.bytes()).max(1);

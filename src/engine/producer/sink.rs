@@ -68,8 +68,8 @@ async fn send(
     Ok(())
 }
 
-async fn start(e: &ProducerEngine, leader: i32, batches: Vec<Batch>) -> InFlight {
-    let topics = match request(e, &batches) {
+async fn start(e: &ProducerEngine, leader: i32, mut batches: Vec<Batch>) -> InFlight {
+    let topics = match request(e, &mut batches) {
         Ok(t) => t,
         Err(err) => return InFlight::Known(batches, Err(err)),
     };
@@ -204,37 +204,25 @@ fn outcomes(resp: msg::ProduceResponse) -> Outcomes {
     out
 }
 
-/// The request's topics and partitions: compressed batches are encoded
-/// here (learning the compression ratio), uncompressed ones are written
-/// straight into the request frame by the connection.
+/// The request's topics and partitions: compressed batches are packed here
+/// (once: a resend reuses it) and give back the buffer memory compression
+/// saved; uncompressed ones are written straight into the request frame by
+/// the connection.
 fn request<'b>(
     e: &ProducerEngine,
-    batches: &'b [Batch],
+    batches: &'b mut [Batch],
 ) -> Result<Vec<produce::Topic<'b>>, ClusterError> {
+    let packed = match e.cfg.compression {
+        Compression::None => Vec::new(),
+        codec => pack(e, batches, codec)?,
+    };
+    let batches: &'b [Batch] = batches;
+    let mut packed = packed.into_iter();
     let mut topics: Vec<produce::Topic<'b>> = Vec::new();
-    let mut ratios = Vec::new();
     for b in batches {
-        let stamp = b.sequence.map_or(ProducerStamp::NONE, |s| ProducerStamp {
-            producer_id: s.producer_id,
-            epoch: s.epoch,
-            base_sequence: s.base_sequence,
-        });
-        let records = match e.cfg.compression {
-            Compression::None => produce::Records::Body(&b.body, stamp),
-            codec => {
-                let packed = b
-                    .body
-                    .encode(stamp, codec)
-                    .map_err(|err| ClusterError::Encode {
-                        what: format!("a record batch for {}", b.tp),
-                        source: err,
-                    })?;
-                if !b.body.is_empty() {
-                    let len = packed.len().saturating_sub(BatchBody::HEADER_BYTES);
-                    ratios.push((&b.tp.topic, len as f32 / b.body.bytes().max(1) as f32));
-                }
-                produce::Records::Encoded(packed)
-            }
+        let records = match packed.next() {
+            Some(wire) => produce::Records::Encoded(wire),
+            None => produce::Records::Body(&b.body, stamp(b)),
         };
         let part = (b.tp.partition, records);
         match topics.iter_mut().find(|t| t.name == b.tp.topic) {
@@ -245,13 +233,50 @@ fn request<'b>(
             }),
         }
     }
+    Ok(topics)
+}
+
+fn stamp(b: &Batch) -> ProducerStamp {
+    b.sequence.map_or(ProducerStamp::NONE, |s| ProducerStamp {
+        producer_id: s.producer_id,
+        epoch: s.epoch,
+        base_sequence: s.base_sequence,
+    })
+}
+
+/// Packs each batch (compressed once, its bodies freed), gives back the
+/// buffer memory compression saved, and learns the topic's ratio.
+fn pack(
+    e: &ProducerEngine,
+    batches: &mut [Batch],
+    codec: Compression,
+) -> Result<Vec<bytes::Bytes>, ClusterError> {
+    let mut packed = Vec::with_capacity(batches.len());
+    let mut ratios = Vec::new();
+    for b in batches.iter_mut() {
+        let (wire, freed) = b
+            .body
+            .pack(stamp(b), codec)
+            .map_err(|err| ClusterError::Encode {
+                what: format!("a record batch for {}", b.tp),
+                source: err,
+            })?;
+        if freed > 0 {
+            let len = wire.len().saturating_sub(BatchBody::HEADER_BYTES);
+            ratios.push((b.tp.topic.clone(), len as f32 / freed as f32));
+            if let Some(p) = b._permit.as_mut() {
+                p.release(freed.saturating_sub(wire.len()));
+            }
+        }
+        packed.push(wire);
+    }
     if !ratios.is_empty() {
         let mut acc = e.acc();
         for (topic, r) in ratios {
-            acc.observe_ratio(topic, r);
+            acc.observe_ratio(&topic, r);
         }
     }
-    Ok(topics)
+    Ok(packed)
 }
 
 fn handle(e: &ProducerEngine, b: Batch, o: Outcome) {
