@@ -118,6 +118,8 @@ impl BatchBody {
 
     /// Appends one record (the caller checked [`accepts`](Self::accepts)).
     pub fn push(&mut self, r: &OutRecord) {
+        // Only batches never sent take records; sent ones may be packed.
+        debug_assert!(self.packed.is_none(), "a record pushed onto a packed batch");
         if self.count == 0 {
             self.base_timestamp = r.timestamp;
             self.max_timestamp = r.timestamp;
@@ -640,7 +642,10 @@ mod tests {
             epoch: 3,
             base_sequence: seq,
         };
-        for c in Compression::ALL.into_iter().filter(|c| *c != Compression::None) {
+        for c in Compression::ALL
+            .into_iter()
+            .filter(|c| *c != Compression::None)
+        {
             // Chunked alike, so both compress to the same bytes.
             let mut body = BatchBody::chunked(16, 700);
             let mut twin = BatchBody::chunked(16, 700);
@@ -661,7 +666,9 @@ mod tests {
             assert_eq!(body.encode(stamp(10), c).unwrap(), wire, "{c}");
             let got = decode_batches(restamped, 1 << 20).unwrap();
             assert_eq!(got[0].records.len(), 60, "{c}");
-            let other = Compression::ALL.into_iter().find(|o| *o != c && *o != Compression::None);
+            let other = Compression::ALL
+                .into_iter()
+                .find(|o| *o != c && *o != Compression::None);
             assert!(body.encode(stamp(10), other.unwrap()).is_err(), "{c}");
             // Split (MESSAGE_TOO_LARGE) unpacks: the halves are as if never packed.
             let second = body.split_off(33).unwrap();

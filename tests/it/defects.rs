@@ -135,8 +135,15 @@ async fn oversized_fails_alone(codec: &str) {
     for f in futs {
         offsets.push(f.await.expect("every other record is delivered").offset);
     }
-    eprintln!("{codec}: all delivered {:?} after the first send", start.elapsed());
-    assert_eq!(offsets, (0..20).collect::<Vec<i64>>(), "{codec}: in order, no gaps");
+    eprintln!(
+        "{codec}: all delivered {:?} after the first send",
+        start.elapsed()
+    );
+    assert_eq!(
+        offsets,
+        (0..20).collect::<Vec<i64>>(),
+        "{codec}: in order, no gaps"
+    );
     p.close(Duration::from_secs(5)).await;
 
     let c = Consumer::builder()

@@ -147,3 +147,85 @@ async fn a_session_the_broker_rejects_is_renewed_without_loss() {
     assert!(c.metrics().incremental_fetches > 0, "{}", counts(&c));
     c.close().await;
 }
+
+/// Sends each value to `partition` as a batch of its own (acked one by one).
+async fn produce_batches(topic: &str, partition: i32, values: impl Iterator<Item = String>) {
+    let p = kafka_ingest::Producer::builder()
+        .bootstrap(&bootstrap())
+        .set("linger.ms", "0")
+        .build()
+        .await
+        .unwrap();
+    for v in values {
+        let r = ProducerRecord::new(topic).partition(partition).value(v);
+        p.send(r).await.unwrap().await.unwrap();
+    }
+    p.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_caught_up_partition_does_not_hold_back_another_of_its_leader() {
+    let _bound = crate::support::watchdog(
+        "fetch_session::a_caught_up_partition_does_not_hold_back_another_of_its_leader",
+        180,
+    );
+    let topic = unique("caught-up");
+    create_topic(&topic, 2).await;
+    let value = |i: u32| format!("{i:04}-{}", "x".repeat(1000));
+    produce_batches(&topic, 0, std::iter::once(value(0))).await;
+    produce_batches(&topic, 1, (0..150).map(value)).await;
+    // A fetch brings ~3 of partition 1's batches. Partition 0 is caught up
+    // after its first fetch: had a fetch for it alone long-polled 30 s while
+    // partition 1's records waited in its buffer, partition 1 would wait
+    // 30 s after each drained buffer (about 50 times).
+    let c = Consumer::builder()
+        .bootstrap(&bootstrap())
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.wait.ms", "30000")
+        .set("request.timeout.ms", "60000")
+        .set("max.partition.fetch.bytes", "4096")
+        .set("max.poll.records", "1")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&[
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    ])
+    .await
+    .unwrap();
+    let mut got: Vec<Vec<u32>> = vec![Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while got[0].len() + got[1].len() < 151 && Instant::now() < deadline {
+        for r in c.poll(Duration::from_millis(200)).await.unwrap() {
+            let v = std::str::from_utf8(r.value.as_deref().unwrap()).unwrap();
+            got[r.partition as usize].push(v[..4].parse().unwrap());
+        }
+    }
+    assert_eq!(got[0], vec![0], "{}", counts(&c));
+    assert_eq!(got[1], (0..150).collect::<Vec<_>>(), "{}", counts(&c));
+    assert!(
+        c.metrics().fetch_requests < 1000,
+        "a fetch per record at most: {}",
+        counts(&c)
+    );
+
+    // Partition 1's records wait in its buffer while nothing polls: the
+    // fetch for caught-up partition 0 must not repeat at once (spin).
+    produce_batches(&topic, 1, (150..160).map(value)).await;
+    let first = loop {
+        if let Some(r) = c.poll(Duration::from_millis(200)).await.unwrap().pop() {
+            break r;
+        }
+    };
+    assert_eq!((first.partition, first.offset), (1, 150));
+    let before = c.metrics().fetch_requests;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = c.metrics().fetch_requests - before;
+    assert!(
+        during <= 3,
+        "{during} fetches in a second while a buffer waited: {}",
+        counts(&c)
+    );
+    c.close().await;
+}

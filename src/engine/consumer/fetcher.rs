@@ -1,5 +1,13 @@
 //! The fetch loop: one Fetch in flight per leader, covering every assigned,
 //! unpaused partition that has a position and no unread buffered data.
+//!
+//! A fetch long-polls (`fetch.max.wait.ms`) only when no other partition of
+//! its leader is held out for buffered data: otherwise a fetch for caught-up
+//! partitions would hold the leader's one slot while the held-out ones drain
+//! and wait (a consumer caught up on one partition and behind on others ran
+//! at a fraction of its speed). Such a fetch asks the broker not to wait; if
+//! it brings nothing, the same partitions are not asked again before a held
+//! buffer drains or `fetch.max.wait.ms` passes, so it never spins.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
@@ -18,8 +26,12 @@ use crate::cluster::codes::{
     FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, OFFSET_OUT_OF_RANGE,
 };
 
+/// Per leader: the partitions of a no-wait fetch that brought nothing, and when.
+type Quiet = Arc<std::sync::Mutex<HashMap<i32, (Vec<TopicPartition>, Instant)>>>;
+
 pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError> {
     let in_flight: Arc<std::sync::Mutex<HashSet<i32>>> = Default::default();
+    let quiet: Quiet = Default::default();
     let refreshing: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let mut refresh_after = Instant::now();
     loop {
@@ -34,6 +46,8 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
         let mut missing_leader = false;
         // (leader, [(tp, epoch, offset)])
         let mut plan: BTreeMap<i32, Vec<(TopicPartition, u64, i64)>> = BTreeMap::new();
+        // Leaders with a partition whose buffered records are still to drain.
+        let mut held: HashSet<i32> = HashSet::new();
         {
             let meta = e.cluster.cached();
             let busy = lock(&in_flight).clone();
@@ -41,6 +55,11 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
             let mut st = e.state();
             for (tp, p) in st.parts.iter_mut() {
                 let Some(pos) = p.position else { continue };
+                if !p.paused && p.buffered.is_some() {
+                    if let Ok(l) = crate::cluster::leader_of(&meta, &tp.topic, tp.partition) {
+                        held.insert(l);
+                    }
+                }
                 if p.paused || p.fetching || p.buffered.is_some() || p.failed.is_some() {
                     continue;
                 }
@@ -55,6 +74,17 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
                     Err(_) => missing_leader = true,
                 }
             }
+            let quiet = lock(&quiet);
+            plan.retain(|leader, parts| {
+                // Not again for just these, with nothing new since the last
+                // no-wait fetch, while another partition's buffer drains.
+                !held.contains(leader)
+                    || !quiet.get(leader).is_some_and(|(asked, at)| {
+                        now < *at + e.fetch.max_wait
+                            && parts.iter().all(|(tp, _, _)| asked.contains(tp))
+                    })
+            });
+            drop(quiet);
             for parts in plan.values() {
                 for (tp, _, _) in parts {
                     if let Some(p) = st.parts.get_mut(tp) {
@@ -65,11 +95,23 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
         }
         for (leader, parts) in plan {
             lock(&in_flight).insert(leader);
-            let (e2, in_flight) = (e.clone(), in_flight.clone());
+            let (e2, in_flight, quiet) = (e.clone(), in_flight.clone(), quiet.clone());
+            let long_poll = !held.contains(&leader);
             e.tasks.spawn("fetch", async move {
-                // Clears the leader's slot even if the fetch panics.
-                let _slot = InFlightSlot(in_flight, leader);
-                fetch_once(&e2, leader, parts).await;
+                {
+                    // Clears the leader's slot even if the fetch panics, and
+                    // before the wake: a loop woken first saw the leader still
+                    // busy and slept until the next poll or its timeout.
+                    let _slot = InFlightSlot(in_flight, leader);
+                    let asked: Vec<TopicPartition> =
+                        parts.iter().map(|(tp, _, _)| tp.clone()).collect();
+                    let got = fetch_once(&e2, leader, parts, long_poll).await;
+                    let mut quiet = lock(&quiet);
+                    match got || long_poll {
+                        true => quiet.remove(&leader),
+                        false => quiet.insert(leader, (asked, Instant::now())),
+                    };
+                }
                 e2.fetch_wake.notify_one();
                 Ok(())
             });
@@ -118,18 +160,26 @@ impl Drop for InFlightSlot {
     }
 }
 
-async fn fetch_once(e: &ConsumerEngine, leader: i32, parts: Vec<(TopicPartition, u64, i64)>) {
-    let result = request(e, leader, &parts).await;
-    apply(e, leader, parts, result);
+/// One fetch and its outcome; whether it brought records.
+async fn fetch_once(
+    e: &ConsumerEngine,
+    leader: i32,
+    parts: Vec<(TopicPartition, u64, i64)>,
+    long_poll: bool,
+) -> bool {
+    let result = request(e, leader, &parts, long_poll).await;
+    apply(e, leader, parts, result)
 }
 
-/// Takes one fetch's outcome into the partitions' state.
+/// Takes one fetch's outcome into the partitions' state; whether it
+/// brought records.
 fn apply(
     e: &ConsumerEngine,
     leader: i32,
     parts: Vec<(TopicPartition, u64, i64)>,
     result: Result<Fetched, ClusterError>,
-) {
+) -> bool {
+    let mut got = false;
     let mut st = e.state();
     let mut refresh = false;
     let backoff = e.cluster.config().retry_backoff;
@@ -173,8 +223,10 @@ fn apply(
                         let (batches, next) =
                             visible(batches, &aborted, offset, e.fetch.read_committed);
                         if batches.is_empty() {
+                            got |= next > offset; // e.g. aborted records skipped
                             p.position = Some(next.max(offset));
                         } else {
+                            got = true;
                             p.buffered = Some(Buffered::new(epoch, batches, next));
                         }
                     }
@@ -211,6 +263,7 @@ fn apply(
         e.cluster.invalidate();
     }
     e.data.notify_waiters();
+    got
 }
 
 struct FetchedPartition {
@@ -230,6 +283,7 @@ async fn request(
     e: &ConsumerEngine,
     leader: i32,
     parts: &[(TopicPartition, u64, i64)],
+    long_poll: bool,
 ) -> Result<Fetched, ClusterError> {
     let conn = e.cluster.broker_for(leader, Role::Fetch).await?;
     let version = conn.version(versions::FETCH)?;
@@ -243,7 +297,7 @@ async fn request(
             *fault = None;
         }
     }
-    let resp = exchange(e, &conn, version, &want, &mut session).await;
+    let resp = exchange(e, &conn, version, &want, &mut session, long_poll).await;
     lock(&e.sessions).insert(leader, session);
     let resp = resp?;
     // Decompression bombs: one batch may expand to at most fetch.max.bytes,
@@ -297,11 +351,15 @@ async fn exchange(
     version: i16,
     want: &[(TopicPartition, i64)],
     session: &mut FetchSession,
+    long_poll: bool,
 ) -> Result<msg::FetchResponse, ClusterError> {
     loop {
         let sreq = session.request(want, version);
         // Bounded by request.timeout.ms (validated to exceed fetch.max.wait.ms).
-        let resp = match conn.send(&fetch_request(e, &sreq), versions::FETCH).await {
+        let resp = match conn
+            .send(&fetch_request(e, &sreq, long_poll), versions::FETCH)
+            .await
+        {
             Ok((resp, _)) => resp,
             Err(err) => {
                 session.reset(false);
@@ -339,7 +397,12 @@ async fn exchange(
     }
 }
 
-fn fetch_request(e: &ConsumerEngine, sreq: &session::Request) -> msg::FetchRequest {
+/// The Fetch for `sreq`; without `long_poll` the broker answers at once.
+fn fetch_request(
+    e: &ConsumerEngine,
+    sreq: &session::Request,
+    long_poll: bool,
+) -> msg::FetchRequest {
     let mut topics: Vec<msg::FetchTopic> = Vec::new();
     for (tp, offset) in &sreq.send {
         let part = msg::FetchPartition::default()
@@ -372,9 +435,13 @@ fn fetch_request(e: &ConsumerEngine, sreq: &session::Request) -> msg::FetchReque
             ),
         }
     }
+    let max_wait = match long_poll {
+        true => e.fetch.max_wait.as_millis().min(i32::MAX as u128) as i32,
+        false => 0,
+    };
     msg::FetchRequest::default()
         .with_replica_id(msg::BrokerId(-1))
-        .with_max_wait_ms(e.fetch.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_max_wait_ms(max_wait)
         .with_min_bytes(e.fetch.min_bytes)
         .with_max_bytes(e.fetch.max_bytes)
         .with_isolation_level(i8::from(e.fetch.read_committed))
