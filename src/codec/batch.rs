@@ -240,6 +240,15 @@ impl BatchBody {
         Ok(second)
     }
 
+    /// Heap bytes the body holds: its chunks' capacity, the timestamp runs
+    /// and a packed batch.
+    pub fn heap_bytes(&self) -> usize {
+        self.full.iter().map(Vec::capacity).sum::<usize>()
+            + self.buf.capacity()
+            + self.stamps.capacity() * std::mem::size_of::<(i64, u32)>()
+            + self.packed.as_ref().map_or(0, |p| p.wire.len())
+    }
+
     /// Encoded size of the record bodies.
     pub fn bytes(&self) -> usize {
         self.full_bytes + self.buf.len()
