@@ -242,6 +242,7 @@ impl BatchBody {
 
     /// Heap bytes the body holds: its chunks' capacity, the timestamp runs
     /// and a packed batch.
+    #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
         self.full.iter().map(Vec::capacity).sum::<usize>()
             + self.buf.capacity()

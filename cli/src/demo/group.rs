@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kafka_ingest::schema_registry::apache_avro::types::Value;
 use kafka_ingest::schema_registry::{self, json, AvroDeserializer};
-use kafka_ingest::{Consumer, ConsumerRecord, GroupDescription};
+use kafka_ingest::{Consumer, ConsumerRecord, ErrorCode, GroupDescription};
 use tokio::task::JoinHandle;
 
 use super::producer::Produced;
@@ -118,6 +118,9 @@ fn lock(t: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Kafka's REBALANCE_IN_PROGRESS: a commit made while the group rebalances.
+const REBALANCE_IN_PROGRESS: i16 = 27;
+
 /// Polls, decodes and counts, commits after every poll; on `leave`
 /// commits what it processed and leaves the group.
 async fn member(
@@ -139,9 +142,15 @@ async fn member(
             lock(&tally).record(&name, r, decoded, decoder.reader_schema());
         }
         tokio::time::sleep(WORK_PER_RECORD * records.len() as u32).await;
-        // At-least-once: commit only what was processed.
-        consumer.commit().await?;
-        *lock(&tally).commits.entry(name.clone()).or_default() += 1;
+        // At-least-once: commit only what was processed. A rebalance (a
+        // member leaving) refuses it; the next poll finishes the rebalance and
+        // the next commit covers these records too (cooperative-sticky keeps
+        // this member's partitions).
+        match consumer.commit().await {
+            Ok(()) => *lock(&tally).commits.entry(name.clone()).or_default() += 1,
+            Err(e) if e.code() == Some(ErrorCode(REBALANCE_IN_PROGRESS)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     consumer.close().await;
     Ok(())

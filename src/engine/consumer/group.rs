@@ -520,6 +520,11 @@ impl Group {
                     code.0 == code::UNKNOWN_MEMBER_ID,
                 );
                 self.wake_poll.notify_waiters();
+            } else if code.0 == code::REBALANCE_IN_PROGRESS {
+                // As Java: the caller gets the error; the next poll rejoins
+                // (generation kept), after which the commit can be retried.
+                self.request_rejoin();
+                self.wake_poll.notify_waiters();
             }
         }
         result
