@@ -103,8 +103,11 @@ pub(super) async fn run(engine: Weak<ConsumerEngine>) -> Result<(), ClusterError
                     // before the wake: a loop woken first saw the leader still
                     // busy and slept until the next poll or its timeout.
                     let _slot = InFlightSlot(in_flight, leader);
-                    let asked: Vec<TopicPartition> =
-                        parts.iter().map(|(tp, _, _)| tp.clone()).collect();
+                    // Only a no-wait fetch may need to remember what it asked.
+                    let asked: Vec<TopicPartition> = match long_poll {
+                        true => Vec::new(),
+                        false => parts.iter().map(|(tp, _, _)| tp.clone()).collect(),
+                    };
                     let got = fetch_once(&e2, leader, parts, long_poll).await;
                     let mut quiet = lock(&quiet);
                     match got || long_poll {

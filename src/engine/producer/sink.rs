@@ -263,7 +263,7 @@ fn pack(
             })?;
         if freed > 0 {
             let len = wire.len().saturating_sub(BatchBody::HEADER_BYTES);
-            ratios.push((b.tp.topic.clone(), len as f32 / freed as f32));
+            ratios.push((packed.len(), len as f32 / freed as f32));
             if let Some(p) = b._permit.as_mut() {
                 p.release(freed.saturating_sub(wire.len()));
             }
@@ -272,8 +272,8 @@ fn pack(
     }
     if !ratios.is_empty() {
         let mut acc = e.acc();
-        for (topic, r) in ratios {
-            acc.observe_ratio(&topic, r);
+        for (i, r) in ratios {
+            acc.observe_ratio(&batches[i].tp.topic, r);
         }
     }
     Ok(packed)
