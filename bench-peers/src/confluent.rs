@@ -12,7 +12,7 @@ use confluent_kafka::common::TopicPartition;
 use confluent_kafka::consumer::{Consumer, ConsumerConfig, KafkaConsumer};
 use confluent_kafka::producer::{KafkaProducer, Producer, ProducerConfig, ProducerRecord};
 
-use crate::{pairs, payload, Cmd, Latencies, Tally};
+use crate::{pairs, payload, Cmd, Latencies, Pace, Tally};
 
 pub async fn run(bootstrap: &str, cmd: Cmd) {
     match cmd {
@@ -21,6 +21,7 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
             num_records,
             record_size,
             props,
+            throughput,
         } => {
             let mut cfg = HashMap::from([("bootstrap.servers".to_string(), bootstrap.to_string())]);
             cfg.extend(pairs(&props));
@@ -30,10 +31,16 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
                 ByteArraySerializer::new(),
             )
             .expect("producer");
+            // Connected, with the topic's leaders known, before the clock starts.
+            producer.partitions_for(&topic).await.expect("metadata");
             let payload = payload(record_size);
             let lat = Arc::new(Latencies::new());
             let t0 = Instant::now();
-            for _ in 0..num_records {
+            let pace = Pace::new(throughput);
+            for i in 0..num_records {
+                if let Some(p) = &pace {
+                    tokio::time::sleep_until(p.due(i).into()).await;
+                }
                 let sent_at = Instant::now();
                 let l = lat.clone();
                 let rec = ProducerRecord::with_partition_timestamp_key(

@@ -9,7 +9,7 @@ use krafka::consumer::AutoOffsetReset;
 use krafka::producer::Acks;
 use krafka::{Compression, Kafka, Record};
 
-use crate::{pairs, payload, Cmd, Latencies, Tally};
+use crate::{pairs, payload, Cmd, Latencies, Pace, Tally};
 
 pub async fn run(bootstrap: &str, cmd: Cmd) {
     let kafka = Kafka::builder(bootstrap).connect().await.expect("connect");
@@ -19,6 +19,7 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
             num_records,
             record_size,
             props,
+            throughput,
         } => {
             let mut b = kafka.producer();
             for (k, v) in pairs(&props) {
@@ -48,6 +49,8 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
                 };
             }
             let producer = b.build().await.expect("producer");
+            // Connected, with the topic's leaders known, before the clock starts.
+            producer.partitions_for(&topic).await.expect("metadata");
             let payload = Bytes::from(payload(record_size));
             let lat = Arc::new(Latencies::new());
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -63,7 +66,11 @@ pub async fn run(bootstrap: &str, cmd: Cmd) {
                 })
             };
             let t0 = Instant::now();
-            for _ in 0..num_records {
+            let pace = Pace::new(throughput);
+            for i in 0..num_records {
+                if let Some(p) = &pace {
+                    tokio::time::sleep_until(p.due(i).into()).await;
+                }
                 let sent_at = Instant::now();
                 let h = producer
                     .enqueue(Record::new(topic.as_str(), payload.clone()))

@@ -32,7 +32,7 @@ enum Client {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Send NUM records of SIZE bytes (unkeyed) as fast as possible.
+    /// Send NUM records of SIZE bytes (unkeyed) as fast as possible (or at --throughput/s).
     Produce {
         #[arg(long)]
         topic: String,
@@ -43,6 +43,9 @@ pub enum Cmd {
         /// Producer property KEY=VALUE, Java names (acks, linger.ms, ...).
         #[arg(long = "prop", value_name = "KEY=VALUE")]
         props: Vec<String>,
+        /// Records per second, open loop as `perf produce --throughput`; -1 for no limit.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        throughput: i64,
     },
     /// Read NUM records from the beginning: all PARTITIONS assigned, or
     /// through --group (subscribe, earliest; the clock starts at the first record).
@@ -75,6 +78,35 @@ pub fn pairs(props: &[String]) -> Vec<(String, String)> {
 /// Random-looking but fixed payload, like ProducerPerformance's.
 pub fn payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| b'A' + (i * 7 % 26) as u8).collect()
+}
+
+/// Open-loop pacing, as `perf produce --throughput` does it: record `i` is
+/// due `i / rate` seconds after the start, whatever became of earlier ones.
+pub struct Pace {
+    start: Instant,
+    rate: f64,
+}
+
+impl Pace {
+    pub fn new(throughput: i64) -> Option<Self> {
+        (throughput > 0).then(|| Pace {
+            start: Instant::now(),
+            rate: throughput as f64,
+        })
+    }
+
+    pub fn due(&self, i: u64) -> Instant {
+        self.start + Duration::from_secs_f64(i as f64 / self.rate)
+    }
+
+    /// Blocks the calling thread until record `i` is due.
+    pub fn wait_blocking(&self, i: u64) {
+        let due = self.due(i);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
 }
 
 /// Send-to-acknowledgement latencies in microseconds, and failures.

@@ -1,5 +1,6 @@
 //! Choosing a partition: explicit wins, keys hash with Kafka's murmur2,
-//! null keys stick to one partition per `batch.size` bytes (KIP-480/794).
+//! null keys stick to one partition per `batch.size` bytes (KIP-480/794),
+//! counted as the producer counts a batch.
 
 use std::sync::Mutex;
 
@@ -8,7 +9,9 @@ use crate::types::FastMap;
 /// Picks a partition for a record. `available` lists partitions that have a
 /// leader right now (never empty when called with a non-empty topic).
 pub trait Partitioner: Send + Sync + std::fmt::Debug {
-    /// Returns a partition in `0..partitions`.
+    /// Returns a partition in `0..partitions`. `size` is the record's size as
+    /// the producer counts it against `batch.size`: key, value, headers and
+    /// its per-record overhead.
     fn partition(
         &self,
         topic: &str,
@@ -37,7 +40,9 @@ pub struct DefaultPartitioner {
 }
 
 impl DefaultPartitioner {
-    /// Switches the sticky partition after `batch_size` bytes.
+    /// Switches the sticky partition when the next record would take it past
+    /// `batch_size` bytes: the point where the producer's batch is full, so a
+    /// visit leaves no partly filled batch behind to wait out `linger.ms`.
     pub fn new(batch_size: usize) -> Self {
         DefaultPartitioner {
             batch_size: batch_size.max(1),
@@ -60,7 +65,8 @@ impl Partitioner for DefaultPartitioner {
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         let entry = sticky.entry_ref(topic).or_insert((-1, 0));
-        if entry.0 < 0 || entry.0 >= partitions || entry.1 >= self.batch_size {
+        let full = entry.1 > 0 && entry.1 + size > self.batch_size;
+        if entry.0 < 0 || entry.0 >= partitions || full {
             let pool: Vec<i32> = if available.is_empty() {
                 (0..partitions).collect()
             } else {
@@ -106,14 +112,18 @@ mod tests {
     fn sticky_switches_after_batch_size() {
         let p = DefaultPartitioner::new(100);
         let all = [0, 1, 2, 3];
-        let first = p.partition("t", None, 60, 4, &all);
-        assert_eq!(
-            p.partition("t", None, 60, 4, &all),
-            first,
-            "sticks within a batch"
-        );
-        let next = p.partition("t", None, 10, 4, &all);
-        assert_ne!(next, first, "moves on after batch.size bytes");
+        let first = p.partition("t", None, 30, 4, &all);
+        for _ in 0..2 {
+            let same = p.partition("t", None, 30, 4, &all);
+            assert_eq!(same, first, "sticks while the batch has room");
+        }
+        // 90 bytes so far: the next 30 would not fit in a 100-byte batch.
+        let next = p.partition("t", None, 30, 4, &all);
+        assert_ne!(next, first, "moves on when the batch is full");
+        // A record larger than batch.size still goes somewhere, alone.
+        let big = p.partition("t", None, 500, 4, &all);
+        assert_ne!(big, next);
+        assert_ne!(p.partition("t", None, 1, 4, &all), big);
         assert_eq!(
             p.partition("t", Some(b"abc"), 1, 4, &all),
             partition_for_key(b"abc", 4)

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use super::{now_ms, DeliveryHandler, Producer, ProducerRecord, RecordMetadata};
 use crate::cluster::ClusterError;
 use crate::cluster::TopicMeta;
-use crate::engine::producer::{routable, Delivered, Handler, Reply};
+use crate::engine::producer::{record_size, routable, Delivered, Handler, Reply};
 use crate::engine::OutRecord;
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -194,32 +194,32 @@ impl Producer {
         record: &mut ProducerRecord,
     ) -> Result<(TopicPartition, OutRecord)> {
         let count = topic_meta.map_or(0, |t| t.partitions.len() as i32);
-        let partition = match record.partition {
-            Some(p) if p < 0 || p >= count => {
-                return Err(Error::UnknownPartition {
-                    topic: std::mem::take(&mut record.topic),
-                    partition: p,
-                });
-            }
-            Some(p) => p,
-            None => {
-                let available = topic_meta.map(|t| &t.available[..]).unwrap_or_default();
-                let size = record.value.as_ref().map_or(0, |v| v.len())
-                    + record.key.as_ref().map_or(0, |k| k.len());
-                self.inner.partitioner.partition(
-                    &record.topic,
-                    record.key.as_deref(),
-                    size,
-                    count,
-                    available,
-                )
-            }
-        };
+        if let Some(p) = record.partition.filter(|p| *p < 0 || *p >= count) {
+            return Err(Error::UnknownPartition {
+                topic: std::mem::take(&mut record.topic),
+                partition: p,
+            });
+        }
         let out = OutRecord {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
             key: record.key.take(),
             value: record.value.take(),
             headers: std::mem::take(&mut record.headers),
+        };
+        let partition = match record.partition {
+            Some(p) => p,
+            None => {
+                let available = topic_meta.map(|t| &t.available[..]).unwrap_or_default();
+                // Sized as the accumulator counts a batch, so a sticky
+                // partitioner can move on exactly when the batch is full.
+                self.inner.partitioner.partition(
+                    &record.topic,
+                    out.key.as_deref(),
+                    record_size(&out),
+                    count,
+                    available,
+                )
+            }
         };
         let topic = std::mem::take(&mut record.topic);
         Ok((TopicPartition::new(topic, partition), out))

@@ -25,8 +25,8 @@ use crate::engine::tasks::Tasks;
 use crate::metrics::{ProducerMetrics, ProducerStats};
 use crate::retry::{retry, RetryAction, RetryPolicy};
 use crate::types::TopicPartition;
-use accumulator::{record_size, Accumulator, Batch, Limits, Taken};
-pub(crate) use accumulator::{Delivered, Handler, Reply};
+pub(crate) use accumulator::{record_size, Delivered, Handler, Reply};
+use accumulator::{Accumulator, Batch, Limits, Taken};
 
 /// Engine settings derived from the producer config.
 #[derive(Debug, Clone)]
