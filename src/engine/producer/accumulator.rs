@@ -321,7 +321,9 @@ impl Batch {
     /// rather than after linger.ms, as the next record would not fit anyway
     /// (and with the sticky partitioner, none comes: it moved on).
     fn is_full(&self) -> bool {
-        self.bytes + self.bytes / self.len().max(1) > self.limit
+        // bytes + bytes / n > limit, without a division on the append path.
+        let n = self.len().max(1);
+        self.bytes.saturating_mul(n + 1) > self.limit.saturating_mul(n)
     }
 
     /// Bytes the batch will likely take on the wire, once compressed.
@@ -493,8 +495,7 @@ impl Accumulator {
                 if let Some(p) = b._permit.as_mut() {
                     p.merge(permit);
                 }
-                // No room for another record like this one: ready now.
-                return (was_empty, b.bytes + size > b.limit);
+                return (was_empty, b.is_full());
             }
             rolled_over = open;
             expected = b.len();
